@@ -1,0 +1,86 @@
+//! The admin listener: `GET /ready`, `GET /stats` (JSON) and `GET /metrics` (Prometheus text).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::ProxyBody;
+use crate::http::local_response;
+use crate::state::Shared;
+
+/// Serves admin requests until `stop`.
+pub async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(%err, "cannot register admin listener");
+            return;
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let response = respond(&req, &shared);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = served => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Answers one admin request.
+fn respond(req: &Request<Incoming>, shared: &Shared) -> Response<ProxyBody> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return local_response(StatusCode::METHOD_NOT_ALLOWED, "only GET is allowed\n");
+    }
+    match req.uri().path() {
+        "/ready" if shared.is_ready() => local_response(StatusCode::OK, "ready\n"),
+        "/ready" => local_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/stats" => {
+            let mut response = local_response(StatusCode::OK, shared.stats().to_string());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        "/metrics" => {
+            let mut response = local_response(StatusCode::OK, shared.metrics.render());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        _ => local_response(
+            StatusCode::NOT_FOUND,
+            "not found: try /ready, /stats or /metrics\n",
+        ),
+    }
+}

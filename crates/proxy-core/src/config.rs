@@ -1,0 +1,405 @@
+//! The proxy's configuration: a bootstrap fixed at start and a hot-swappable snapshot, parsed strictly.
+//!
+//! Both are JSON documents. Unknown fields are refused, and every error carries
+//! the JSON path of the field at fault (`clusters[0].lb`), so a user can fix a
+//! file without guessing.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A configuration error: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the bad field, e.g. `listeners[1].cluster`; empty for the whole document.
+    pub path: String,
+    /// What is wrong, in words a user can act on.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Settings fixed for the life of a proxy: where the admin listener is and how many threads run it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// Address of the admin listener (`/ready`, `/stats`, `/metrics`); none disables it.
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
+    /// Number of tokio worker threads; 1 suits a sidecar.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Self {
+            admin: None,
+            workers: default_workers(),
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    1
+}
+
+/// Everything that can change while the proxy runs: listeners and the clusters they send to.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Version of this snapshot; 0 or absent means "one more than the current".
+    #[serde(default)]
+    pub version: u64,
+    /// Sockets to accept connections on.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    /// Named groups of upstream endpoints.
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerProtocol {
+    /// HTTP/1.1 and HTTP/2 with prior knowledge, detected per connection.
+    Http,
+    /// An opaque byte stream relayed to one endpoint of the cluster.
+    Tcp,
+}
+
+/// Which header, besides `x-forwarded-for`, records that a request went through the proxy.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyHeader {
+    /// `via: 1.1 meshpy` on requests and responses (RFC 9110).
+    #[default]
+    Via,
+    /// `forwarded: for=...;proto=http` on requests (RFC 7239).
+    Forwarded,
+    /// Neither.
+    None,
+}
+
+/// A socket the proxy accepts connections on, and where their traffic goes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Unique name, used in metrics and in the address map `start()` returns.
+    pub name: String,
+    /// `ip:port` to bind; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// `http` or `tcp`.
+    pub protocol: ListenerProtocol,
+    /// Name of the cluster that receives the traffic.
+    pub cluster: String,
+    /// `via`, `forwarded` or `none` (HTTP only).
+    #[serde(default)]
+    pub proxy_header: ProxyHeader,
+    /// Request and idle timeouts.
+    #[serde(default)]
+    pub timeouts: ListenerTimeouts,
+    /// Connection and header limits.
+    #[serde(default)]
+    pub limits: ListenerLimits,
+}
+
+/// Timeouts of a listener.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerTimeouts {
+    /// Time from receiving a request to the upstream's response headers; then 504.
+    #[serde(with = "duration_str")]
+    pub request: Duration,
+    /// A connection with no request (HTTP/1) or no bytes (TCP) for this long is closed.
+    #[serde(with = "duration_str")]
+    pub idle: Duration,
+}
+
+impl Default for ListenerTimeouts {
+    fn default() -> Self {
+        Self {
+            request: Duration::from_secs(15),
+            idle: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Limits of a listener; requests over a header limit get 431.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerLimits {
+    /// Open connections at most; further ones are closed at once.
+    pub max_connections: usize,
+    /// Bytes of request line plus headers at most.
+    pub max_header_bytes: usize,
+    /// Number of request headers at most.
+    pub max_headers: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_header_bytes: 65_536,
+            max_headers: 100,
+        }
+    }
+}
+
+/// How endpoints of a cluster are chosen.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    /// Each endpoint in turn.
+    #[default]
+    RoundRobin,
+    /// The less busy of two endpoints picked at random (power of two choices).
+    LeastRequest,
+}
+
+/// What the proxy speaks to a cluster's endpoints.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive, one request per connection at a time.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge, requests multiplexed on one connection.
+    Http2,
+}
+
+/// A named set of upstream endpoints and how to reach them.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Unique name that listeners refer to.
+    pub name: String,
+    /// `ip:port` of each endpoint; may be empty (requests then get 503).
+    #[serde(default)]
+    pub endpoints: Vec<SocketAddr>,
+    /// `round_robin` or `least_request`.
+    #[serde(default)]
+    pub lb: LbPolicy,
+    /// `http1` or `http2`; ignored by TCP listeners.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// Time allowed to open a TCP connection to an endpoint; then 502.
+    #[serde(default = "default_connect_timeout", with = "duration_str")]
+    pub connect_timeout: Duration,
+    /// Reuse of upstream connections.
+    #[serde(default)]
+    pub pool: PoolConfig,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Keep-alive pool of upstream connections.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// An idle pooled connection older than this is closed instead of reused.
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
+    /// Idle HTTP/1 connections kept per endpoint at most.
+    pub max_idle_per_endpoint: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            max_idle_per_endpoint: 64,
+        }
+    }
+}
+
+/// Parses a bootstrap document and checks its values.
+pub fn parse_bootstrap(json: &str) -> Result<Bootstrap, ConfigError> {
+    let bootstrap: Bootstrap = parse_json(json)?;
+    if !(1..=64).contains(&bootstrap.workers) {
+        return Err(ConfigError::new("workers", "must be between 1 and 64"));
+    }
+    Ok(bootstrap)
+}
+
+/// Parses a snapshot document and checks its values and cross-references.
+pub fn parse_snapshot(json: &str) -> Result<Snapshot, ConfigError> {
+    let snapshot: Snapshot = parse_json(json)?;
+    validate_snapshot(&snapshot)?;
+    Ok(snapshot)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(json: &str) -> Result<T, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, strip_position(&err.into_inner().to_string()))
+    })
+}
+
+/// serde_json appends "at line 1 column 80"; the path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Checks what the types alone cannot: names, uniqueness, references, ranges.
+pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
+    let mut cluster_names = HashSet::new();
+    for (i, cluster) in snapshot.clusters.iter().enumerate() {
+        let at = |field: &str| format!("clusters[{i}].{field}");
+        check_name(&cluster.name).map_err(|msg| ConfigError::new(at("name"), msg))?;
+        if !cluster_names.insert(cluster.name.as_str()) {
+            return Err(ConfigError::new(
+                at("name"),
+                format!("duplicate cluster name {:?}", cluster.name),
+            ));
+        }
+        for (j, endpoint) in cluster.endpoints.iter().enumerate() {
+            if endpoint.port() == 0 || endpoint.ip().is_unspecified() {
+                return Err(ConfigError::new(
+                    format!("clusters[{i}].endpoints[{j}]"),
+                    format!("{endpoint} is not a reachable address"),
+                ));
+            }
+        }
+        check_positive(cluster.connect_timeout, &at("connect_timeout"))?;
+        check_positive(cluster.pool.idle_timeout, &at("pool.idle_timeout"))?;
+    }
+    let mut listener_names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (i, listener) in snapshot.listeners.iter().enumerate() {
+        let at = |field: &str| format!("listeners[{i}].{field}");
+        check_name(&listener.name).map_err(|msg| ConfigError::new(at("name"), msg))?;
+        if listener.name == "admin" {
+            return Err(ConfigError::new(
+                at("name"),
+                "\"admin\" is reserved for the admin listener",
+            ));
+        }
+        if !listener_names.insert(listener.name.as_str()) {
+            return Err(ConfigError::new(
+                at("name"),
+                format!("duplicate listener name {:?}", listener.name),
+            ));
+        }
+        if listener.address.port() != 0 && !addresses.insert(listener.address) {
+            return Err(ConfigError::new(
+                at("address"),
+                format!("{} is used by another listener", listener.address),
+            ));
+        }
+        if !cluster_names.contains(listener.cluster.as_str()) {
+            return Err(ConfigError::new(
+                at("cluster"),
+                format!("no cluster named {:?}", listener.cluster),
+            ));
+        }
+        check_positive(listener.timeouts.request, &at("timeouts.request"))?;
+        check_positive(listener.timeouts.idle, &at("timeouts.idle"))?;
+        let limits = &listener.limits;
+        if limits.max_connections == 0 {
+            return Err(ConfigError::new(
+                at("limits.max_connections"),
+                "must be at least 1",
+            ));
+        }
+        if !(1024..=1 << 20).contains(&limits.max_header_bytes) {
+            return Err(ConfigError::new(
+                at("limits.max_header_bytes"),
+                "must be between 1024 and 1048576",
+            ));
+        }
+        if !(1..=1000).contains(&limits.max_headers) {
+            return Err(ConfigError::new(
+                at("limits.max_headers"),
+                "must be between 1 and 1000",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_positive(value: Duration, path: &str) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        Err(ConfigError::new(path, "must be longer than zero"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Names appear in metric labels and URLs, so they are kept plain.
+fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if first_ok && rest_ok && name.len() <= 253 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid name: use lowercase letters, digits, '-', '_' and '.', starting with a letter or digit"
+        ))
+    }
+}
+
+/// Durations as human strings: "250ms", "15s", "5m".
+mod duration_str {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"250ms\", \"15s\" or \"5m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Duration, E> {
+                humantime::parse_duration(value).map_err(|err| {
+                    E::custom(format!(
+                        "invalid duration {value:?} ({err}); use e.g. \"250ms\", \"15s\" or \"5m\""
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests;

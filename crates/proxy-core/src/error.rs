@@ -1,0 +1,159 @@
+//! Errors on the request path: what failed, whose fault it was, and whether a retry may help.
+//!
+//! Every failure a request can meet is one `ProxyError`; `status()` and
+//! `reason()` are the one place that maps them to what the client sees.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// What went wrong while proxying a request or a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The cluster has no endpoints to send to.
+    NoEndpoints,
+    /// The TCP connection to the endpoint was refused or failed.
+    ConnectFailed,
+    /// The TCP connection to the endpoint did not open in time.
+    ConnectTimeout,
+    /// The endpoint closed or broke the connection, or spoke invalid HTTP.
+    UpstreamFailed,
+    /// No response headers within the request timeout.
+    RequestTimeout,
+}
+
+/// Whose side a failure is on; metrics and logs carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The upstream endpoint, or the path to it.
+    Upstream,
+    /// This proxy's own configuration or state.
+    Internal,
+}
+
+/// A failure on the request path, with the error that caused it.
+#[derive(Debug)]
+pub struct ProxyError {
+    kind: ErrorKind,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProxyError {
+    /// A failure of this kind with no underlying error.
+    pub fn new(kind: ErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// A failure of this kind caused by `source`.
+    pub fn with_source(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whose side the failure is on.
+    pub fn side(&self) -> Side {
+        match self.kind {
+            ErrorKind::NoEndpoints => Side::Internal,
+            _ => Side::Upstream,
+        }
+    }
+
+    /// Whether sending the request again, to another endpoint, may succeed:
+    /// true only when the upstream cannot have seen the request.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout
+        )
+    }
+
+    /// The status code a client gets for this failure.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout | ErrorKind::UpstreamFailed => {
+                StatusCode::BAD_GATEWAY
+            }
+            ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A short stable label for metrics and the `x-meshpy-error` header.
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::NoEndpoints => "no_endpoints",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::UpstreamFailed => "upstream_failed",
+            ErrorKind::RequestTimeout => "request_timeout",
+        }
+    }
+
+    /// The plain-text body a client gets.
+    pub fn body(&self) -> String {
+        let what = match self.kind {
+            ErrorKind::NoEndpoints => "no endpoints available in the cluster",
+            ErrorKind::ConnectFailed => "upstream connect error",
+            ErrorKind::ConnectTimeout => "upstream connect timeout",
+            ErrorKind::UpstreamFailed => "upstream connection failed",
+            ErrorKind::RequestTimeout => "upstream request timeout",
+        };
+        match &self.source {
+            Some(source) => format!("{what}: {source}\n"),
+            None => format!("{what}\n"),
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.body().trim_end())
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_follow_the_kind() {
+        let cases = [
+            (ErrorKind::NoEndpoints, 503, false, Side::Internal),
+            (ErrorKind::ConnectFailed, 502, true, Side::Upstream),
+            (ErrorKind::ConnectTimeout, 502, true, Side::Upstream),
+            (ErrorKind::UpstreamFailed, 502, false, Side::Upstream),
+            (ErrorKind::RequestTimeout, 504, false, Side::Upstream),
+        ];
+        for (kind, status, retryable, side) in cases {
+            let err = ProxyError::new(kind);
+            assert_eq!(err.status().as_u16(), status, "{kind:?}");
+            assert_eq!(err.retryable(), retryable, "{kind:?}");
+            assert_eq!(err.side(), side, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn body_carries_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = ProxyError::with_source(ErrorKind::ConnectFailed, io);
+        assert_eq!(err.body(), "upstream connect error: connection refused\n");
+    }
+}

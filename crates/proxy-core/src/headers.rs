@@ -1,0 +1,205 @@
+//! Proxy header semantics as pure functions: hop-by-hop removal, forwarding headers, request targets.
+//!
+//! Nothing here touches a socket, so every rule is tested with plain header maps.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::{Request, Version};
+
+use crate::config::{ProxyHeader, UpstreamProtocol};
+
+/// `x-forwarded-for`, appended with the client's address.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-request-id`, set when absent so a request can be followed through logs.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-meshpy-error`, on responses the proxy made itself, saying why.
+pub static X_MESHPY_ERROR: HeaderName = HeaderName::from_static("x-meshpy-error");
+
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 meshpy");
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+fn fixed_hop_by_hop() -> [&'static HeaderName; 6] {
+    [
+        &header::CONNECTION,
+        &PROXY_CONNECTION,
+        &KEEP_ALIVE,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+        &header::PROXY_AUTHENTICATE,
+    ]
+}
+
+/// Values of a connection computed once per downstream connection, reused per request.
+#[derive(Debug, Clone)]
+pub struct ClientHeaders {
+    /// The client's IP as an `x-forwarded-for` element.
+    pub forwarded_for: HeaderValue,
+    /// `for=...;proto=http` for the `forwarded` header.
+    pub forwarded: HeaderValue,
+}
+
+impl ClientHeaders {
+    /// Header values describing a client at `ip`.
+    pub fn new(ip: IpAddr) -> Self {
+        let forwarded = match ip {
+            IpAddr::V4(v4) => format!("for={v4};proto=http"),
+            // RFC 7239: IPv6 addresses are bracketed and quoted.
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+        };
+        Self {
+            forwarded_for: header_value(ip.to_string()),
+            forwarded: header_value(forwarded),
+        }
+    }
+}
+
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names.
+///
+/// `te: trailers` is kept: it is end to end in HTTP/2 and gRPC needs it.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| name != header::HOST)
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in fixed_hop_by_hop() {
+        headers.remove(name);
+    }
+    let te_trailers_only = headers
+        .get_all(header::TE)
+        .iter()
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if !te_trailers_only {
+        headers.remove(header::TE);
+    }
+}
+
+/// Rewrites a downstream request into the one sent upstream: hop-by-hop headers
+/// out, forwarding headers in, request target and version for `upstream`.
+pub fn prepare_request<B>(
+    req: &mut Request<B>,
+    client: &ClientHeaders,
+    mode: ProxyHeader,
+    upstream: UpstreamProtocol,
+    request_id: impl FnOnce() -> HeaderValue,
+) {
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    append_forwarded_for(headers, &client.forwarded_for);
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID.clone(), request_id());
+    }
+    match mode {
+        ProxyHeader::Via => {
+            headers.append(header::VIA, VIA_VALUE.clone());
+        }
+        ProxyHeader::Forwarded => {
+            headers.append(header::FORWARDED, client.forwarded.clone());
+        }
+        ProxyHeader::None => {}
+    }
+    set_target(req, upstream);
+}
+
+/// `x-forwarded-for` keeps one comma-separated list: earlier hops first, this client last.
+fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
+    match headers.get(&X_FORWARDED_FOR) {
+        None => {
+            headers.insert(X_FORWARDED_FOR.clone(), client.clone());
+        }
+        Some(existing) => {
+            let mut joined = Vec::with_capacity(existing.len() + 2 + client.len());
+            joined.extend_from_slice(existing.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&joined) {
+                headers.insert(X_FORWARDED_FOR.clone(), value);
+            }
+        }
+    }
+}
+
+/// HTTP/1 upstreams get origin-form targets and a `Host` header; HTTP/2
+/// upstreams get absolute targets whose authority becomes `:authority`.
+fn set_target<B>(req: &mut Request<B>, upstream: UpstreamProtocol) {
+    let authority = request_authority(req);
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    match upstream {
+        UpstreamProtocol::Http1 => {
+            *req.version_mut() = Version::HTTP_11;
+            if !req.headers().contains_key(header::HOST) {
+                if let Some(authority) = &authority {
+                    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                        req.headers_mut().insert(header::HOST, host);
+                    }
+                }
+            }
+            if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+                *req.uri_mut() = Uri::from(path);
+            }
+        }
+        UpstreamProtocol::Http2 => {
+            *req.version_mut() = Version::HTTP_2;
+            req.headers_mut().remove(header::HOST);
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(Scheme::HTTP);
+            parts.authority = authority.or_else(|| Some(Authority::from_static("unknown")));
+            parts.path_and_query = Some(path);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+}
+
+/// The authority the client addressed: the `Host` header, else the URI's.
+fn request_authority<B>(req: &Request<B>) -> Option<Authority> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|host| Authority::try_from(host.as_bytes()).ok())
+        .or_else(|| req.uri().authority().cloned())
+}
+
+/// Rewrites an upstream response for downstream: hop-by-hop headers out, `via` in.
+pub fn prepare_response(headers: &mut HeaderMap, mode: ProxyHeader) {
+    strip_hop_by_hop(headers);
+    if mode == ProxyHeader::Via {
+        headers.append(header::VIA, VIA_VALUE.clone());
+    }
+}
+
+/// A random 128-bit request id as 32 lowercase hex digits.
+pub fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    let words = [crate::rng::next_u64(), crate::rng::next_u64()];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let word = words[i / 16];
+        let nibble = (word >> ((i % 16) * 4)) & 0xf;
+        *byte = HEX[nibble as usize];
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests;

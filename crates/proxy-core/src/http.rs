@@ -1,0 +1,173 @@
+//! The HTTP listener: serves HTTP/1.1 and h2c on a connection and forwards each request to its cluster.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::body::ProxyBody;
+use crate::error::{ErrorKind, ProxyError};
+use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
+use crate::io::{self, ClientStream, Detected};
+use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
+
+/// Per-connection context every request on it shares.
+struct Connection {
+    shared: Arc<ListenerShared>,
+    client: ClientHeaders,
+}
+
+/// Serves one downstream connection until it closes, drains or is stopped.
+pub async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    route: Arc<ListenerRoute>,
+    shared: &Arc<ListenerShared>,
+    shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let idle = route.timeouts.idle;
+    let limits = route.limits;
+    // A client that connects and says nothing is closed after the idle timeout.
+    let (detected, prefix) = tokio::select! {
+        sniffed = tokio::time::timeout(idle, io::sniff(&mut stream)) => match sniffed {
+            Ok(Ok(sniffed)) => sniffed,
+            _ => return,
+        },
+        _ = shutdown.drain.cancelled() => return,
+    };
+    let metrics = &shared.metrics;
+    let io = TokioIo::new(ClientStream::new(
+        stream,
+        prefix,
+        metrics.bytes_received.clone(),
+        metrics.bytes_sent.clone(),
+    ));
+    let conn = Arc::new(Connection {
+        shared: Arc::clone(shared),
+        client: ClientHeaders::new(peer.ip()),
+    });
+    let service = service_fn(move |req| {
+        let conn = Arc::clone(&conn);
+        async move { Ok::<_, Infallible>(handle(req, &conn).await) }
+    });
+    match detected {
+        Detected::Http1 => {
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(idle)
+                .max_headers(limits.max_headers)
+                .max_header_size(limits.max_header_bytes)
+                .serve_connection(io, service);
+            let mut served = pin!(served);
+            tokio::select! {
+                _ = served.as_mut() => return,
+                _ = shutdown.drain.cancelled() => served.as_mut().graceful_shutdown(),
+                _ = shutdown.stop.cancelled() => return,
+            }
+            tokio::select! {
+                _ = served => {}
+                _ = shutdown.stop.cancelled() => {}
+            }
+        }
+        Detected::Http2 => {
+            let header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
+            let served = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(header_list)
+                .serve_connection(io, service);
+            let mut served = pin!(served);
+            tokio::select! {
+                _ = served.as_mut() => return,
+                _ = shutdown.drain.cancelled() => served.as_mut().graceful_shutdown(),
+                _ = shutdown.stop.cancelled() => return,
+            }
+            tokio::select! {
+                _ = served => {}
+                _ = shutdown.stop.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// Proxies one request and records its outcome.
+async fn handle(req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let route = conn.shared.route.load_full();
+    let metrics = &conn.shared.metrics;
+    let response = match forward(req, &route, &conn.client).await {
+        Ok(response) => response,
+        Err(err) => {
+            metrics.error(err.reason());
+            tracing::debug!(listener = %conn.shared.name, %err, "request failed");
+            error_response(&err)
+        }
+    };
+    metrics.request(response.status().as_u16());
+    metrics.duration.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Sends the request to an endpoint of the route's cluster and streams the response back.
+async fn forward(
+    mut req: Request<Incoming>,
+    route: &ListenerRoute,
+    client: &ClientHeaders,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    // HTTP/1 header counts are enforced by the parser; HTTP/2 ones here.
+    if req.headers().len() > route.limits.max_headers {
+        return Ok(local_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too many request headers\n",
+        ));
+    }
+    let cluster = &route.cluster;
+    let endpoint = cluster
+        .pick()
+        .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
+    headers::prepare_request(
+        &mut req,
+        client,
+        route.proxy_header,
+        cluster.protocol(),
+        headers::new_request_id,
+    );
+    let sent = tokio::time::timeout(route.timeouts.request, endpoint.send(req)).await;
+    let (response, lease) = sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))??;
+    let (mut parts, body) = response.into_parts();
+    headers::prepare_response(&mut parts.headers, route.proxy_header);
+    Ok(Response::from_parts(
+        parts,
+        ProxyBody::upstream(body, lease),
+    ))
+}
+
+/// The response a client gets when the proxy could not get one from upstream.
+fn error_response(err: &ProxyError) -> Response<ProxyBody> {
+    let mut response = local_response(err.status(), err.body());
+    response.headers_mut().insert(
+        X_MESHPY_ERROR.clone(),
+        HeaderValue::from_static(err.reason()),
+    );
+    response
+}
+
+/// A short plain-text response made by the proxy.
+pub fn local_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::local(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

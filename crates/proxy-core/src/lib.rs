@@ -1,0 +1,32 @@
+//! meshpy's data plane: an HTTP/1.1, HTTP/2 and TCP proxy with hot-swappable config, and no Python in it.
+//!
+//! [`Proxy`] is the whole public surface: create it from a bootstrap, `start`
+//! it, `apply` snapshots, read `stats`, `shutdown`. Everything else is the
+//! request path, one module per job:
+//!
+//! - `listener` accepts connections; `http` and `tcp` serve them;
+//! - `headers` holds the proxy header rules as pure functions;
+//! - `cluster` and `balance` choose an endpoint; `endpoint` pools its connections;
+//! - `error` maps every failure to a status code; `metrics` and `state` report.
+
+#![forbid(unsafe_code)]
+
+mod admin;
+pub mod balance;
+mod body;
+mod cluster;
+pub mod config;
+mod endpoint;
+pub mod error;
+pub mod headers;
+mod http;
+mod io;
+mod listener;
+mod metrics;
+mod proxy;
+mod rng;
+mod state;
+mod tcp;
+
+pub use config::{Bootstrap, ConfigError, Snapshot};
+pub use proxy::{Error, Proxy};

@@ -1,0 +1,173 @@
+//! Listeners: binding sockets, the accept loop, connection limits, and the per-listener state a reload swaps.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cluster::Cluster;
+use crate::config::{self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader};
+use crate::metrics::ListenerMetrics;
+use crate::{http, tcp};
+
+/// What a listener's new connections and requests follow; replaced whole on reload.
+#[derive(Debug)]
+pub struct ListenerRoute {
+    /// HTTP or TCP.
+    pub protocol: ListenerProtocol,
+    /// Where traffic goes.
+    pub cluster: Arc<Cluster>,
+    /// Which proxy header to add.
+    pub proxy_header: ProxyHeader,
+    /// Request and idle timeouts.
+    pub timeouts: ListenerTimeouts,
+    /// Connection and header limits.
+    pub limits: ListenerLimits,
+}
+
+impl ListenerRoute {
+    /// Combines a listener's config with its compiled cluster.
+    pub fn new(cfg: &config::Listener, cluster: Arc<Cluster>) -> Self {
+        Self {
+            protocol: cfg.protocol,
+            cluster,
+            proxy_header: cfg.proxy_header,
+            timeouts: cfg.timeouts,
+            limits: cfg.limits,
+        }
+    }
+}
+
+/// State of one listener that outlives reloads: its route slot, metrics and connection count.
+#[derive(Debug)]
+pub struct ListenerShared {
+    /// The listener's name.
+    pub name: String,
+    /// The current route; connections and requests load it, reloads store it.
+    pub route: ArcSwap<ListenerRoute>,
+    /// Metric handles.
+    pub metrics: ListenerMetrics,
+    open: AtomicUsize,
+}
+
+impl ListenerShared {
+    /// Shared state for a listener starting with `route`.
+    pub fn new(name: &str, route: ListenerRoute, metrics: ListenerMetrics) -> Self {
+        Self {
+            name: name.to_string(),
+            route: ArcSwap::from_pointee(route),
+            metrics,
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a connection open for as long as it lives.
+struct OpenConnection(Arc<ListenerShared>);
+
+impl OpenConnection {
+    fn new(shared: &Arc<ListenerShared>) -> Self {
+        shared.open.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connections_open.inc();
+        shared.metrics.connections_total.inc();
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.connections_open.dec();
+    }
+}
+
+/// Signals that end connections: `drain` asks them to finish, `stop` ends them now.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    /// Stop accepting; finish in-flight requests, then close.
+    pub drain: CancellationToken,
+    /// Close now.
+    pub stop: CancellationToken,
+}
+
+/// Binds `addr` synchronously, so a bad address fails the call that asked for it.
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Lets a restarted proxy bind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Accepts connections until `shutdown.drain`, serving each on its own task.
+pub async fn accept_loop(
+    listener: std::net::TcpListener,
+    shared: Arc<ListenerShared>,
+    shutdown: Shutdown,
+    tracker: TaskTracker,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(listener = %shared.name, %err, "cannot register listener");
+            return;
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.drain.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(listener = %shared.name, %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let route = shared.route.load_full();
+        if shared.open_connections() >= route.limits.max_connections {
+            shared.metrics.connections_rejected.inc();
+            drop(stream);
+            continue;
+        }
+        let open = OpenConnection::new(&shared);
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve(stream, peer, route, &shared, shutdown).await;
+            drop(open);
+        });
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    route: Arc<ListenerRoute>,
+    shared: &Arc<ListenerShared>,
+    shutdown: Shutdown,
+) {
+    match route.protocol {
+        ListenerProtocol::Http => {
+            http::serve_connection(stream, peer, route, shared, shutdown).await
+        }
+        ListenerProtocol::Tcp => tcp::serve_connection(stream, route, shared, shutdown).await,
+    }
+}

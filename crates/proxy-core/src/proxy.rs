@@ -1,0 +1,400 @@
+//! The proxy handle: owns the tokio runtime, starts listeners, applies snapshots atomically, shuts down with a drain.
+//!
+//! Control calls (`start`, `apply`, `shutdown`) come from a foreign thread
+//! (Python's) and are serialised by one mutex; the request path never takes it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cluster::{self, Cluster};
+use crate::config::{self, Bootstrap, ConfigError, Snapshot};
+use crate::listener::{self, ListenerRoute, ListenerShared, Shutdown};
+use crate::state::{Served, ServedListener, Shared};
+
+/// Why a control call failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The bootstrap or snapshot is invalid; nothing changed.
+    Config(ConfigError),
+    /// A listener could not bind its address; nothing changed.
+    Bind {
+        /// The listener's name (`admin` for the admin listener).
+        listener: String,
+        /// The address asked for.
+        address: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The call does not fit the proxy's state (e.g. `start` twice).
+    State(&'static str),
+    /// The runtime could not be created.
+    Runtime(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(err) => err.fmt(f),
+            Self::Bind {
+                listener,
+                address,
+                source,
+            } => write!(f, "listener {listener:?} cannot bind {address}: {source}"),
+            Self::State(what) => f.write_str(what),
+            Self::Runtime(err) => write!(f, "cannot start the proxy runtime: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Config(err) => Some(err),
+            Self::Bind { source, .. } | Self::Runtime(source) => Some(source),
+            Self::State(_) => None,
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(err: ConfigError) -> Self {
+        Self::Config(err)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Started,
+    Stopped,
+}
+
+/// A listener the proxy knows: configured, and bound once started.
+#[derive(Debug)]
+struct Known {
+    cfg: config::Listener,
+    shared: Arc<ListenerShared>,
+    bound: Option<SocketAddr>,
+    drain: CancellationToken,
+}
+
+/// Everything the control path changes, behind one mutex.
+#[derive(Debug)]
+struct Control {
+    phase: Phase,
+    version: u64,
+    clusters: Vec<Arc<Cluster>>,
+    listeners: Vec<Known>,
+    admin: Option<SocketAddr>,
+}
+
+/// A proxy: a runtime on its own threads plus the listeners and clusters it serves.
+pub struct Proxy {
+    bootstrap: Bootstrap,
+    runtime: Mutex<Option<Runtime>>,
+    handle: Handle,
+    shared: Arc<Shared>,
+    control: Mutex<Control>,
+    shutdown: Shutdown,
+    tracker: TaskTracker,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("bootstrap", &self.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Creates a proxy from a bootstrap document; nothing is bound until `start`.
+    pub fn new(bootstrap_json: &str) -> Result<Self, Error> {
+        Self::with_bootstrap(config::parse_bootstrap(bootstrap_json)?)
+    }
+
+    /// Creates a proxy from a parsed bootstrap.
+    pub fn with_bootstrap(bootstrap: Bootstrap) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(bootstrap.workers)
+            .max_blocking_threads(4)
+            .thread_name("meshpy-proxy")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            bootstrap,
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            shared: Arc::new(Shared::default()),
+            control: Mutex::new(Control {
+                phase: Phase::Created,
+                version: 0,
+                clusters: Vec::new(),
+                listeners: Vec::new(),
+                admin: None,
+            }),
+            shutdown: Shutdown {
+                drain: CancellationToken::new(),
+                stop: CancellationToken::new(),
+            },
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// Binds the admin listener and every configured listener, then serves.
+    /// Returns the bound addresses by listener name (`admin` included).
+    pub fn start(&self) -> Result<Vec<(String, SocketAddr)>, Error> {
+        let mut control = self.lock();
+        if control.phase != Phase::Created {
+            return Err(Error::State("the proxy was already started"));
+        }
+        let admin = match self.bootstrap.admin {
+            Some(address) => Some(bind("admin", address)?),
+            None => None,
+        };
+        let mut sockets = Vec::with_capacity(control.listeners.len());
+        for known in &control.listeners {
+            sockets.push(bind(&known.cfg.name, known.cfg.address)?);
+        }
+        // Everything bound: from here on nothing can fail.
+        if let Some(socket) = admin {
+            control.admin = socket.local_addr().ok();
+            let serving =
+                crate::admin::serve(socket, Arc::clone(&self.shared), self.shutdown.stop.clone());
+            self.handle.spawn(serving);
+        }
+        for (known, socket) in control.listeners.iter_mut().zip(sockets) {
+            known.bound = socket.local_addr().ok();
+            self.spawn_accept(socket, known);
+        }
+        control.phase = Phase::Started;
+        self.publish(&control);
+        Ok(addresses(&control))
+    }
+
+    /// Validates and applies a snapshot atomically; returns the version now served.
+    /// On error nothing changes and the previous snapshot keeps serving.
+    pub fn apply(&self, snapshot_json: &str) -> Result<u64, Error> {
+        let snapshot = match config::parse_snapshot(snapshot_json) {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                self.shared.metrics.config_reload(false);
+                return Err(err.into());
+            }
+        };
+        let applied = self.apply_parsed(snapshot);
+        self.shared.metrics.config_reload(applied.is_ok());
+        applied
+    }
+
+    fn apply_parsed(&self, snapshot: Snapshot) -> Result<u64, Error> {
+        let mut control = self.lock();
+        if control.phase == Phase::Stopped {
+            return Err(Error::State("the proxy was shut down"));
+        }
+        let started = control.phase == Phase::Started;
+        let reuse = cluster::endpoints_by_key(&control.clusters);
+        let clusters: HashMap<&str, Arc<Cluster>> = snapshot
+            .clusters
+            .iter()
+            .map(|cfg| (cfg.name.as_str(), Arc::new(Cluster::compile(cfg, &reuse))))
+            .collect();
+
+        // Plan: keep a listener whose name and configured address are unchanged,
+        // bind the rest now so that a bind error leaves everything as it was.
+        let mut plan = Vec::with_capacity(snapshot.listeners.len());
+        for cfg in &snapshot.listeners {
+            let cluster = clusters
+                .get(cfg.cluster.as_str())
+                .cloned()
+                .ok_or(Error::State("validated listener lost its cluster"))?;
+            let route = ListenerRoute::new(cfg, cluster);
+            let kept = control
+                .listeners
+                .iter()
+                .position(|k| k.cfg.name == cfg.name && k.cfg.address == cfg.address);
+            let socket = match (kept, started) {
+                (None, true) => Some(bind(&cfg.name, cfg.address)?),
+                _ => None,
+            };
+            plan.push((cfg.clone(), route, kept, socket));
+        }
+
+        // Commit.
+        let mut old: Vec<Option<Known>> = control.listeners.drain(..).map(Some).collect();
+        let mut listeners = Vec::with_capacity(plan.len());
+        for (cfg, route, kept, socket) in plan {
+            let known = match kept.and_then(|i| old.get_mut(i).and_then(Option::take)) {
+                Some(mut known) => {
+                    known.shared.route.store(Arc::new(route));
+                    known.cfg = cfg;
+                    known
+                }
+                None => {
+                    let metrics = self.shared.metrics.listener(&cfg.name);
+                    let mut known = Known {
+                        shared: Arc::new(ListenerShared::new(&cfg.name, route, metrics)),
+                        cfg,
+                        bound: None,
+                        drain: self.shutdown.drain.child_token(),
+                    };
+                    if let Some(socket) = socket {
+                        known.bound = socket.local_addr().ok();
+                        self.spawn_accept(socket, &known);
+                    }
+                    known
+                }
+            };
+            listeners.push(known);
+        }
+        // Listeners no longer configured stop accepting; their connections drain.
+        for removed in old.into_iter().flatten() {
+            removed.drain.cancel();
+        }
+        control.listeners = listeners;
+        control.clusters = snapshot
+            .clusters
+            .iter()
+            .filter_map(|cfg| clusters.get(cfg.name.as_str()).cloned())
+            .collect();
+        control.version = match snapshot.version {
+            0 => control.version + 1,
+            version => version,
+        };
+        self.publish(&control);
+        Ok(control.version)
+    }
+
+    /// Bound addresses by listener name (`admin` included); empty before `start`.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        addresses(&self.lock())
+    }
+
+    /// Stats as JSON: version, readiness, listeners and clusters.
+    pub fn stats(&self) -> serde_json::Value {
+        self.shared.stats()
+    }
+
+    /// Prometheus text exposition of the proxy's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.render()
+    }
+
+    /// Whether the proxy serves a snapshot and is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `grace`,
+    /// then closes every connection and stops the runtime. Blocks the caller.
+    pub fn shutdown(&self, grace: Duration) {
+        {
+            let mut control = self.lock();
+            if control.phase == Phase::Stopped {
+                return;
+            }
+            control.phase = Phase::Stopped;
+        }
+        self.shared.set_ready(false);
+        self.shutdown.drain.cancel();
+        self.tracker.close();
+        let tracker = self.tracker.clone();
+        let drained = self
+            .handle
+            .block_on(async move { tokio::time::timeout(grace, tracker.wait()).await.is_ok() });
+        if !drained {
+            tracing::info!("drain deadline reached; closing remaining connections");
+        }
+        self.shutdown.stop.cancel();
+        let tracker = self.tracker.clone();
+        let _ = self.handle.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await
+        });
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+
+    fn spawn_accept(&self, socket: std::net::TcpListener, known: &Known) {
+        let shutdown = Shutdown {
+            drain: known.drain.clone(),
+            stop: self.shutdown.stop.clone(),
+        };
+        let serving = listener::accept_loop(
+            socket,
+            Arc::clone(&known.shared),
+            shutdown,
+            self.tracker.clone(),
+        );
+        self.handle.spawn(serving);
+    }
+
+    /// Publishes the control state for stats, metrics and readiness.
+    fn publish(&self, control: &Control) {
+        let served = Served {
+            version: control.version,
+            listeners: control
+                .listeners
+                .iter()
+                .map(|k| ServedListener {
+                    shared: Arc::clone(&k.shared),
+                    bound: k.bound,
+                })
+                .collect(),
+            clusters: control.clusters.clone(),
+        };
+        self.shared.served.store(Arc::new(served));
+        self.shared.metrics.config_version.set(control.version);
+        self.shared
+            .set_ready(control.phase == Phase::Started && control.version > 0);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown(Duration::ZERO);
+    }
+}
+
+fn bind(name: &str, address: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    listener::bind(address).map_err(|source| Error::Bind {
+        listener: name.to_string(),
+        address,
+        source,
+    })
+}
+
+fn addresses(control: &Control) -> Vec<(String, SocketAddr)> {
+    control
+        .admin
+        .map(|a| ("admin".to_string(), a))
+        .into_iter()
+        .chain(
+            control
+                .listeners
+                .iter()
+                .filter_map(|k| k.bound.map(|a| (k.cfg.name.clone(), a))),
+        )
+        .collect()
+}

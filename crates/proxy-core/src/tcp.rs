@@ -1,0 +1,66 @@
+//! The TCP listener: relays a byte stream between a client and one endpoint of the cluster.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use tokio::net::TcpStream;
+
+use crate::io::ClientStream;
+use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
+
+/// Relays one connection until either side closes, it idles out, or the proxy stops.
+///
+/// Draining lets a relay run on (TCP has no way to ask a peer to finish); the
+/// proxy's stop deadline ends it.
+pub async fn serve_connection(
+    stream: TcpStream,
+    route: Arc<ListenerRoute>,
+    shared: &Arc<ListenerShared>,
+    shutdown: Shutdown,
+) {
+    let metrics = &shared.metrics;
+    let Some(endpoint) = route.cluster.pick() else {
+        metrics.error("no_endpoints");
+        return;
+    };
+    let (mut upstream, _lease) = match endpoint.connect_stream().await {
+        Ok(connected) => connected,
+        Err(err) => {
+            metrics.error(err.reason());
+            tracing::debug!(listener = %shared.name, %err, "tcp connect failed");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let activity = Counter::<u64>::default();
+    let mut client = ClientStream::new(
+        stream,
+        Bytes::new(),
+        metrics.bytes_received.clone(),
+        metrics.bytes_sent.clone(),
+    )
+    .with_activity(activity.clone());
+    let idle = route.timeouts.idle;
+    let idle_watch = async {
+        // Checked once per idle period: a quiet connection closes within one to two periods.
+        let mut last = activity.get();
+        loop {
+            tokio::time::sleep(idle).await;
+            let now = activity.get();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    };
+    tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(err) = result {
+                tracing::debug!(listener = %shared.name, %err, "tcp relay ended");
+            }
+        }
+        _ = idle_watch => tracing::debug!(listener = %shared.name, "tcp relay idle timeout"),
+        _ = shutdown.stop.cancelled() => {}
+    }
+}

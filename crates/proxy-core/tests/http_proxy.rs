@@ -1,0 +1,214 @@
+//! The HTTP proxy on real loopback sockets: balancing, errors, limits, header rules, h2c, TCP.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn round_robin_spreads_evenly_over_endpoints() {
+    let rt = client_runtime();
+    let backends = rt.block_on(async {
+        vec![
+            http_backend("a").await,
+            http_backend("b").await,
+            http_backend("c").await,
+        ]
+    });
+    let (proxy, web) = start_proxy(&snapshot("http", &backends, "", ""));
+    let counts = rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for _ in 0..30 {
+            let got = client.get("/").await;
+            assert_eq!(got.status, 200);
+            *counts.entry(got.body).or_default() += 1;
+        }
+        counts
+    });
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 10), "{counts:?}");
+    // Sequential keep-alive requests reuse pooled upstream connections.
+    let stats = proxy.stats();
+    for endpoint in stats["clusters"]["backend"]["endpoints"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(endpoint["idle_connections"], 1, "{stats}");
+    }
+    assert_eq!(stats["listeners"]["web"]["requests"]["2xx"], 30);
+}
+
+#[test]
+fn no_endpoints_is_503_and_a_dead_endpoint_is_502() {
+    let rt = client_runtime();
+    let closed = rt.block_on(closed_port());
+    let (empty, web_empty) = start_proxy(&snapshot("http", &[], "", ""));
+    let (dead, web_dead) = start_proxy(&snapshot("http", &[closed], "", ""));
+    rt.block_on(async {
+        let got = H1Client::connect(web_empty).await.get("/").await;
+        assert_eq!(got.status, 503);
+        assert_eq!(got.header("x-meshpy-error"), "no_endpoints");
+        assert!(got.body.starts_with("no endpoints"), "{}", got.body);
+        let got = H1Client::connect(web_dead).await.get("/").await;
+        assert_eq!(got.status, 502);
+        assert_eq!(got.header("x-meshpy-error"), "connect_failed");
+        assert!(got.body.contains("refused"), "{}", got.body);
+    });
+    let metrics = dead.metrics_text();
+    assert!(
+        metrics.contains(r#"meshpy_proxy_errors_total{listener="web",reason="connect_failed"} 1"#),
+        "{metrics}"
+    );
+    drop(empty);
+}
+
+#[test]
+fn slow_upstream_is_504_after_the_request_timeout() {
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("slow"));
+    let (_proxy, web) = start_proxy(&snapshot(
+        "http",
+        &[backend],
+        r#","timeouts":{"request":"200ms"}"#,
+        "",
+    ));
+    rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        let started = std::time::Instant::now();
+        let got = client.get("/sleep/2000").await;
+        assert_eq!(got.status, 504);
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        // The connection to the client survives the timeout.
+        assert_eq!(client.get("/").await.status, 200);
+    });
+}
+
+#[test]
+fn hop_by_hop_headers_stop_at_the_proxy() {
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("b"));
+    let (_proxy, web) = start_proxy(&snapshot("http", &[backend], "", ""));
+    rt.block_on(async {
+        let req = http::Request::builder()
+            .uri("/")
+            .header("host", "svc")
+            .header("connection", "keep-alive, x-private")
+            .header("x-private", "1")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-connection", "keep-alive")
+            .header("te", "gzip")
+            .header("x-forwarded-for", "192.0.2.1")
+            .header("x-kept", "yes")
+            .body(Default::default())
+            .unwrap();
+        let got = H1Client::connect(web).await.send(req).await.unwrap();
+        assert_eq!(got.status, 200);
+        let seen = got.header("x-seen-headers");
+        for gone in [
+            "connection",
+            "x-private",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+        ] {
+            assert!(
+                !seen.split(',').any(|h| h == gone),
+                "{gone} reached the backend: {seen}"
+            );
+        }
+        for kept in ["x-kept", "x-forwarded-for", "x-request-id", "via", "host"] {
+            assert!(seen.split(',').any(|h| h == kept), "{kept} missing: {seen}");
+        }
+        assert_eq!(got.header("x-seen-forwarded-for"), "192.0.2.1, 127.0.0.1");
+        assert_eq!(got.header("x-seen-host"), "svc");
+        // The backend's hop-by-hop response headers do not reach the client.
+        assert_eq!(got.header("keep-alive"), "");
+        assert_eq!(got.header("via"), "1.1 meshpy");
+    });
+}
+
+#[test]
+fn oversize_headers_get_431_and_the_proxy_keeps_serving() {
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("b"));
+    let (_proxy, web) = start_proxy(&snapshot(
+        "http",
+        &[backend],
+        r#","limits":{"max_header_bytes":4096,"max_headers":20}"#,
+        "",
+    ));
+    rt.block_on(async {
+        let big = format!(
+            "GET / HTTP/1.1\r\nhost: svc\r\nx-big: {}\r\n\r\n",
+            "a".repeat(8000)
+        );
+        let reply = raw_exchange(web, big.as_bytes(), 4096).await;
+        assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+        let many: String = (0..40).map(|i| format!("x-h{i}: v\r\n")).collect();
+        let reply = raw_exchange(
+            web,
+            format!("GET / HTTP/1.1\r\nhost: svc\r\n{many}\r\n").as_bytes(),
+            4096,
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+        assert_eq!(H1Client::connect(web).await.get("/").await.status, 200);
+    });
+}
+
+#[test]
+fn h2c_clients_reach_http1_and_http2_upstreams() {
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("b"));
+    let (_h1_proxy, web1) = start_proxy(&snapshot("http", &[backend], "", ""));
+    let (_h2_proxy, web2) =
+        start_proxy(&snapshot("http", &[backend], "", r#","protocol":"http2""#));
+    rt.block_on(async {
+        let got = H2Client::connect(web1).await.get("svc.local", "/x").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.header("x-seen-version"), "HTTP/1.1");
+        assert_eq!(got.header("x-seen-host"), "svc.local");
+        let got = H1Client::connect(web2).await.get("/x").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.header("x-seen-version"), "HTTP/2.0");
+        assert_eq!(got.header("x-seen-host"), "svc");
+        let mut h2 = H2Client::connect(web2).await;
+        for _ in 0..5 {
+            assert_eq!(h2.get("svc", "/").await.status, 200);
+        }
+    });
+}
+
+#[test]
+fn request_bodies_are_forwarded() {
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("b"));
+    let (_proxy, web) = start_proxy(&snapshot("http", &[backend], "", ""));
+    rt.block_on(async {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", "svc")
+            .body(http_body_util::Full::new(bytes::Bytes::from("hello")))
+            .unwrap();
+        let got = H1Client::connect(web).await.send(req).await.unwrap();
+        assert_eq!(got.body, "b:hello");
+    });
+}
+
+#[test]
+fn tcp_listener_relays_bytes_both_ways() {
+    let rt = client_runtime();
+    let backend = rt.block_on(echo_backend());
+    let (proxy, web) = start_proxy(&snapshot("tcp", &[backend], "", ""));
+    rt.block_on(async {
+        let reply = raw_exchange(web, b"ping over tcp", 13).await;
+        assert_eq!(reply, "ping over tcp");
+    });
+    let stats = proxy.stats();
+    assert_eq!(stats["listeners"]["web"]["protocol"], "tcp");
+    assert_eq!(stats["listeners"]["web"]["bytes_received"], 13, "{stats}");
+}

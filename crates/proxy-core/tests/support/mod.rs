@@ -1,0 +1,247 @@
+//! Test backends and clients on real loopback sockets, for the proxy's integration tests.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A proxy config document: one listener `web` on port 0 to cluster `backend`.
+pub fn snapshot(
+    protocol: &str,
+    endpoints: &[SocketAddr],
+    extra_listener: &str,
+    extra_cluster: &str,
+) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    format!(
+        r#"{{"listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"{protocol}","cluster":"backend"{extra_listener}}}],
+            "clusters":[{{"name":"backend","endpoints":[{}]{extra_cluster}}}]}}"#,
+        endpoints.join(",")
+    )
+}
+
+/// Starts a proxy with `snapshot`; returns it and the `web` listener address.
+pub fn start_proxy(snapshot: &str) -> (proxy_core::Proxy, SocketAddr) {
+    let proxy = proxy_core::Proxy::new(r#"{"admin":"127.0.0.1:0"}"#).unwrap();
+    proxy.apply(snapshot).unwrap();
+    let bound = proxy.start().unwrap();
+    let web = bound.iter().find(|(name, _)| name == "web").unwrap().1;
+    (proxy, web)
+}
+
+/// An HTTP backend (HTTP/1.1 and h2c) answering `name` and echoing what it saw:
+/// `x-seen-headers` lists the request header names, `x-seen-version` the version,
+/// `x-seen-host` the Host or authority. `/sleep/<ms>` waits before answering.
+pub async fn http_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(move |req| backend_respond(name, req));
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn backend_respond(
+    name: &'static str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut names: Vec<String> = req.headers().keys().map(|k| k.to_string()).collect();
+    names.sort();
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let version = format!("{:?}", req.version());
+    let forwarded_for = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
+        let ms: u64 = ms.parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = if body.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}:{}", String::from_utf8_lossy(&body))
+    };
+    Ok(Response::builder()
+        .header("x-seen-headers", names.join(","))
+        .header("x-seen-version", version)
+        .header("x-seen-host", host)
+        .header("x-seen-forwarded-for", forwarded_for)
+        .header("connection", "keep-alive")
+        .header("keep-alive", "timeout=30")
+        .body(Full::new(Bytes::from(text)))
+        .unwrap())
+}
+
+/// A TCP backend that echoes every byte back.
+pub async fn echo_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An address where nothing listens (bound, then closed).
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A response with its body collected.
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A keep-alive HTTP/1.1 client connection.
+pub struct H1Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl H1Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Self { sender }
+    }
+
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Got, hyper::Error> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(req).await?;
+        collect(response).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> Got {
+        self.send(get(path)).await.unwrap()
+    }
+}
+
+/// An HTTP/2 prior-knowledge client connection.
+pub struct H2Client {
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+}
+
+impl H2Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        Self { sender }
+    }
+
+    pub async fn get(&mut self, authority: &str, path: &str) -> Got {
+        let req = Request::builder()
+            .uri(format!("http://{authority}{path}"))
+            .version(http::Version::HTTP_2)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.sender.ready().await.unwrap();
+        collect(self.sender.send_request(req).await.unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+async fn collect(response: Response<Incoming>) -> Result<Got, hyper::Error> {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Got {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A GET for `path` with `Host: svc`.
+pub fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .uri(path)
+        .header("host", "svc")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// Sends raw bytes and reads until the peer closes or `limit` bytes arrived.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8], limit: usize) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = vec![0u8; limit];
+    let mut filled = 0;
+    while filled < limit {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut out[filled..])).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => filled += n,
+        }
+    }
+    String::from_utf8_lossy(&out[..filled]).into_owned()
+}
+
+/// A current-thread runtime for the test's clients and backends (the proxy has its own).
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,148 @@
+//! `meshpy._core`: the Python binding of the proxy core, kept thin — parse, call, map errors.
+//!
+//! Exports (and nothing else): `Proxy`, `MeshpyError`, `ConfigError`,
+//! `BindError`, `StateError`, `__version__`. Rust errors become Python
+//! exceptions in exactly one function, `to_py_err`. Every call that may wait
+//! releases the GIL; the proxy's own threads never take it.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+
+create_exception!(
+    _core,
+    MeshpyError,
+    PyException,
+    "Base class of meshpy proxy errors."
+);
+create_exception!(
+    _core,
+    ConfigError,
+    MeshpyError,
+    "An invalid bootstrap or snapshot; `path` names the field, `message` says what is wrong."
+);
+create_exception!(
+    _core,
+    BindError,
+    MeshpyError,
+    "A listener could not bind its address."
+);
+create_exception!(
+    _core,
+    StateError,
+    MeshpyError,
+    "A call that does not fit the proxy's state, such as start() twice."
+);
+
+/// Maps a proxy-core error to its Python exception; the only place that does.
+fn to_py_err(py: Python<'_>, err: proxy_core::Error) -> PyErr {
+    match err {
+        proxy_core::Error::Config(config) => {
+            let py_err = ConfigError::new_err(config.to_string());
+            let value = py_err.value(py);
+            if value.setattr("path", &config.path).is_err()
+                || value.setattr("message", &config.message).is_err()
+            {
+                return PyValueError::new_err(config.to_string());
+            }
+            py_err
+        }
+        err @ proxy_core::Error::Bind { .. } => BindError::new_err(err.to_string()),
+        err @ proxy_core::Error::State(_) => StateError::new_err(err.to_string()),
+        err @ proxy_core::Error::Runtime(_) => MeshpyError::new_err(err.to_string()),
+    }
+}
+
+/// A proxy running on its own threads. Construct with a bootstrap JSON document.
+#[pyclass(frozen, module = "meshpy._core")]
+struct Proxy {
+    inner: proxy_core::Proxy,
+}
+
+#[pymethods]
+impl Proxy {
+    #[new]
+    fn new(py: Python<'_>, bootstrap_json: &str) -> PyResult<Self> {
+        let inner = proxy_core::Proxy::new(bootstrap_json).map_err(|e| to_py_err(py, e))?;
+        Ok(Self { inner })
+    }
+
+    /// Binds the admin listener and all listeners; returns {name: "ip:port"}.
+    fn start(&self, py: Python<'_>) -> PyResult<BTreeMap<String, String>> {
+        let bound = py
+            .detach(|| self.inner.start())
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(address_map(bound))
+    }
+
+    /// Validates and applies a snapshot JSON document; returns the version served.
+    fn apply(&self, py: Python<'_>, snapshot_json: &str) -> PyResult<u64> {
+        py.detach(|| self.inner.apply(snapshot_json))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Bound addresses: {name: "ip:port"}, `admin` included.
+    fn addresses(&self, py: Python<'_>) -> BTreeMap<String, String> {
+        address_map(py.detach(|| self.inner.addresses()))
+    }
+
+    /// Stats: version, readiness, listeners and clusters, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.inner.stats().to_string();
+        py.import("json")?.call_method1("loads", (text,))
+    }
+
+    /// Prometheus text of the proxy's metrics.
+    fn metrics(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// True once started with a snapshot, until shutdown.
+    fn ready(&self) -> bool {
+        self.inner.is_ready()
+    }
+
+    /// Stops accepting, drains in-flight requests for up to `grace_s` seconds, then closes.
+    fn shutdown(&self, py: Python<'_>, grace_s: f64) -> PyResult<()> {
+        let grace = Duration::try_from_secs_f64(grace_s).map_err(|_| {
+            PyValueError::new_err("grace_s must be a non-negative number of seconds")
+        })?;
+        py.detach(|| self.inner.shutdown(grace));
+        Ok(())
+    }
+}
+
+fn address_map(bound: Vec<(String, std::net::SocketAddr)>) -> BTreeMap<String, String> {
+    bound
+        .into_iter()
+        .map(|(name, addr)| (name, addr.to_string()))
+        .collect()
+}
+
+/// Logs go to stderr, filtered by `MESHPY_LOG` (e.g. `info`, `proxy_core=debug`); warnings by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MESHPY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_logging();
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Proxy>()?;
+    m.add("MeshpyError", py.get_type::<MeshpyError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("BindError", py.get_type::<BindError>())?;
+    m.add("StateError", py.get_type::<StateError>())?;
+    Ok(())
+}
