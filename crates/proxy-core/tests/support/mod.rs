@@ -1,6 +1,6 @@
 //! Test backends and clients on real loopback sockets, for the proxy's integration tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
