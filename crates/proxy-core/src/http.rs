@@ -3,8 +3,9 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -24,6 +25,42 @@ use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
 struct Connection {
     shared: Arc<ListenerShared>,
     client: ClientHeaders,
+    /// Requests started on this connection, for HTTP/2 idle detection.
+    started: AtomicU64,
+    /// Requests whose response headers are not sent yet.
+    active: AtomicUsize,
+}
+
+impl Connection {
+    /// Resolves once no request has started or been active for a whole `idle` period.
+    async fn idle(&self, idle: Duration) {
+        let mut last = self.started.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(idle).await;
+            let now = self.started.load(Ordering::Relaxed);
+            if now == last && self.active.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            last = now;
+        }
+    }
+}
+
+/// Counts a request active until its handler finishes or is dropped (client reset).
+struct ActiveRequest<'a>(&'a Connection);
+
+impl<'a> ActiveRequest<'a> {
+    fn new(conn: &'a Connection) -> Self {
+        conn.started.fetch_add(1, Ordering::Relaxed);
+        conn.active.fetch_add(1, Ordering::Relaxed);
+        Self(conn)
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves one downstream connection until it closes, drains or is stopped.
@@ -55,7 +92,10 @@ pub async fn serve_connection(
     let conn = Arc::new(Connection {
         shared: Arc::clone(shared),
         client: ClientHeaders::new(peer.ip()),
+        started: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
     });
+    let watched = Arc::clone(&conn);
     let service = service_fn(move |req| {
         let conn = Arc::clone(&conn);
         async move { Ok::<_, Infallible>(handle(req, &conn).await) }
@@ -86,9 +126,12 @@ pub async fn serve_connection(
                 .max_header_list_size(header_list)
                 .serve_connection(io, service);
             let mut served = pin!(served);
+            // hyper closes idle HTTP/1 connections itself (header read timeout);
+            // an HTTP/2 connection with no request for a whole period gets GOAWAY.
             tokio::select! {
                 _ = served.as_mut() => return,
                 _ = shutdown.drain.cancelled() => served.as_mut().graceful_shutdown(),
+                _ = watched.idle(idle) => served.as_mut().graceful_shutdown(),
                 _ = shutdown.stop.cancelled() => return,
             }
             tokio::select! {
@@ -102,6 +145,7 @@ pub async fn serve_connection(
 /// Proxies one request and records its outcome.
 async fn handle(req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
     let started = Instant::now();
+    let _active = ActiveRequest::new(conn);
     let route = conn.shared.route.load_full();
     let metrics = &conn.shared.metrics;
     let response = match forward(req, &route, &conn.client).await {

@@ -212,3 +212,47 @@ fn tcp_listener_relays_bytes_both_ways() {
     assert_eq!(stats["listeners"]["web"]["protocol"], "tcp");
     assert_eq!(stats["listeners"]["web"]["bytes_received"], 13, "{stats}");
 }
+
+#[test]
+fn idle_connections_are_closed_for_http1_http2_and_tcp() {
+    let rt = client_runtime();
+    let (backend, echo) = rt.block_on(async { (http_backend("b").await, echo_backend().await) });
+    let idle = r#","timeouts":{"idle":"300ms"}"#;
+    let (_http, web) = start_proxy(&snapshot("http", &[backend], idle, ""));
+    let (_tcp, tcp) = start_proxy(&snapshot("tcp", &[echo], idle, ""));
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // HTTP/1: a keep-alive connection left idle is closed by the proxy.
+        let mut h1 = tokio::net::TcpStream::connect(web).await.unwrap();
+        h1.write_all(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        assert!(h1.read(&mut buf).await.unwrap() > 0);
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                if h1.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+            }
+        });
+        assert!(closed.await.is_ok(), "idle HTTP/1 connection not closed");
+        // HTTP/2: an idle connection gets GOAWAY, then new requests on it fail.
+        let mut h2 = H2Client::connect(web).await;
+        assert_eq!(h2.get("svc", "/").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(
+            h2.try_get("svc", "/").await.is_err(),
+            "idle HTTP/2 connection not closed"
+        );
+        // TCP: a silent relay is closed within two idle periods.
+        let mut stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
+        stream.write_all(b"x").await.unwrap();
+        assert_eq!(stream.read(&mut buf).await.unwrap(), 1);
+        let closed = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "idle TCP relay not closed: {closed:?}"
+        );
+    });
+}

@@ -191,15 +191,17 @@ impl H2Client {
     }
 
     pub async fn get(&mut self, authority: &str, path: &str) -> Got {
+        self.try_get(authority, path).await.unwrap()
+    }
+
+    pub async fn try_get(&mut self, authority: &str, path: &str) -> Result<Got, hyper::Error> {
         let req = Request::builder()
             .uri(format!("http://{authority}{path}"))
             .version(http::Version::HTTP_2)
             .body(Full::new(Bytes::new()))
             .unwrap();
-        self.sender.ready().await.unwrap();
-        collect(self.sender.send_request(req).await.unwrap())
-            .await
-            .unwrap()
+        self.sender.ready().await?;
+        collect(self.sender.send_request(req).await?).await
     }
 }
 
