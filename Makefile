@@ -1,0 +1,108 @@
+# meshpy: the one list of commands. CI runs `make test` (see .ci/run). `make help` lists targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+CARGO  ?= cargo
+PYTEST_ARGS ?= -q
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages needed to build and test (the bench ones are in bench-setup).
+APT_PACKAGES       := build-essential pkg-config curl ca-certificates
+APT_BENCH_PACKAGES := nginx haproxy wrk nghttp2-client
+
+SCHEMA := api/proxy-config.schema.json
+
+define apt_install_missing
+	missing=""; for p in $(1); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+endef
+
+.PHONY: help setup tools system-deps rust-tools venv build lint fmt schema check-schema stubtest \
+	test test-rust test-python bench-setup bench demo clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: tools ## install what is needed to build and test (idempotent), and build meshpy once
+	@$(PY) -c 'import meshpy._core' 2>/dev/null || $(MAKE) --no-print-directory build
+
+tools: system-deps rust-tools venv
+
+system-deps: ## apt-get install the missing build/test tools
+	@$(call apt_install_missing,$(APT_PACKAGES))
+
+rust-tools: ## make sure rustfmt and clippy are installed
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+venv: $(VENV)/.installed ## create .venv with the runtime and dev dependencies
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' \
+		> $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	@touch $@
+
+build: tools ## cargo build --release, then maturin develop --release into .venv
+	$(CARGO) build --release --locked --workspace --exclude proxy-py
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --locked 2>&1 \
+		| { grep -v -e '^Requirement already satisfied' -e '^Ignoring ' || true; }
+
+lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema diff
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(BIN)/ruff check python tests scripts examples
+	$(BIN)/ruff format --check python tests scripts examples
+	$(BIN)/mypy
+	$(MAKE) --no-print-directory stubtest check-schema
+
+stubtest: ## check python/meshpy/_core.pyi against the built extension
+	$(PY) -m mypy.stubtest meshpy._core --mypy-config-file pyproject.toml
+
+check-schema: ## fail if api/proxy-config.schema.json is not what the models generate
+	@$(PY) -m meshpy.dataplane --schema | diff -u $(SCHEMA) - \
+		|| { echo "$(SCHEMA) is stale: run 'make schema'"; exit 1; }
+
+schema: ## regenerate api/proxy-config.schema.json from the pydantic models
+	$(PY) -m meshpy.dataplane --schema > $(SCHEMA)
+
+fmt: ## format Rust and Python, apply safe lint fixes
+	$(CARGO) fmt --all
+	$(BIN)/ruff check --fix python tests scripts examples
+	$(BIN)/ruff format python tests scripts examples
+
+test: build lint test-rust test-python ## lint, then cargo tests, then pytest (unit + integration)
+
+test-rust: ## cargo test --workspace (proxy-core's tests never link Python)
+	$(CARGO) test --workspace --locked
+
+test-python: ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
+	@rc=0; $(BIN)/pytest tests $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench-setup: setup ## install the load generator and the proxies we compare against
+	@$(call apt_install_missing,$(APT_BENCH_PACKAGES))
+
+bench: bench-setup build ## run the benchmarks in benches/
+	$(PY) benches/run.py
+
+demo: build ## start a backend and a proxy (examples/proxy-demo.yaml), curl through it, show /stats
+	bash scripts/proxy-demo.sh $(PY)
+
+clean: ## remove build output, .venv and caches
+	$(CARGO) clean
+	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache python/meshpy/_core*.so
+	find python tests -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,49 @@
+"""The meshpy command line, ``meshpy <noun> <verb>``: one module per command group.
+
+Command modules import heavy things (pydantic, httpx, the server stack) inside the
+command functions, so ``meshpy --help`` stays instant and a sidecar stays small.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from meshpy.cli import proxy
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="meshpy",
+    help="meshpy: a service mesh you can pip install.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: instant, and no colour codes
+)
+app.add_typer(proxy.app, name="proxy")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from meshpy import __version__
+
+        typer.echo(f"meshpy {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    """meshpy: a service mesh you can pip install."""
+
+
+def main() -> None:
+    """Entry point of the ``meshpy`` console script (and of ``python -m meshpy``)."""
+    app(prog_name="meshpy")

@@ -1,0 +1,121 @@
+"""Read a proxy config file (YAML or JSON) and split it into bootstrap and snapshot JSON.
+
+This module stays light on purpose (json and PyYAML only, no pydantic): it is on the path
+of ``meshpy proxy run``, where the Rust core does the validating.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["BOOTSTRAP_KEYS", "ConfigFileError", "ProxyFile", "load", "parse"]
+
+BOOTSTRAP_KEYS = ("admin", "workers")
+"""Top-level keys that configure the process (fixed until restart); the rest is the snapshot."""
+
+
+class ConfigFileError(Exception):
+    """The file could not be read or parsed; ``str(e)`` is one line without the file name."""
+
+
+@dataclass(frozen=True)
+class ProxyFile:
+    """A config file's content, split into the bootstrap and the snapshot."""
+
+    bootstrap: dict[str, Any]
+    snapshot: dict[str, Any]
+
+    def bootstrap_json(self) -> str:
+        """Return the JSON for ``_core.Proxy(...)``."""
+        return json.dumps(self.bootstrap)
+
+    def snapshot_json(self) -> str:
+        """Return the JSON for ``_core.Proxy.apply(...)``."""
+        return json.dumps(self.snapshot)
+
+
+def load(path: str | Path) -> ProxyFile:
+    """Read and parse the file at ``path``; raise ConfigFileError if that fails."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigFileError(reason) from exc
+    return parse(text, as_json=_looks_like_json(path, text))
+
+
+def parse(text: str, *, as_json: bool = False) -> ProxyFile:
+    """Parse a config document (YAML unless ``as_json``) and split it."""
+    data = _parse_json(text) if as_json else _parse_yaml(text)
+    if not isinstance(data, dict):
+        kind = "nothing" if data is None else type(data).__name__
+        msg = f"expected a mapping at the top level (listeners, clusters, ...), got {kind}"
+        raise ConfigFileError(msg)
+    bad_keys = [key for key in data if not isinstance(key, str)]
+    if bad_keys:
+        msg = f"top-level keys must be strings, got {bad_keys[0]!r}"
+        raise ConfigFileError(msg)
+    bootstrap = {k: v for k, v in data.items() if k in BOOTSTRAP_KEYS}
+    snapshot = {k: v for k, v in data.items() if k not in BOOTSTRAP_KEYS}
+    return ProxyFile(bootstrap=bootstrap, snapshot=snapshot)
+
+
+def _looks_like_json(path: Path, text: str) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return False
+    return suffix == ".json" or text.lstrip().startswith("{")
+
+
+def _parse_json(text: str) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except json.JSONDecodeError as exc:
+        msg = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise ConfigFileError(msg) from exc
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            msg = f"duplicate key {key!r}"
+            raise ConfigFileError(msg)
+        out[key] = value
+    return out
+
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[valid-type, misc]
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                mark = key_node.start_mark
+                msg = f"line {mark.line + 1}, column {mark.column + 1}: duplicate key {key!r}"
+                raise ConfigFileError(msg)
+            seen.add(key)
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+def _parse_yaml(text: str) -> object:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigFileError(f"{where}{exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(str(exc)) from exc

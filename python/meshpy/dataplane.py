@@ -1,0 +1,413 @@
+"""Typed proxy config (pydantic models of the Rust core's JSON) and a Proxy wrapper over _core.
+
+The models mirror the Rust structs field for field and forbid unknown fields, so a config
+that validates here is the JSON the core parses. The core still validates everything
+itself: these models give early, typed errors and the published JSON Schema
+(``python -m meshpy.dataplane --schema`` writes api/proxy-config.schema.json).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from collections.abc import Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from meshpy import _core
+from meshpy.configfile import BOOTSTRAP_KEYS
+from meshpy.durations import DURATION_PATTERN, format_duration, parse_duration
+
+__all__ = [
+    "Bootstrap",
+    "Cluster",
+    "Duration",
+    "Limits",
+    "Listener",
+    "Pool",
+    "Proxy",
+    "ProxyConfig",
+    "Snapshot",
+    "Timeouts",
+    "format_loc",
+    "json_schema",
+]
+
+
+def _to_timedelta(value: object) -> object:
+    if isinstance(value, str):
+        value = parse_duration(value)
+    if isinstance(value, timedelta) and value <= timedelta(0):
+        msg = "must be longer than zero"
+        raise ValueError(msg)
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": 'A duration: a number and a unit (ms, s, m, h), e.g. "250ms", "15s".',
+        }
+    ),
+]
+"""A positive duration, "250ms", "15s", "5m" or "1h": a timedelta in Python, a string in JSON."""
+
+
+_ADDRESS_PATTERN = r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$"
+
+
+def _check_socket_addr(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not isinstance(_parse_ip(host, value), ipaddress.IPv6Address):
+            msg = f"invalid address {value!r}: brackets are for IPv6 only"
+            raise ValueError(msg)
+    elif isinstance(_parse_ip(host, value), ipaddress.IPv6Address):
+        msg = f"invalid address {value!r}: write IPv6 as [addr]:port"
+        raise ValueError(msg)
+    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        msg = f"invalid address {value!r}: expected ip:port with a port of 0..65535"
+        raise ValueError(msg)
+    return value
+
+
+def _parse_ip(host: str, whole: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        msg = f"invalid address {whole!r}: expected ip:port, e.g. 127.0.0.1:8000 (no host names)"
+        raise ValueError(msg) from None
+
+
+def _duration_field(default: str, description: str) -> Any:
+    """A Duration field whose default shows as a string in the JSON Schema too."""
+    return Field(
+        default=parse_duration(default),
+        description=description,
+        json_schema_extra={"default": default},
+    )
+
+
+SocketAddr = Annotated[
+    str,
+    BeforeValidator(_check_socket_addr),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _ADDRESS_PATTERN,
+            "description": "ip:port (IPv6 as [addr]:port); port 0 picks a free port.",
+        }
+    ),
+]
+"""An "ip:port" socket address; port 0 asks the OS for a free port."""
+
+
+def _check_endpoint(value: object) -> object:
+    if isinstance(value, str):
+        host, _, port = value.rpartition(":")
+        if int(port) == 0 or ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            msg = f"{value} is not a reachable address"
+            raise ValueError(msg)
+    return value
+
+
+Endpoint = Annotated[
+    SocketAddr,
+    AfterValidator(_check_endpoint),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _ADDRESS_PATTERN,
+            "description": "Upstream ip:port (IPv6 as [addr]:port).",
+        }
+    ),
+]
+"""An upstream "ip:port": port 0 and unspecified addresses (0.0.0.0, [::]) are refused."""
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=253)]
+"""A listener or cluster name: lower-case letters, digits, '_', '.', '-'."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Timeouts(_Model):
+    """Per-request and per-connection time limits of a listener."""
+
+    request: Duration = _duration_field(
+        "15s",
+        "Longest time from the request's first byte to the response's headers.",
+    )
+    idle: Duration = _duration_field(
+        "300s",
+        "Close a downstream connection after it has been idle this long.",
+    )
+
+
+class Limits(_Model):
+    """Limits that protect a listener from too many or too large requests."""
+
+    max_connections: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most downstream connections open at once; more are closed.",
+    )
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=1 << 20,
+        description="Most bytes of request line plus headers; more gets 431.",
+    )
+    max_headers: int = Field(
+        default=100, ge=1, le=1000, description="Most request header fields; more gets 431."
+    )
+
+
+class Listener(_Model):
+    """A downstream socket: where the proxy accepts connections and which cluster they go to."""
+
+    name: Name = Field(
+        description='Unique listener name, used in stats and addresses; "admin" is reserved.'
+    )
+    address: SocketAddr = Field(description="ip:port to bind; port 0 picks a free port.")
+    protocol: Literal["http", "tcp"] = Field(
+        description="http: HTTP/1.1 and h2c (prior knowledge), detected per connection; "
+        "tcp: raw bytes."
+    )
+    cluster: Name = Field(description="Name of the cluster that receives this listener's traffic.")
+    proxy_header: Literal["via", "forwarded", "none"] = Field(
+        default="via",
+        description="Header naming the proxy hop (http only); x-forwarded-for is always appended.",
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Time limits.")
+    limits: Limits = Field(default_factory=Limits, description="Connection and header limits.")
+
+
+class Pool(_Model):
+    """Reuse of idle upstream connections."""
+
+    idle_timeout: Duration = _duration_field("60s", "Close a pooled connection idle this long.")
+    max_idle_per_endpoint: int = Field(
+        default=64, ge=0, description="Most idle connections kept per endpoint."
+    )
+
+
+class Cluster(_Model):
+    """A set of upstream endpoints and how to pick one and connect to it."""
+
+    name: Name = Field(description="Unique cluster name that listeners refer to.")
+    endpoints: list[Endpoint] = Field(
+        default_factory=list,
+        description="Upstream ip:port addresses; none means every request gets 503.",
+    )
+    lb: Literal["round_robin", "least_request"] = Field(
+        default="round_robin", description="How an endpoint is chosen for each request."
+    )
+    protocol: Literal["http1", "http2"] = Field(
+        default="http1", description="Upstream HTTP version (ignored for tcp listeners)."
+    )
+    connect_timeout: Duration = _duration_field(
+        "2s", "Give up on an upstream connect after this long."
+    )
+    pool: Pool = Field(default_factory=Pool, description="Upstream connection pooling.")
+
+
+class Bootstrap(_Model):
+    """Settings fixed for a proxy's lifetime: changing them needs a restart."""
+
+    admin: SocketAddr | None = Field(
+        default=None, description="ip:port of the admin listener (stats); none when omitted."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Number of data plane threads.")
+
+
+class Snapshot(_Model):
+    """The dynamic config: listeners and clusters, applied atomically as one version."""
+
+    version: int = Field(
+        default=0,
+        ge=0,
+        description="Snapshot version; 0 (the default) means one more than the last applied.",
+    )
+    listeners: list[Listener] = Field(default_factory=list, description="Listeners to serve.")
+    clusters: list[Cluster] = Field(default_factory=list, description="Upstream clusters.")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Self:
+        _check_unique("clusters", "name", [c.name for c in self.clusters])
+        _check_unique("listeners", "name", [lst.name for lst in self.listeners])
+        _check_unique(
+            "listeners",
+            "address",
+            [lst.address if not lst.address.endswith(":0") else None for lst in self.listeners],
+        )
+        known = {c.name for c in self.clusters}
+        for i, listener in enumerate(self.listeners):
+            if listener.name == "admin":
+                msg = f'listeners[{i}].name: "admin" is reserved for the admin listener'
+                raise ValueError(msg)
+            if listener.cluster not in known:
+                msg = f"listeners[{i}].cluster: no cluster named {listener.cluster!r}"
+                raise ValueError(msg)
+        return self
+
+
+def _check_unique(kind: str, field: str, values: list[str | None]) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value is not None and value in seen:
+            msg = f"{kind}[{i}].{field}: {value!r} is used twice"
+            raise ValueError(msg)
+        if value is not None:
+            seen.add(value)
+
+
+class ProxyConfig(Bootstrap, Snapshot):
+    """A whole proxy config file: the bootstrap keys (admin, workers) plus a snapshot."""
+
+    def bootstrap(self) -> Bootstrap:
+        """Return the bootstrap part."""
+        return Bootstrap.model_validate(self.model_dump(include=set(BOOTSTRAP_KEYS)))
+
+    def snapshot(self) -> Snapshot:
+        """Return the snapshot part."""
+        return Snapshot.model_validate(self.model_dump(exclude=set(BOOTSTRAP_KEYS)))
+
+    def bootstrap_json(self) -> str:
+        """Return the JSON that ``_core.Proxy(...)`` takes."""
+        return self.bootstrap().model_dump_json()
+
+    def snapshot_json(self) -> str:
+        """Return the JSON that ``_core.Proxy.apply(...)`` takes."""
+        return self.snapshot().model_dump_json()
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """Spell a pydantic error location the way the core does: ``clusters[0].lb``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _as_json(value: BaseModel | Mapping[str, Any] | str | None, model: type[BaseModel]) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        value = model()
+    elif not isinstance(value, BaseModel):
+        value = model.model_validate(value)
+    return value.model_dump_json()
+
+
+class Proxy:
+    """A data plane proxy in this process; threads and sockets are owned by the Rust core.
+
+    ``with Proxy(bootstrap, snapshot) as p:`` starts it and shuts it down on exit.
+    Errors are the ``_core`` exceptions: ConfigError, BindError, StateError.
+    """
+
+    def __init__(
+        self,
+        bootstrap: Bootstrap | Mapping[str, Any] | str | None = None,
+        snapshot: Snapshot | Mapping[str, Any] | str | None = None,
+        *,
+        grace_s: float = 10.0,
+    ) -> None:
+        """Create a stopped proxy and, if given, apply ``snapshot`` (validated, not bound)."""
+        self._inner = _core.Proxy(_as_json(bootstrap, Bootstrap))
+        self.grace_s = grace_s
+        if snapshot is not None:
+            self.apply(snapshot)
+
+    @classmethod
+    def from_config(cls, config: ProxyConfig | Mapping[str, Any], *, grace_s: float = 10.0) -> Self:
+        """Create a proxy from a whole config (bootstrap and snapshot keys together)."""
+        if not isinstance(config, ProxyConfig):
+            config = ProxyConfig.model_validate(config)
+        return cls(config.bootstrap_json(), config.snapshot_json(), grace_s=grace_s)
+
+    def start(self) -> dict[str, str]:
+        """Bind the admin listener and listeners; return ``{name: "ip:port"}``."""
+        return self._inner.start()
+
+    def apply(self, snapshot: Snapshot | Mapping[str, Any] | str) -> int:
+        """Validate and swap in a new snapshot; return the applied version."""
+        return self._inner.apply(_as_json(snapshot, Snapshot))
+
+    def addresses(self) -> dict[str, str]:
+        """Return the bound addresses, ``{"admin": ..., "<listener>": ...}``."""
+        return self._inner.addresses()
+
+    def stats(self) -> dict[str, Any]:
+        """Return the core's stats: version, readiness, listeners and clusters."""
+        return self._inner.stats()
+
+    def metrics(self) -> str:
+        """Return the metrics in the Prometheus text format."""
+        return self._inner.metrics()
+
+    def ready(self) -> bool:
+        """Whether the proxy is started with a snapshot and not shutting down."""
+        return self._inner.ready()
+
+    def shutdown(self, grace_s: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish for up to ``grace_s``, then close."""
+        self._inner.shutdown(self.grace_s if grace_s is None else grace_s)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a proxy config file."""
+    schema = ProxyConfig.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m meshpy.dataplane --schema`` prints the JSON Schema of a config file."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--schema"]:
+        print("usage: python -m meshpy.dataplane --schema", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Parse and print durations the way the Rust core writes them ("250ms", "15s", "5m", "1h")."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration"]
+
+_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
+_PART = re.compile(r"(\d+)\s*(ms|s|m|h)")
+DURATION_PATTERN = r"^\s*(\d+\s*(ms|s|m|h)\s*)+$"
+"""A regular expression for a valid duration string: one or more ``<integer><unit>`` parts."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Return the duration spelt by ``text``, e.g. "250ms", "15s", "5m", "1h" or "1m30s".
+
+    Raises ValueError with a short hint for anything else.
+    """
+    stripped = text.strip()
+    total_ms = 0
+    pos = 0
+    for match in _PART.finditer(stripped):
+        if stripped[pos : match.start()].strip():
+            break
+        total_ms += int(match.group(1)) * _UNITS_MS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or stripped[pos:].strip():
+        msg = f"invalid duration {text!r}: use a number and a unit (ms, s, m, h), e.g. '15s'"
+        raise ValueError(msg)
+    return timedelta(milliseconds=total_ms)
+
+
+def format_duration(value: timedelta) -> str:
+    """Return the shortest one-unit spelling of ``value``: 300 s gives "5m", 1.5 s gives "1500ms".
+
+    Raises ValueError for negative values or for values finer than a millisecond.
+    """
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    if micros < 0 or micros % 1_000:
+        msg = f"duration {value} is not a whole, non-negative number of milliseconds"
+        raise ValueError(msg)
+    ms = micros // 1_000
+    for unit in ("h", "m", "s"):
+        if ms and ms % _UNITS_MS[unit] == 0:
+            return f"{ms // _UNITS_MS[unit]}{unit}"
+    return f"{ms}ms"

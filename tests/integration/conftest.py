@@ -1,0 +1,82 @@
+"""Fixtures that start real backends and `meshpy proxy run` processes, and stop exactly those."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.backends import (
+    HttpBackend,
+    TcpEcho,
+    start_h2c_backend,
+    start_http_backend,
+    start_tcp_echo,
+)
+from tests.integration.proxyproc import ProxyProcess, spawn, wait_ready
+
+StartProxy = Callable[..., ProxyProcess]
+
+
+@pytest.fixture
+def http_backend() -> Iterator[Callable[[str], HttpBackend]]:
+    """Start HTTP backends by name; all are closed after the test."""
+    started: list[HttpBackend] = []
+
+    def start(name: str = "b1") -> HttpBackend:
+        backend = start_http_backend(name)
+        started.append(backend)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.close()
+
+
+@pytest.fixture
+def h2c_backend() -> Iterator[Callable[[str], HttpBackend]]:
+    """Start h2c (HTTP/2 prior knowledge) backends by name; all are closed after the test."""
+    started: list[HttpBackend] = []
+
+    def start(name: str = "h2") -> HttpBackend:
+        backend = start_h2c_backend(name)
+        started.append(backend)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.close()
+
+
+@pytest.fixture
+def tcp_echo() -> Iterator[TcpEcho]:
+    """A TCP echo server, closed after the test."""
+    echo = start_tcp_echo()
+    yield echo
+    echo.close()
+
+
+@pytest.fixture
+def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
+    """Start `meshpy proxy run` processes; each is stopped by its own PID after the test.
+
+    ``start_proxy(config, ready=False)`` returns at once, for processes expected to fail.
+    """
+    started: list[ProxyProcess] = []
+
+    def start(
+        config: dict[str, Any] | str,
+        *,
+        ready: bool = True,
+        name: str = "proxy.yaml",
+        args: tuple[str, ...] = (),
+    ) -> ProxyProcess:
+        proc = spawn(tmp_path, config, name=name, args=args)
+        started.append(proc)
+        return wait_ready(proc) if ready else proc
+
+    yield start
+    for proc in started:
+        proc.stop()

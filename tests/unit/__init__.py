@@ -1,0 +1,1 @@
+"""Unit tests: models, parsing, CLI wiring; no sockets, no child processes."""

@@ -1,0 +1,75 @@
+"""The command line is wired up, answers --help, and keeps the proxy path light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from meshpy import __version__
+from meshpy.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_the_command_groups() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "proxy" in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"meshpy {__version__}\n"
+
+
+def test_proxy_run_help_documents_its_options() -> None:
+    result = runner.invoke(app, ["proxy", "run", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for option in ("--config", "--drain-timeout", "--addresses-json", "SIGHUP"):
+        assert option in result.output
+
+
+def test_proxy_run_needs_a_config() -> None:
+    result = runner.invoke(app, ["proxy", "run"])
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(("value", "message"), [("soon", "invalid duration 'soon'"), ("-1", "-1")])
+def test_proxy_run_rejects_a_bad_drain_timeout(value: str, message: str) -> None:
+    result = runner.invoke(app, ["proxy", "run", "-c", "x.yaml", "--drain-timeout", value])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("10", 10.0), ("2.5", 2.5), ("500ms", 0.5)])
+def test_drain_timeout_takes_seconds_or_a_duration(value: str, seconds: float) -> None:
+    from meshpy.cli.proxy import _seconds
+
+    assert _seconds(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        None,
+        ["--help"],
+        ["proxy", "run", "--help"],
+        ["proxy", "run", "--config", "absent.yaml"],
+    ],
+)
+def test_cli_and_proxy_path_import_nothing_heavy(argv: list[str] | None) -> None:
+    invoke = "" if argv is None else f"app({argv!r}, standalone_mode=False)"
+    check = (
+        "import contextlib, io, sys\n"
+        "from meshpy.cli import app\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):\n"
+        f"    {invoke or 'pass'}\n"
+        "heavy = sorted({'pydantic', 'httpx', 'fastapi', 'sqlalchemy'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, timeout=30)

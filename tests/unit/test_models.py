@@ -1,0 +1,179 @@
+"""The pydantic models accept what the Rust core accepts and name the bad field otherwise."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from meshpy.dataplane import Bootstrap, Cluster, Listener, ProxyConfig, Snapshot, format_loc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def minimal() -> dict[str, Any]:
+    return {
+        "listeners": [
+            {"name": "web", "address": "127.0.0.1:0", "protocol": "http", "cluster": "backend"}
+        ],
+        "clusters": [{"name": "backend", "endpoints": ["127.0.0.1:9000"]}],
+    }
+
+
+def _cluster(**fields: object) -> dict[str, Any]:
+    return {"clusters": [{"name": "backend", **fields}]}
+
+
+def error_locs(exc: ValidationError) -> list[str]:
+    return [format_loc(tuple(e["loc"])) for e in exc.errors()]
+
+
+def test_defaults_match_the_documented_ones() -> None:
+    config = ProxyConfig.model_validate(minimal())
+    assert config.admin is None
+    assert config.workers == 1
+    assert config.version == 0
+    listener, cluster = config.listeners[0], config.clusters[0]
+    assert listener.proxy_header == "via"
+    assert listener.timeouts.request == timedelta(seconds=15)
+    assert listener.timeouts.idle == timedelta(seconds=300)
+    assert listener.limits.model_dump() == {
+        "max_connections": 10_000,
+        "max_header_bytes": 65_536,
+        "max_headers": 100,
+    }
+    assert cluster.lb == "round_robin"
+    assert cluster.protocol == "http1"
+    assert cluster.connect_timeout == timedelta(seconds=2)
+    assert cluster.pool.idle_timeout == timedelta(seconds=60)
+    assert cluster.pool.max_idle_per_endpoint == 64
+
+
+def test_bootstrap_and_snapshot_json_split_the_file() -> None:
+    config = ProxyConfig.model_validate(
+        {"admin": "127.0.0.1:9901", "workers": 2, "version": 7, **minimal()}
+    )
+    assert json.loads(config.bootstrap_json()) == {"admin": "127.0.0.1:9901", "workers": 2}
+    snapshot = json.loads(config.snapshot_json())
+    assert set(snapshot) == {"version", "listeners", "clusters"}
+    assert snapshot["version"] == 7
+    assert snapshot["listeners"][0]["timeouts"] == {"request": "15s", "idle": "5m"}
+    assert snapshot["clusters"][0]["connect_timeout"] == "2s"
+
+
+def test_an_unset_version_is_0_which_the_core_reads_as_next() -> None:
+    assert json.loads(ProxyConfig.model_validate(minimal()).snapshot_json())["version"] == 0
+
+
+def test_durations_round_trip_as_strings() -> None:
+    listener = Listener.model_validate(
+        {
+            "name": "web",
+            "address": "127.0.0.1:8000",
+            "protocol": "http",
+            "cluster": "c",
+            "timeouts": {"request": "250ms", "idle": "1h"},
+        }
+    )
+    assert listener.timeouts.request == timedelta(milliseconds=250)
+    assert listener.model_dump(mode="json")["timeouts"] == {"request": "250ms", "idle": "1h"}
+
+
+def test_example_file_validates() -> None:
+    data = yaml.safe_load((ROOT / "examples" / "proxy-demo.yaml").read_text())
+    config = ProxyConfig.model_validate(data)
+    assert config.admin == "127.0.0.1:19901"
+
+
+@pytest.mark.parametrize(
+    ("patch", "loc"),
+    [
+        (_cluster(lb="random"), "clusters[0].lb"),
+        (_cluster(colour="red"), "clusters[0].colour"),
+        (_cluster(endpoints=["localhost:80"]), "clusters[0].endpoints[0]"),
+        (_cluster(endpoints=["127.0.0.1:0"]), "clusters[0].endpoints[0]"),
+        (_cluster(endpoints=["0.0.0.0:80"]), "clusters[0].endpoints[0]"),
+        (_cluster(connect_timeout="2"), "clusters[0].connect_timeout"),
+        (_cluster(connect_timeout="0s"), "clusters[0].connect_timeout"),
+        ({"clusters": [{"name": "Backend"}]}, "clusters[0].name"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 65}, "workers"),
+        ({"admin": "127.0.0.1"}, "admin"),
+        ({"admin": "::1:80"}, "admin"),
+        ({"version": -1}, "version"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_field_is_named(patch: dict[str, Any], loc: str) -> None:
+    data = {**minimal(), **patch}
+    with pytest.raises(ValidationError) as info:
+        ProxyConfig.model_validate(data)
+    assert loc in error_locs(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("protocol", "udp"),
+        ("proxy_header", "x-via"),
+        ("address", "127.0.0.1:70000"),
+        ("limits", {"max_header_bytes": 100}),
+        ("limits", {"max_headers": 1001}),
+        ("limits", {"max_connections": 0}),
+        ("timeouts", {"request": "fast"}),
+    ],
+)
+def test_invalid_listener_field_is_named(field: str, value: object) -> None:
+    data = minimal()
+    data["listeners"][0][field] = value
+    with pytest.raises(ValidationError) as info:
+        Snapshot.model_validate(data)
+    assert any(loc.startswith(f"listeners[0].{field}") for loc in error_locs(info.value))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["listeners"][0].update(cluster="nope"), "listeners[0].cluster: no cluster"),
+        (lambda d: d["listeners"][0].update(name="admin"), '"admin" is reserved'),
+        (lambda d: d["clusters"].append({"name": "backend"}), "clusters[1].name"),
+        (lambda d: d["listeners"].append(dict(d["listeners"][0])), "listeners[1].name"),
+    ],
+)
+def test_cross_references_are_checked(mutate: Any, message: str) -> None:
+    data = minimal()
+    mutate(data)
+    with pytest.raises(ValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        Snapshot.model_validate(data)
+
+
+def test_listeners_on_the_same_fixed_address_are_refused_but_port_0_is_not() -> None:
+    data = minimal()
+    second = {**data["listeners"][0], "name": "web2"}
+    data["listeners"].append(second)
+    Snapshot.model_validate(data)
+    for listener in data["listeners"]:
+        listener["address"] = "127.0.0.1:8000"
+    with pytest.raises(ValidationError, match=r"listeners\[1\].address"):
+        Snapshot.model_validate(data)
+
+
+def test_ipv6_addresses() -> None:
+    assert Bootstrap(admin="[::1]:9901").admin == "[::1]:9901"
+    cluster = Cluster.model_validate({"name": "c", "endpoints": ["[::1]:80"]})
+    assert cluster.endpoints == ["[::1]:80"]
+
+
+def test_empty_endpoints_are_allowed() -> None:
+    assert Cluster(name="c").endpoints == []
+
+
+def test_format_loc() -> None:
+    assert format_loc(("clusters", 0, "lb")) == "clusters[0].lb"
+    assert format_loc(("workers",)) == "workers"
+    assert format_loc(()) == ""
