@@ -23,7 +23,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 
@@ -37,11 +39,19 @@ __all__ = [
     "Duration",
     "Limits",
     "Listener",
+    "NameValue",
+    "PathMatch",
     "Pool",
     "Proxy",
     "ProxyConfig",
+    "RouteMatch",
+    "RouteRule",
+    "RuleTimeouts",
     "Snapshot",
     "Timeouts",
+    "VirtualHost",
+    "WeightedBackend",
+    "WeightedEndpoint",
     "format_loc",
     "json_schema",
 ]
@@ -185,8 +195,70 @@ class Limits(_Model):
     )
 
 
+class NameValue(_Model):
+    """An exact name/value condition on a header (name case-insensitive) or query parameter."""
+
+    name: str = Field(min_length=1, description="Header or query parameter name.")
+    value: str = Field(description="The exact value.")
+
+
+class PathMatch(_Model):
+    """A path condition: Exact, or PathPrefix matched element by element."""
+
+    type: Literal["Exact", "PathPrefix"] = Field(description="Exact or PathPrefix.")
+    value: str = Field(pattern=r"^/", description="An absolute path starting with '/'.")
+
+
+class RouteMatch(_Model):
+    """Conditions that must all hold for a request to match."""
+
+    path: PathMatch | None = Field(default=None, description="Path condition; none = any path.")
+    headers: list[NameValue] = Field(default_factory=list, description="Exact header values.")
+    query_params: list[NameValue] = Field(
+        default_factory=list, description="Exact query parameter values."
+    )
+    method: str | None = Field(default=None, description="Request method, e.g. GET.")
+
+
+class WeightedBackend(_Model):
+    """A cluster a rule sends to, with a proportional weight (0 sends nothing)."""
+
+    cluster: Name = Field(description="Name of the cluster.")
+    weight: int = Field(default=1, ge=0, le=1_000_000, description="Proportional weight.")
+
+
+class RuleTimeouts(_Model):
+    """Per-rule timeouts, overriding the listener's."""
+
+    request: Duration = Field(description="Request to response headers; then 504.")
+
+
+class RouteRule(_Model):
+    """A rule: if any match holds, the request goes to one of the backends by weight."""
+
+    matches: list[RouteMatch] = Field(
+        default_factory=list, description="Alternatives (OR); empty matches every request."
+    )
+    backends: list[WeightedBackend] = Field(min_length=1, description="Weighted clusters.")
+    timeouts: RuleTimeouts | None = Field(default=None, description="Per-rule timeouts.")
+
+
+class VirtualHost(_Model):
+    """Requests whose Host (without port) is one of ``hosts`` follow these rules."""
+
+    name: str = Field(min_length=1, description="Name for logs and stats.")
+    hosts: list[str] = Field(
+        min_length=1, description='Host names, case-insensitive, without port; "*" = any host.'
+    )
+    rules: list[RouteRule] = Field(
+        default_factory=list,
+        description="Rules; Gateway API precedence picks among matching ones. "
+        "A host with no matching rule gets 404.",
+    )
+
+
 class Listener(_Model):
-    """A downstream socket: where the proxy accepts connections and which cluster they go to."""
+    """A downstream socket: where the proxy accepts connections and where their traffic goes."""
 
     name: Name = Field(
         description='Unique listener name, used in stats and addresses; "admin" is reserved.'
@@ -196,7 +268,14 @@ class Listener(_Model):
         description="http: HTTP/1.1 and h2c (prior knowledge), detected per connection; "
         "tcp: raw bytes."
     )
-    cluster: Name = Field(description="Name of the cluster that receives this listener's traffic.")
+    cluster: Name | None = Field(
+        default=None,
+        description="Cluster that receives all traffic; tcp listeners need it, "
+        "http listeners have either this or routes.",
+    )
+    routes: list[VirtualHost] = Field(
+        default_factory=list, description="http only: virtual hosts chosen by Host."
+    )
     proxy_header: Literal["via", "forwarded", "none"] = Field(
         default="via",
         description="Header naming the proxy hop (http only); x-forwarded-for is always appended.",
@@ -214,13 +293,56 @@ class Pool(_Model):
     )
 
 
+class WeightedEndpoint(_Model):
+    """An upstream endpoint with a share of requests; a plain "ip:port" means weight 1."""
+
+    address: Endpoint = Field(description="Upstream ip:port.")
+    weight: int = Field(default=1, ge=1, le=128, description="Proportional share of requests.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: object) -> object:
+        return {"address": value} if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> object:
+        """Serialise weight-1 endpoints as the plain "ip:port" string the core also takes."""
+        return self.address if self.weight == 1 else handler(self)
+
+
+EndpointItem = Annotated[
+    WeightedEndpoint,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": _ADDRESS_PATTERN,
+                    "description": "Upstream ip:port (IPv6 as [addr]:port), weight 1.",
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "address": {"type": "string", "pattern": _ADDRESS_PATTERN},
+                        "weight": {"type": "integer", "minimum": 1, "maximum": 128, "default": 1},
+                    },
+                    "required": ["address"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
+"""An upstream endpoint in either form the core accepts."""
+
+
 class Cluster(_Model):
     """A set of upstream endpoints and how to pick one and connect to it."""
 
     name: Name = Field(description="Unique cluster name that listeners refer to.")
-    endpoints: list[Endpoint] = Field(
+    endpoints: list[EndpointItem] = Field(
         default_factory=list,
-        description="Upstream ip:port addresses; none means every request gets 503.",
+        description='Upstream "ip:port" or {address, weight}; none means every request gets 503.',
     )
     lb: Literal["round_robin", "least_request"] = Field(
         default="round_robin", description="How an endpoint is chosen for each request."
@@ -268,10 +390,31 @@ class Snapshot(_Model):
             if listener.name == "admin":
                 msg = f'listeners[{i}].name: "admin" is reserved for the admin listener'
                 raise ValueError(msg)
-            if listener.cluster not in known:
-                msg = f"listeners[{i}].cluster: no cluster named {listener.cluster!r}"
-                raise ValueError(msg)
+            _check_target(i, listener, known)
         return self
+
+
+def _check_target(i: int, listener: Listener, known: set[str]) -> None:
+    """Exactly one of cluster/routes, and every cluster they name exists."""
+    if listener.cluster is not None and listener.routes:
+        msg = f"listeners[{i}].routes: give either cluster or routes, not both"
+        raise ValueError(msg)
+    if listener.cluster is None and not listener.routes:
+        msg = f"listeners[{i}].cluster: missing field `cluster`"
+        raise ValueError(msg)
+    if listener.routes and listener.protocol == "tcp":
+        msg = f"listeners[{i}].routes: tcp listeners have no routes; name a cluster"
+        raise ValueError(msg)
+    if listener.cluster is not None and listener.cluster not in known:
+        msg = f"listeners[{i}].cluster: no cluster named {listener.cluster!r}"
+        raise ValueError(msg)
+    for v, vhost in enumerate(listener.routes):
+        for r, rule in enumerate(vhost.rules):
+            for b, backend in enumerate(rule.backends):
+                if backend.cluster not in known:
+                    at = f"listeners[{i}].routes[{v}].rules[{r}].backends[{b}].cluster"
+                    msg = f"{at}: no cluster named {backend.cluster!r}"
+                    raise ValueError(msg)
 
 
 def _check_unique(kind: str, field: str, values: list[str | None]) -> None:

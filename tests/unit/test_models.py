@@ -95,9 +95,9 @@ def test_example_file_validates() -> None:
     [
         (_cluster(lb="random"), "clusters[0].lb"),
         (_cluster(colour="red"), "clusters[0].colour"),
-        (_cluster(endpoints=["localhost:80"]), "clusters[0].endpoints[0]"),
-        (_cluster(endpoints=["127.0.0.1:0"]), "clusters[0].endpoints[0]"),
-        (_cluster(endpoints=["0.0.0.0:80"]), "clusters[0].endpoints[0]"),
+        (_cluster(endpoints=["localhost:80"]), "clusters[0].endpoints[0].address"),
+        (_cluster(endpoints=["127.0.0.1:0"]), "clusters[0].endpoints[0].address"),
+        (_cluster(endpoints=["0.0.0.0:80"]), "clusters[0].endpoints[0].address"),
         (_cluster(connect_timeout="2"), "clusters[0].connect_timeout"),
         (_cluster(connect_timeout="0s"), "clusters[0].connect_timeout"),
         ({"clusters": [{"name": "Backend"}]}, "clusters[0].name"),
@@ -166,7 +166,62 @@ def test_listeners_on_the_same_fixed_address_are_refused_but_port_0_is_not() -> 
 def test_ipv6_addresses() -> None:
     assert Bootstrap(admin="[::1]:9901").admin == "[::1]:9901"
     cluster = Cluster.model_validate({"name": "c", "endpoints": ["[::1]:80"]})
-    assert cluster.endpoints == ["[::1]:80"]
+    assert cluster.endpoints[0].address == "[::1]:80"
+    assert cluster.model_dump()["endpoints"] == ["[::1]:80"]
+
+
+def test_endpoints_take_both_forms_and_dump_compactly() -> None:
+    cluster = Cluster.model_validate(
+        {"name": "c", "endpoints": ["127.0.0.1:1", {"address": "127.0.0.1:2", "weight": 3}]}
+    )
+    assert [e.weight for e in cluster.endpoints] == [1, 3]
+    assert cluster.model_dump()["endpoints"] == [
+        "127.0.0.1:1",
+        {"address": "127.0.0.1:2", "weight": 3},
+    ]
+
+
+def test_routes_and_cluster_are_exclusive_and_checked() -> None:
+    rule = {"backends": [{"cluster": "b", "weight": 90}, {"cluster": "missing"}]}
+    listener = {"name": "out", "address": "127.0.0.1:0", "protocol": "http"}
+    routes = [{"name": "h", "hosts": ["h"], "rules": [rule]}]
+    data = {"listeners": [{**listener, "routes": routes}], "clusters": [{"name": "b"}]}
+    with pytest.raises(ValidationError, match=r"rules\[0\]\.backends\[1\]\.cluster"):
+        Snapshot.model_validate(data)
+    data["listeners"][0]["cluster"] = "b"
+    with pytest.raises(ValidationError, match="not both"):
+        Snapshot.model_validate(data)
+    del data["listeners"][0]["routes"]
+    assert Snapshot.model_validate(data).listeners[0].cluster == "b"
+
+
+def test_a_routed_snapshot_is_accepted_by_the_core() -> None:
+    from meshpy import _core
+
+    rule = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/charge"}, "method": "POST"}],
+        "backends": [{"cluster": "v1", "weight": 90}, {"cluster": "v2", "weight": 10}],
+        "timeouts": {"request": "2s"},
+    }
+    snapshot = Snapshot.model_validate(
+        {
+            "listeners": [
+                {
+                    "name": "out",
+                    "address": "127.0.0.1:0",
+                    "protocol": "http",
+                    "routes": [{"name": "pay", "hosts": ["payment"], "rules": [rule]}],
+                }
+            ],
+            "clusters": [
+                {"name": "v1", "endpoints": [{"address": "127.0.0.1:9", "weight": 2}]},
+                {"name": "v2"},
+            ],
+        }
+    )
+    proxy = _core.Proxy("{}")
+    assert proxy.apply(snapshot.model_dump_json()) == 1
+    proxy.shutdown(0)
 
 
 def test_empty_endpoints_are_allowed() -> None:

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::balance;
+use crate::balance::{self, Weights};
 use crate::config::{self, LbPolicy, UpstreamProtocol};
 use crate::endpoint::{Endpoint, EndpointKey};
 use crate::rng;
@@ -19,6 +19,7 @@ pub struct Cluster {
     lb: LbPolicy,
     protocol: UpstreamProtocol,
     endpoints: Vec<Arc<Endpoint>>,
+    weights: Option<Weights>,
     cursor: AtomicUsize,
 }
 
@@ -29,9 +30,9 @@ impl Cluster {
         let endpoints = cfg
             .endpoints
             .iter()
-            .map(|&addr| {
+            .map(|endpoint| {
                 let key = EndpointKey {
-                    addr,
+                    addr: endpoint.address,
                     protocol: cfg.protocol,
                     connect_timeout: cfg.connect_timeout,
                     pool: cfg.pool,
@@ -42,11 +43,13 @@ impl Cluster {
                     .unwrap_or_else(|| Arc::new(Endpoint::new(key)))
             })
             .collect();
+        let weights: Vec<u32> = cfg.endpoints.iter().map(|e| e.weight).collect();
         Self {
             name: cfg.name.clone(),
             lb: cfg.lb,
             protocol: cfg.protocol,
             endpoints,
+            weights: Weights::new(&weights),
             cursor: AtomicUsize::new(0),
         }
     }
@@ -77,6 +80,7 @@ impl Cluster {
         let index = balance::pick(
             self.lb,
             endpoints.len(),
+            self.weights.as_ref(),
             &self.cursor,
             |i| endpoints[i].in_flight(),
             rng::below,

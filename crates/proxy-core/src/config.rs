@@ -11,6 +11,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod route;
+pub use route::{
+    EndpointConfig, NameValue, PathMatch, PathMatchType, RouteMatch, RouteRule, RuleTimeouts,
+    VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_WEIGHT,
+};
+
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -114,8 +120,13 @@ pub struct Listener {
     pub address: SocketAddr,
     /// `http` or `tcp`.
     pub protocol: ListenerProtocol,
-    /// Name of the cluster that receives the traffic.
-    pub cluster: String,
+    /// Name of the cluster that receives all traffic; TCP listeners need it,
+    /// HTTP listeners have either this or `routes`.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// HTTP only: virtual hosts chosen by `Host`, each with its rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<VirtualHost>,
     /// `via`, `forwarded` or `none` (HTTP only).
     #[serde(default)]
     pub proxy_header: ProxyHeader,
@@ -198,9 +209,9 @@ pub enum UpstreamProtocol {
 pub struct Cluster {
     /// Unique name that listeners refer to.
     pub name: String,
-    /// `ip:port` of each endpoint; may be empty (requests then get 503).
+    /// Each endpoint, `"ip:port"` or `{address, weight}`; may be empty (requests then get 503).
     #[serde(default)]
-    pub endpoints: Vec<SocketAddr>,
+    pub endpoints: Vec<EndpointConfig>,
     /// `round_robin` or `least_request`.
     #[serde(default)]
     pub lb: LbPolicy,
@@ -284,11 +295,25 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
                 format!("duplicate cluster name {:?}", cluster.name),
             ));
         }
+        let mut addresses = HashSet::new();
         for (j, endpoint) in cluster.endpoints.iter().enumerate() {
-            if endpoint.port() == 0 || endpoint.ip().is_unspecified() {
+            let address = endpoint.address;
+            if address.port() == 0 || address.ip().is_unspecified() {
                 return Err(ConfigError::new(
                     format!("clusters[{i}].endpoints[{j}]"),
-                    format!("{endpoint} is not a reachable address"),
+                    format!("{address} is not a reachable address"),
+                ));
+            }
+            if !addresses.insert(address) {
+                return Err(ConfigError::new(
+                    format!("clusters[{i}].endpoints[{j}]"),
+                    format!("{address} is listed twice"),
+                ));
+            }
+            if !(1..=MAX_ENDPOINT_WEIGHT).contains(&endpoint.weight) {
+                return Err(ConfigError::new(
+                    format!("clusters[{i}].endpoints[{j}].weight"),
+                    format!("must be between 1 and {MAX_ENDPOINT_WEIGHT}"),
                 ));
             }
         }
@@ -318,11 +343,37 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
                 format!("{} is used by another listener", listener.address),
             ));
         }
-        if !cluster_names.contains(listener.cluster.as_str()) {
-            return Err(ConfigError::new(
-                at("cluster"),
-                format!("no cluster named {:?}", listener.cluster),
-            ));
+        match (
+            &listener.cluster,
+            listener.routes.is_empty(),
+            listener.protocol,
+        ) {
+            (Some(cluster), true, _) => {
+                if !cluster_names.contains(cluster.as_str()) {
+                    return Err(ConfigError::new(
+                        at("cluster"),
+                        format!("no cluster named {cluster:?}"),
+                    ));
+                }
+            }
+            (None, false, ListenerProtocol::Http) => {
+                route::validate_routes(i, &listener.routes, &cluster_names)?;
+            }
+            (None, false, ListenerProtocol::Tcp) => {
+                return Err(ConfigError::new(
+                    at("routes"),
+                    "tcp listeners have no routes; name a cluster",
+                ));
+            }
+            (Some(_), false, _) => {
+                return Err(ConfigError::new(
+                    at("routes"),
+                    "give either cluster or routes, not both",
+                ));
+            }
+            (None, true, _) => {
+                return Err(ConfigError::new(at("cluster"), "missing field `cluster`"));
+            }
         }
         check_positive(listener.timeouts.request, &at("timeouts.request"))?;
         check_positive(listener.timeouts.idle, &at("timeouts.idle"))?;

@@ -10,6 +10,10 @@ use http::StatusCode;
 /// What went wrong while proxying a request or a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// No virtual host serves the request's host, or no rule matches it.
+    NoRoute,
+    /// The matching rule's backends all have weight 0.
+    NoBackend,
     /// The cluster has no endpoints to send to.
     NoEndpoints,
     /// The TCP connection to the endpoint was refused or failed.
@@ -63,7 +67,7 @@ impl ProxyError {
     /// Whose side the failure is on.
     pub fn side(&self) -> Side {
         match self.kind {
-            ErrorKind::NoEndpoints => Side::Internal,
+            ErrorKind::NoRoute | ErrorKind::NoBackend | ErrorKind::NoEndpoints => Side::Internal,
             _ => Side::Upstream,
         }
     }
@@ -80,6 +84,8 @@ impl ProxyError {
     /// The status code a client gets for this failure.
     pub fn status(&self) -> StatusCode {
         match self.kind {
+            ErrorKind::NoRoute => StatusCode::NOT_FOUND,
+            ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout | ErrorKind::UpstreamFailed => {
                 StatusCode::BAD_GATEWAY
@@ -91,6 +97,8 @@ impl ProxyError {
     /// A short stable label for metrics and the `x-meshpy-error` header.
     pub fn reason(&self) -> &'static str {
         match self.kind {
+            ErrorKind::NoRoute => "no_route",
+            ErrorKind::NoBackend => "no_backend",
             ErrorKind::NoEndpoints => "no_endpoints",
             ErrorKind::ConnectFailed => "connect_failed",
             ErrorKind::ConnectTimeout => "connect_timeout",
@@ -102,6 +110,8 @@ impl ProxyError {
     /// The plain-text body a client gets.
     pub fn body(&self) -> String {
         let what = match self.kind {
+            ErrorKind::NoRoute => "no route",
+            ErrorKind::NoBackend => "no backend: every backend of the matching rule has weight 0",
             ErrorKind::NoEndpoints => "no endpoints available in the cluster",
             ErrorKind::ConnectFailed => "upstream connect error",
             ErrorKind::ConnectTimeout => "upstream connect timeout",
@@ -136,6 +146,8 @@ mod tests {
     #[test]
     fn status_codes_follow_the_kind() {
         let cases = [
+            (ErrorKind::NoRoute, 404, false, Side::Internal),
+            (ErrorKind::NoBackend, 500, false, Side::Internal),
             (ErrorKind::NoEndpoints, 503, false, Side::Internal),
             (ErrorKind::ConnectFailed, 502, true, Side::Upstream),
             (ErrorKind::ConnectTimeout, 502, true, Side::Upstream),
@@ -147,6 +159,10 @@ mod tests {
             assert_eq!(err.status().as_u16(), status, "{kind:?}");
             assert_eq!(err.retryable(), retryable, "{kind:?}");
             assert_eq!(err.side(), side, "{kind:?}");
+            assert!(
+                crate::metrics::ERROR_REASONS.contains(&err.reason()),
+                "{kind:?}"
+            );
         }
     }
 

@@ -16,10 +16,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
+use crate::cluster::Cluster;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
 use crate::io::{self, ClientStream, Detected};
-use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
+use crate::listener::{ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::rng;
+use crate::route::{Miss, RequestView};
 
 /// Per-connection context every request on it shares.
 struct Connection {
@@ -174,7 +177,7 @@ async fn forward(
             "too many request headers\n",
         ));
     }
-    let cluster = &route.cluster;
+    let (cluster, timeout) = choose_cluster(&req, route)?;
     let endpoint = cluster
         .pick()
         .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
@@ -185,7 +188,7 @@ async fn forward(
         cluster.protocol(),
         headers::new_request_id,
     );
-    let sent = tokio::time::timeout(route.timeouts.request, endpoint.send(req)).await;
+    let sent = tokio::time::timeout(timeout, endpoint.send(req)).await;
     let (response, lease) = sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))??;
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, route.proxy_header);
@@ -193,6 +196,45 @@ async fn forward(
         parts,
         ProxyBody::upstream(body, lease),
     ))
+}
+
+/// The cluster a request goes to, and its request timeout.
+fn choose_cluster<'r>(
+    req: &Request<Incoming>,
+    route: &'r ListenerRoute,
+) -> Result<(&'r Arc<Cluster>, Duration), ProxyError> {
+    let table = match &route.target {
+        Target::Cluster(cluster) => return Ok((cluster, route.timeouts.request)),
+        Target::Routes(table) => table,
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let view = RequestView {
+        host,
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+    };
+    let rule = table.find(&view).map_err(|miss| {
+        let why = match miss {
+            Miss::NoHost => format!("no virtual host serves {host:?}"),
+            Miss::NoRule => format!(
+                "no rule of {host:?} matches {} {}",
+                req.method(),
+                req.uri().path()
+            ),
+        };
+        ProxyError::with_source(ErrorKind::NoRoute, why)
+    })?;
+    let cluster = rule
+        .pick(rng::below)
+        .ok_or_else(|| ProxyError::new(ErrorKind::NoBackend))?;
+    Ok((cluster, rule.timeout.unwrap_or(route.timeouts.request)))
 }
 
 /// The response a client gets when the proxy could not get one from upstream.

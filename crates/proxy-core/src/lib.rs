@@ -6,7 +6,7 @@
 //!
 //! - `listener` accepts connections; `http` and `tcp` serve them;
 //! - `headers` holds the proxy header rules as pure functions;
-//! - `cluster` and `balance` choose an endpoint; `endpoint` pools its connections;
+//! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
 //! - `error` maps every failure to a status code; `metrics` and `state` report.
 
 #![forbid(unsafe_code)]
@@ -25,6 +25,7 @@ mod listener;
 mod metrics;
 mod proxy;
 mod rng;
+pub mod route;
 mod state;
 mod tcp;
 

@@ -1,5 +1,6 @@
 //! Listeners: binding sockets, the accept loop, connection limits, and the per-listener state a reload swaps.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +16,17 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::Cluster;
 use crate::config::{self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader};
 use crate::metrics::ListenerMetrics;
+use crate::route::RouteTable;
 use crate::{http, tcp};
+
+/// Where a listener's traffic goes.
+#[derive(Debug)]
+pub enum Target {
+    /// Everything to one cluster.
+    Cluster(Arc<Cluster>),
+    /// HTTP requests by host and rules.
+    Routes(RouteTable<Arc<Cluster>>),
+}
 
 /// What a listener's new connections and requests follow; replaced whole on reload.
 #[derive(Debug)]
@@ -23,7 +34,7 @@ pub struct ListenerRoute {
     /// HTTP or TCP.
     pub protocol: ListenerProtocol,
     /// Where traffic goes.
-    pub cluster: Arc<Cluster>,
+    pub target: Target,
     /// Which proxy header to add.
     pub proxy_header: ProxyHeader,
     /// Request and idle timeouts.
@@ -33,11 +44,16 @@ pub struct ListenerRoute {
 }
 
 impl ListenerRoute {
-    /// Combines a listener's config with its compiled cluster.
-    pub fn new(cfg: &config::Listener, cluster: Arc<Cluster>) -> Self {
+    /// Combines a listener's config with its compiled clusters (validated to exist).
+    pub fn new(cfg: &config::Listener, clusters: &HashMap<&str, Arc<Cluster>>) -> Self {
+        let resolve = |name: &str| clusters.get(name).cloned();
+        let target = match cfg.cluster.as_deref().and_then(resolve) {
+            Some(cluster) => Target::Cluster(cluster),
+            None => Target::Routes(RouteTable::compile(&cfg.routes, resolve)),
+        };
         Self {
             protocol: cfg.protocol,
-            cluster,
+            target,
             proxy_header: cfg.proxy_header,
             timeouts: cfg.timeouts,
             limits: cfg.limits,

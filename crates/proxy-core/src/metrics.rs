@@ -46,7 +46,9 @@ struct ResultLabel {
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 5] = [
+pub const ERROR_REASONS: [&str; 7] = [
+    "no_route",
+    "no_backend",
     "no_endpoints",
     "connect_failed",
     "connect_timeout",
@@ -216,7 +218,7 @@ impl Metrics {
 #[derive(Debug, Clone)]
 pub struct ListenerMetrics {
     requests: [Counter; 5],
-    errors: [Counter; 5],
+    errors: [Counter; 7],
     /// Request latency to response headers, in seconds.
     pub duration: Histogram,
     /// Connections open now.

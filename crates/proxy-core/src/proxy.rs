@@ -214,11 +214,7 @@ impl Proxy {
         // bind the rest now so that a bind error leaves everything as it was.
         let mut plan = Vec::with_capacity(snapshot.listeners.len());
         for cfg in &snapshot.listeners {
-            let cluster = clusters
-                .get(cfg.cluster.as_str())
-                .cloned()
-                .ok_or(Error::State("validated listener lost its cluster"))?;
-            let route = ListenerRoute::new(cfg, cluster);
+            let route = ListenerRoute::new(cfg, &clusters);
             let kept = control
                 .listeners
                 .iter()

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cluster::Cluster;
 use crate::config::{LbPolicy, ListenerProtocol, UpstreamProtocol};
-use crate::listener::ListenerShared;
+use crate::listener::{ListenerShared, Target};
 use crate::metrics::Metrics;
 
 /// One served listener, as stats report it.
@@ -86,7 +86,10 @@ fn listener_stats(listener: &ServedListener) -> Value {
             ListenerProtocol::Http => "http",
             ListenerProtocol::Tcp => "tcp",
         },
-        "cluster": route.cluster.name(),
+        "cluster": match &route.target {
+            Target::Cluster(cluster) => Some(cluster.name()),
+            Target::Routes(_) => None,
+        },
         "connections_open": shared.open_connections(),
         "connections_total": metrics.connections_total.get(),
         "connections_rejected": metrics.connections_rejected.get(),

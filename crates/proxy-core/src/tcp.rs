@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
 
 use crate::io::ClientStream;
-use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
+use crate::listener::{ListenerRoute, ListenerShared, Shutdown, Target};
 
 /// Relays one connection until either side closes, it idles out, or the proxy stops.
 ///
@@ -20,7 +20,11 @@ pub async fn serve_connection(
     shutdown: Shutdown,
 ) {
     let metrics = &shared.metrics;
-    let Some(endpoint) = route.cluster.pick() else {
+    // Validation gives every tcp listener a cluster.
+    let Target::Cluster(cluster) = &route.target else {
+        return;
+    };
+    let Some(endpoint) = cluster.pick() else {
         metrics.error("no_endpoints");
         return;
     };

@@ -256,3 +256,110 @@ fn idle_connections_are_closed_for_http1_http2_and_tcp() {
         );
     });
 }
+
+#[test]
+fn routes_send_by_host_and_rules_with_weights() {
+    let rt = client_runtime();
+    let (v1, v2, cart) = rt.block_on(async {
+        (
+            http_backend("v1").await,
+            http_backend("v2").await,
+            http_backend("cart").await,
+        )
+    });
+    let snapshot = format!(
+        r#"{{"listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","routes":[
+              {{"name":"payment","hosts":["payment","payment.default"],"rules":[
+                  {{"matches":[{{"headers":[{{"name":"x-beta","value":"1"}}]}}],"backends":[{{"cluster":"v2"}}]}},
+                  {{"matches":[{{"path":{{"type":"PathPrefix","value":"/charge"}}}}],
+                    "backends":[{{"cluster":"v1","weight":3}},{{"cluster":"v2","weight":1}}]}},
+                  {{"matches":[{{"path":{{"type":"Exact","value":"/off"}}}}],"backends":[{{"cluster":"v1","weight":0}}]}}]}},
+              {{"name":"cart","hosts":["cart"],"rules":[{{"backends":[{{"cluster":"cart"}}]}}]}}]}}],
+            "clusters":[{{"name":"v1","endpoints":["{v1}"]}},{{"name":"v2","endpoints":["{v2}"]}},{{"name":"cart","endpoints":["{cart}"]}}]}}"#
+    );
+    let (proxy, web) = start_proxy(&snapshot);
+    rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        let mut split: HashMap<String, usize> = HashMap::new();
+        for _ in 0..400 {
+            let req = http::Request::builder()
+                .uri("/charge/1")
+                .header("host", "payment:80")
+                .body(Default::default())
+                .unwrap();
+            *split
+                .entry(client.send(req).await.unwrap().body)
+                .or_default() += 1;
+        }
+        let v1 = split.get("v1").copied().unwrap_or(0);
+        assert!((250..=350).contains(&v1), "3:1 split gave {split:?}");
+        let beta = http::Request::builder()
+            .uri("/anything")
+            .header("host", "payment")
+            .header("x-beta", "1")
+            .body(Default::default())
+            .unwrap();
+        assert_eq!(client.send(beta).await.unwrap().body, "v2");
+        let cart_req = http::Request::builder()
+            .uri("/")
+            .header("host", "cart")
+            .body(Default::default())
+            .unwrap();
+        assert_eq!(client.send(cart_req).await.unwrap().body, "cart");
+        // GAMMA: the host is served but no rule matches → 404 with a reason.
+        let unmatched = http::Request::builder()
+            .uri("/refund")
+            .header("host", "payment")
+            .body(Default::default())
+            .unwrap();
+        let got = client.send(unmatched).await.unwrap();
+        assert_eq!(
+            (got.status.as_u16(), got.header("x-meshpy-error")),
+            (404, "no_route")
+        );
+        assert!(got.body.contains("no rule"), "{}", got.body);
+        let unknown = http::Request::builder()
+            .uri("/")
+            .header("host", "nobody")
+            .body(Default::default())
+            .unwrap();
+        let got = client.send(unknown).await.unwrap();
+        assert_eq!(got.status, 404);
+        assert!(got.body.contains("no virtual host"), "{}", got.body);
+        let off = http::Request::builder()
+            .uri("/off")
+            .header("host", "payment")
+            .body(Default::default())
+            .unwrap();
+        let got = client.send(off).await.unwrap();
+        assert_eq!(
+            (got.status.as_u16(), got.header("x-meshpy-error")),
+            (500, "no_backend")
+        );
+        // h2c clients are routed by :authority.
+        assert_eq!(
+            H2Client::connect(web).await.get("cart", "/").await.body,
+            "cart"
+        );
+    });
+    assert!(proxy.stats()["listeners"]["web"]["cluster"].is_null());
+}
+
+#[test]
+fn weighted_endpoints_share_traffic_in_proportion() {
+    let rt = client_runtime();
+    let (a, b) = rt.block_on(async { (http_backend("a").await, http_backend("b").await) });
+    let extra = format!(r#"{{"address":"{b}","weight":3}}"#);
+    let snapshot =
+        snapshot("http", &[a], "", "").replace(&format!(r#""{a}""#), &format!(r#""{a}",{extra}"#));
+    let (_proxy, web) = start_proxy(&snapshot);
+    let counts = rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for _ in 0..40 {
+            *counts.entry(client.get("/").await.body).or_default() += 1;
+        }
+        counts
+    });
+    assert_eq!((counts["a"], counts["b"]), (10, 30), "{counts:?}");
+}

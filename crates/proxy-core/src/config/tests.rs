@@ -142,3 +142,111 @@ fn bootstrap_checks_workers() {
     );
     assert_eq!(parse_bootstrap(r#"{"extra":1}"#).unwrap_err().path, "extra");
 }
+
+#[test]
+fn endpoints_are_strings_or_objects() {
+    let json = r#"{"clusters":[{"name":"b","endpoints":["127.0.0.1:1",{"address":"127.0.0.1:2","weight":3}]}]}"#;
+    let snapshot = parse_snapshot(json).unwrap();
+    let weights: Vec<_> = snapshot.clusters[0]
+        .endpoints
+        .iter()
+        .map(|e| e.weight)
+        .collect();
+    assert_eq!(weights, vec![1, 3]);
+    let again = serde_json::to_string(&snapshot).unwrap();
+    assert_eq!(parse_snapshot(&again).unwrap(), snapshot);
+}
+
+#[test]
+fn route_errors_name_the_field() {
+    let listener = |extra: &str| {
+        format!(
+            r#"{{"listeners":[{{"name":"out","address":"127.0.0.1:1","protocol":"http"{extra}}}],"clusters":[{{"name":"b"}}]}}"#
+        )
+    };
+    let route = |rule: &str| {
+        listener(&format!(
+            r#","routes":[{{"name":"h","hosts":["h"],"rules":[{rule}]}}]"#
+        ))
+    };
+    let cases = [
+        (listener(""), "listeners[0].cluster", "missing field"),
+        (
+            listener(r#","cluster":"b","routes":[{"name":"h","hosts":["h"],"rules":[]}]"#),
+            "listeners[0].routes",
+            "not both",
+        ),
+        (
+            route(r#"{"backends":[{"cluster":"nope"}]}"#),
+            "listeners[0].routes[0].rules[0].backends[0].cluster",
+            "no cluster named",
+        ),
+        (
+            route(r#"{"backends":[]}"#),
+            "listeners[0].routes[0].rules[0].backends",
+            "at least one",
+        ),
+        (
+            route(r#"{"backends":[{"cluster":"b","weight":2000000}]}"#),
+            "listeners[0].routes[0].rules[0].backends[0].weight",
+            "at most",
+        ),
+        (
+            route(
+                r#"{"matches":[{"path":{"type":"PathPrefix","value":"api"}}],"backends":[{"cluster":"b"}]}"#,
+            ),
+            "listeners[0].routes[0].rules[0].matches[0].path.value",
+            "start with",
+        ),
+        (
+            route(
+                r#"{"matches":[{"path":{"type":"Regex","value":"/"}}],"backends":[{"cluster":"b"}]}"#,
+            ),
+            "listeners[0].routes[0].rules[0].matches[0].path.type",
+            "unknown variant",
+        ),
+        (
+            route(
+                r#"{"matches":[{"headers":[{"name":"bad header","value":"1"}]}],"backends":[{"cluster":"b"}]}"#,
+            ),
+            "listeners[0].routes[0].rules[0].matches[0].headers[0].name",
+            "not a valid header",
+        ),
+        (
+            listener(r#","routes":[{"name":"h","hosts":["h:80"],"rules":[]}]"#),
+            "listeners[0].routes[0].hosts[0]",
+            "no port",
+        ),
+        (
+            listener(
+                r#","routes":[{"name":"h","hosts":["h"],"rules":[]},{"name":"i","hosts":["H"],"rules":[]}]"#,
+            ),
+            "listeners[0].routes[1].hosts[0]",
+            "already routed",
+        ),
+        (
+            r#"{"clusters":[{"name":"b","endpoints":[{"address":"127.0.0.1:1","weight":0}]}]}"#
+                .to_string(),
+            "clusters[0].endpoints[0].weight",
+            "between",
+        ),
+        (
+            r#"{"clusters":[{"name":"b","endpoints":[{"address":"127.0.0.1:1","zone":"a"}]}]}"#
+                .to_string(),
+            "clusters[0].endpoints[0].zone",
+            "unknown field",
+        ),
+        (
+            r#"{"clusters":[{"name":"b","endpoints":["127.0.0.1:1","127.0.0.1:1"]}]}"#.to_string(),
+            "clusters[0].endpoints[1]",
+            "listed twice",
+        ),
+    ];
+    for (json, path, fragment) in cases {
+        let e = err(&json);
+        assert_eq!(e.path, path, "{json}: {e}");
+        assert!(e.message.contains(fragment), "{json}: {e}");
+    }
+    let tcp = r#"{"listeners":[{"name":"t","address":"127.0.0.1:1","protocol":"tcp","routes":[{"name":"h","hosts":["h"],"rules":[]}]}],"clusters":[]}"#;
+    assert_eq!(err(tcp).path, "listeners[0].routes");
+}
