@@ -1,0 +1,395 @@
+"""Registry state to one sidecar's proxy snapshot: a pure function, no I/O.
+
+``build_snapshot(state, instance_id)`` returns the JSON document that the sidecar's core
+takes in ``Proxy.apply``:
+
+- an ``outbound`` HTTP listener (the app's ``HTTP_PROXY``) that routes by ``Host``: every
+  HTTP service of the mesh is a virtual host (``payment.default``, ``payment.default.svc``,
+  and plain ``payment`` from the sidecar's own namespace), and so is every version service
+  (``payment-v2`` for the instances of ``payment`` with version v2);
+- a virtual host without HTTPRoutes has one rule to its own cluster; once accepted routes
+  attach to the service (GAMMA), only their rules apply, in the order of ``state.routes``
+  (creation order) and then rule order, and the core answers 404 when none matches;
+- a cluster ``<name>.<namespace>`` per service and version service, whose endpoints are the
+  ``healthy`` instances' ``address:inbound_port`` (starting, unhealthy and draining ones are
+  left out); a backendRef to a missing service goes to an empty cluster of that name (the
+  core answers 503), one that cannot be resolved (another namespace, not a Service) to the
+  empty cluster ``unresolved-backend``; weights are kept;
+- for the sidecar's own instance, an ``inbound`` listener on its inbound port to the
+  ``local-app`` cluster at ``127.0.0.1:<app_port>`` (none without an app port).
+
+Equal states give equal snapshots, byte for byte once dumped: everything is sorted except
+route rules, whose order is meaningful.
+
+Not yet sent to the data plane (the core cannot express them yet):
+
+- HTTPRoute filters (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror,
+  URLRewrite), on rules and on backendRefs, and ``retry``;
+- ``timeouts.backendRequest``: with no retries one backend request is the whole request, so
+  the shorter of request and backendRequest becomes the rule's request timeout ("0s" for
+  request: 24h, the longest the core is given);
+- RegularExpression matches: rules using them are left out (the route's status says
+  PartiallyInvalid, or not Accepted when no rule is left);
+- ``parentRefs[].port``: a route applies to every port of its Service;
+- BackendPolicy: only ``loadBalancer.type``, and peak_ewma (the default), ring_hash and
+  maglev are sent as least_request until the core has them; hashOn, outlierDetection,
+  connectionLimits, retryBudget, slowStart and faultInjection are not sent;
+- AuthorizationPolicy: nothing yet;
+- instance zones and labels; TCP services get clusters but no listener.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from meshpy.durations import format_duration
+from meshpy.resources import (
+    BackendPolicySpec,
+    HTTPRouteMatch,
+    HTTPRouteRule,
+    HTTPRouteSpec,
+    HTTPRouteTimeouts,
+    Resource,
+)
+from meshpy.resources._common import BackendObjectReference, is_dns_label
+from meshpy.resources.httproute import uses_regular_expressions
+from meshpy.resources.status import backend_problem
+
+__all__ = [
+    "LOCAL_APP_CLUSTER",
+    "UNRESOLVED_CLUSTER",
+    "InstanceInfo",
+    "MeshState",
+    "ServiceInfo",
+    "SidecarPorts",
+    "UnknownInstanceError",
+    "build_snapshot",
+    "version_service_name",
+]
+
+LOCAL_APP_CLUSTER = "local-app"
+"""The cluster of the sidecar's own app (no '.', so never a service's cluster)."""
+UNRESOLVED_CLUSTER = "unresolved-backend"
+"""The empty cluster that backendRefs which cannot be resolved are sent to."""
+
+_NO_TIMEOUT = timedelta(hours=24)
+_LB = {
+    "round_robin": "round_robin",
+    "least_request": "least_request",
+    # Not in the core yet: the closest it has is power-of-two-choices least request.
+    "peak_ewma": "least_request",
+    "ring_hash": "least_request",
+    "maglev": "least_request",
+}
+_DEFAULT_LB = _LB["peak_ewma"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceInfo:
+    """A registered service."""
+
+    namespace: str
+    name: str
+    protocol: Literal["http", "tcp"] = "http"
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceInfo:
+    """A registered instance (one sidecar and its app)."""
+
+    id: str
+    namespace: str
+    service: str
+    version: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    address: str
+    inbound_port: int
+    app_port: int | None = None
+    zone: str | None = None
+    state: Literal["starting", "healthy", "unhealthy", "draining"] = "starting"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshState:
+    """Everything a snapshot is built from; ``routes`` and policies in creation order."""
+
+    services: tuple[ServiceInfo, ...] = ()
+    instances: tuple[InstanceInfo, ...] = ()
+    routes: tuple[Resource, ...] = ()
+    backend_policies: tuple[Resource, ...] = ()
+    authorization_policies: tuple[Resource, ...] = ()
+    revision: int = 0
+
+    def service_keys(self) -> frozenset[tuple[str, str]]:
+        """Every existing ``(namespace, name)``, version services included (for statuses)."""
+        return frozenset(_services(self))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SidecarPorts:
+    """What a sidecar binds locally besides its inbound port (which comes from the instance)."""
+
+    outbound: int = 15001
+    outbound_host: str = "127.0.0.1"
+
+
+class UnknownInstanceError(LookupError):
+    """No instance with the given id is registered."""
+
+
+def version_service_name(service: str, version: str | None) -> str | None:
+    """``payment`` + ``v2`` -> ``payment-v2``; None when there is no valid such name."""
+    if not version:
+        return None
+    name = f"{service}-{version}"
+    return name if is_dns_label(name) else None
+
+
+@dataclass
+class _Service:
+    protocol: str
+    parent: str | None = None
+    endpoints: set[str] = field(default_factory=set)
+
+
+def _services(state: MeshState) -> dict[tuple[str, str], _Service]:
+    services: dict[tuple[str, str], _Service] = {}
+    for info in state.services:
+        if is_dns_label(info.namespace) and is_dns_label(info.name):
+            services[(info.namespace, info.name)] = _Service(info.protocol)
+    for inst in state.instances:
+        if not (is_dns_label(inst.namespace) and is_dns_label(inst.service)):
+            continue
+        base = services.setdefault((inst.namespace, inst.service), _Service("http"))
+        endpoint = _endpoint(inst)
+        names = [inst.service]
+        version = version_service_name(inst.service, inst.version)
+        if version is not None:
+            services.setdefault((inst.namespace, version), _Service(base.protocol, inst.service))
+            names.append(version)
+        if endpoint is not None:
+            for name in names:
+                services[(inst.namespace, name)].endpoints.add(endpoint)
+    return services
+
+
+def _endpoint(inst: InstanceInfo) -> str | None:
+    if inst.state != "healthy" or not 0 < inst.inbound_port < 65536:
+        return None
+    try:
+        ip = ipaddress.ip_address(inst.address)
+    except ValueError:
+        return None
+    if ip.is_unspecified:
+        return None
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"{host}:{inst.inbound_port}"
+
+
+def _cluster_name(namespace: str, name: str) -> str:
+    return f"{name}.{namespace}"
+
+
+def build_snapshot(
+    state: MeshState, instance_id: str, ports: SidecarPorts = SidecarPorts()
+) -> dict[str, Any]:
+    """The snapshot for the sidecar of instance ``instance_id``; ``version`` is the revision.
+
+    Raises UnknownInstanceError when no such instance is registered.
+    """
+    own = next((i for i in state.instances if i.id == instance_id), None)
+    if own is None:
+        raise UnknownInstanceError(instance_id)
+    services = _services(state)
+    lb = _load_balancers(state.backend_policies, services)
+    clusters: dict[str, dict[str, Any]] = {}
+    for (ns, name), service in services.items():
+        clusters[_cluster_name(ns, name)] = _cluster(
+            _cluster_name(ns, name), sorted(service.endpoints), lb.get((ns, name), _DEFAULT_LB)
+        )
+
+    attached = _attached_routes(state.routes, services, own.namespace)
+    vhosts = []
+    for ns, name in sorted(services):
+        if services[(ns, name)].protocol != "http":
+            continue
+        routes = attached.get((ns, name), [])
+        if routes:
+            rules = [
+                _rule(rule, route_ns, services, clusters)
+                for route_ns, spec in routes
+                for rule in spec.rules
+                if not uses_regular_expressions(rule)
+            ]
+        else:
+            catch_all = {"path": {"type": "PathPrefix", "value": "/"}}
+            backend = {"cluster": _cluster_name(ns, name), "weight": 1}
+            rules = [{"matches": [catch_all], "backends": [backend]}]
+        hosts = [name] if ns == own.namespace else []
+        hosts += [f"{name}.{ns}", f"{name}.{ns}.svc"]
+        vhosts.append({"name": _cluster_name(ns, name), "hosts": hosts, "rules": rules})
+    if not vhosts:
+        vhosts.append({"name": "no-services", "hosts": ["*"], "rules": []})
+
+    listeners = [
+        {
+            "name": "outbound",
+            "address": f"{_host(ports.outbound_host)}:{ports.outbound}",
+            "protocol": "http",
+            "routes": vhosts,
+        }
+    ]
+    if own.app_port is not None:
+        own_service = services.get((own.namespace, own.service))
+        listeners.insert(
+            0,
+            {
+                "name": "inbound",
+                "address": _inbound_address(own),
+                "protocol": own_service.protocol if own_service else "http",
+                "cluster": LOCAL_APP_CLUSTER,
+            },
+        )
+        clusters[LOCAL_APP_CLUSTER] = _cluster(
+            LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin", weighted=False
+        )
+    return {
+        "version": state.revision,
+        "listeners": listeners,
+        "clusters": [clusters[name] for name in sorted(clusters)],
+    }
+
+
+def _cluster(name: str, endpoints: list[str], lb: str, *, weighted: bool = True) -> dict[str, Any]:
+    listed: list[Any] = [{"address": a, "weight": 1} for a in endpoints] if weighted else endpoints
+    return {"name": name, "endpoints": listed, "lb": lb, "protocol": "http1"}
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+def _inbound_address(inst: InstanceInfo) -> str:
+    try:
+        ip = ipaddress.ip_address(inst.address)
+    except ValueError:
+        return f"0.0.0.0:{inst.inbound_port}"
+    if ip.is_loopback:
+        return f"{_host(str(ip))}:{inst.inbound_port}"
+    return f"{'[::]' if ip.version == 6 else '0.0.0.0'}:{inst.inbound_port}"
+
+
+def _load_balancers(
+    policies: tuple[Resource, ...], services: Mapping[tuple[str, str], _Service]
+) -> dict[tuple[str, str], str]:
+    """The load balancer of each service: the oldest policy targeting it, else its parent's."""
+    chosen: dict[tuple[str, str], str] = {}
+    for policy in policies:
+        if not isinstance(policy.spec, BackendPolicySpec):
+            continue
+        for target in policy.spec.target_refs:
+            key = (policy.effective_namespace, target.name)
+            chosen.setdefault(key, _LB[policy.spec.load_balancer.type])
+    for (ns, name), service in services.items():
+        if (ns, name) not in chosen and service.parent and (ns, service.parent) in chosen:
+            chosen[(ns, name)] = chosen[(ns, service.parent)]
+    return chosen
+
+
+def _attached_routes(
+    routes: tuple[Resource, ...],
+    services: Mapping[tuple[str, str], _Service],
+    sidecar_namespace: str,
+) -> dict[tuple[str, str], list[tuple[str, HTTPRouteSpec]]]:
+    """Accepted routes (namespace and spec) per service, as this sidecar sees them.
+
+    A route in the service's namespace is a producer route and applies to every client; one
+    in another namespace is a consumer route and applies only to clients in that namespace,
+    instead of the producer routes (GEP-1426).
+    """
+    producer: dict[tuple[str, str], list[tuple[str, HTTPRouteSpec]]] = {}
+    consumer: dict[tuple[str, str], list[tuple[str, HTTPRouteSpec]]] = {}
+    for route in routes:
+        spec = route.spec
+        if not isinstance(spec, HTTPRouteSpec):
+            continue
+        if all(uses_regular_expressions(rule) for rule in spec.rules):
+            continue  # not accepted: nothing the data plane can serve
+        route_ns = route.effective_namespace
+        seen: set[tuple[str, str]] = set()
+        for ref in spec.parent_refs:
+            key = (ref.namespace or route_ns, ref.name)
+            if key not in services or key in seen:
+                continue
+            seen.add(key)
+            if key[0] == route_ns:
+                producer.setdefault(key, []).append((route_ns, spec))
+            elif route_ns == sidecar_namespace:
+                consumer.setdefault(key, []).append((route_ns, spec))
+    return {key: consumer.get(key) or producer[key] for key in producer.keys() | consumer.keys()}
+
+
+def _rule(
+    rule: HTTPRouteRule,
+    route_ns: str,
+    services: Mapping[tuple[str, str], _Service],
+    clusters: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    backends = [
+        {"cluster": _backend_cluster(ref, route_ns, services, clusters), "weight": ref.weight}
+        for ref in rule.backend_refs
+    ]
+    if not backends:  # the Gateway API answers 500 here; an empty cluster gets 503
+        backends = [{"cluster": _empty_cluster(UNRESOLVED_CLUSTER, clusters), "weight": 1}]
+    out: dict[str, Any] = {"matches": [_match(m) for m in rule.matches], "backends": backends}
+    timeout = _request_timeout(rule.timeouts)
+    if timeout is not None:
+        out["timeouts"] = {"request": format_duration(timeout)}
+    return out
+
+
+def _match(match: HTTPRouteMatch) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": {"type": match.path.type, "value": match.path.value}}
+    headers: dict[str, dict[str, str]] = {}
+    for header in match.headers:  # the first of equal (case-insensitive) names counts
+        headers.setdefault(header.name.lower(), {"name": header.name, "value": header.value})
+    if headers:
+        out["headers"] = list(headers.values())
+    if match.query_params:
+        out["query_params"] = [{"name": q.name, "value": q.value} for q in match.query_params]
+    if match.method is not None:
+        out["method"] = match.method
+    return out
+
+
+def _backend_cluster(
+    ref: BackendObjectReference,
+    route_ns: str,
+    services: Mapping[tuple[str, str], _Service],
+    clusters: dict[str, dict[str, Any]],
+) -> str:
+    problem = backend_problem(ref, route_ns, services.keys())
+    if problem is None:
+        return _cluster_name(route_ns, ref.name)
+    if problem[0] == "BackendNotFound" and is_dns_label(ref.name):
+        return _empty_cluster(_cluster_name(route_ns, ref.name), clusters)
+    return _empty_cluster(UNRESOLVED_CLUSTER, clusters)
+
+
+def _empty_cluster(name: str, clusters: dict[str, dict[str, Any]]) -> str:
+    clusters.setdefault(name, _cluster(name, [], _DEFAULT_LB))
+    return name
+
+
+def _request_timeout(timeouts: HTTPRouteTimeouts | None) -> timedelta | None:
+    if timeouts is None:
+        return None
+    limits = [t for t in (timeouts.request, timeouts.backend_request) if t]
+    if limits:
+        return min(limits)
+    return _NO_TIMEOUT if timeouts.request is not None else None

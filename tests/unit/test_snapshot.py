@@ -1,0 +1,553 @@
+"""A sidecar's snapshot is a pure function of the registry state."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from meshpy.resources import Resource, parse
+from meshpy.snapshot import (
+    LOCAL_APP_CLUSTER,
+    UNRESOLVED_CLUSTER,
+    InstanceInfo,
+    MeshState,
+    ServiceInfo,
+    SidecarPorts,
+    UnknownInstanceError,
+    build_snapshot,
+    version_service_name,
+)
+
+CATCH_ALL = [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+
+def inst(
+    id: str,
+    service: str,
+    address: str,
+    *,
+    namespace: str = "default",
+    version: str | None = None,
+    state: str = "healthy",
+    inbound_port: int = 15006,
+    app_port: int | None = 8080,
+) -> InstanceInfo:
+    return InstanceInfo(
+        id=id,
+        namespace=namespace,
+        service=service,
+        version=version,
+        address=address,
+        inbound_port=inbound_port,
+        app_port=app_port,
+        state=state,  # type: ignore[arg-type]
+    )
+
+
+SHOP = MeshState(
+    services=(
+        ServiceInfo(namespace="default", name="cart"),
+        ServiceInfo(namespace="default", name="payment"),
+        ServiceInfo(namespace="default", name="redis", protocol="tcp"),
+        ServiceInfo(namespace="billing", name="ledger"),
+    ),
+    instances=(
+        inst("cart-1", "cart", "10.0.0.2"),
+        inst("pay-1", "payment", "10.0.0.5", version="v1"),
+        inst("pay-2", "payment", "10.0.0.6", version="v1"),
+        inst("pay-3", "payment", "10.0.0.7", version="v2"),
+        inst("redis-1", "redis", "10.0.0.9", inbound_port=16379),
+        inst("ledger-1", "ledger", "10.0.1.4", namespace="billing"),
+    ),
+    revision=42,
+)
+
+
+def route(spec: dict[str, Any], *, name: str = "r", namespace: str = "default") -> Resource:
+    return parse(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+    )
+
+
+def to_payment(*rules: dict[str, Any], name: str = "r", namespace: str = "default") -> Resource:
+    parent = {"kind": "Service", "name": "payment", "namespace": "default"}
+    return route({"parentRefs": [parent], "rules": list(rules)}, name=name, namespace=namespace)
+
+
+def backend_policy(target: str, lb: str, namespace: str = "default") -> Resource:
+    load_balancer: dict[str, Any] = {"type": lb}
+    if lb in ("ring_hash", "maglev"):
+        load_balancer["hashOn"] = {"header": "x-user"}
+    return parse(
+        {
+            "apiVersion": "policy.meshpy.io/v1alpha1",
+            "kind": "BackendPolicy",
+            "metadata": {"name": f"{target}-{lb.replace('_', '-')}", "namespace": namespace},
+            "spec": {
+                "targetRefs": [{"kind": "Service", "name": target}],
+                "loadBalancer": load_balancer,
+            },
+        }
+    )
+
+
+def listener(snapshot: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [lst for lst in snapshot["listeners"] if lst["name"] == name]
+    return found
+
+
+def vhost(snapshot: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [v for v in listener(snapshot, "outbound")["routes"] if v["name"] == name]
+    return found
+
+
+def clusters(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in snapshot["clusters"]}
+
+
+def addresses(cluster: dict[str, Any]) -> list[str]:
+    return [e["address"] for e in cluster["endpoints"]]
+
+
+def test_the_whole_snapshot_of_a_small_mesh() -> None:
+    state = MeshState(
+        services=(ServiceInfo(namespace="default", name="payment"),),
+        instances=(
+            inst("pay-1", "payment", "10.0.0.5"),
+            inst("cart-1", "cart", "127.0.0.1", inbound_port=15106, app_port=8081),
+        ),
+        revision=7,
+    )
+    assert build_snapshot(state, "cart-1") == {
+        "version": 7,
+        "listeners": [
+            {
+                "name": "inbound",
+                "address": "127.0.0.1:15106",
+                "protocol": "http",
+                "cluster": "local-app",
+            },
+            {
+                "name": "outbound",
+                "address": "127.0.0.1:15001",
+                "protocol": "http",
+                "routes": [
+                    {
+                        "name": "cart.default",
+                        "hosts": ["cart", "cart.default", "cart.default.svc"],
+                        "rules": [
+                            {
+                                "matches": CATCH_ALL,
+                                "backends": [{"cluster": "cart.default", "weight": 1}],
+                            }
+                        ],
+                    },
+                    {
+                        "name": "payment.default",
+                        "hosts": ["payment", "payment.default", "payment.default.svc"],
+                        "rules": [
+                            {
+                                "matches": CATCH_ALL,
+                                "backends": [{"cluster": "payment.default", "weight": 1}],
+                            }
+                        ],
+                    },
+                ],
+            },
+        ],
+        "clusters": [
+            {
+                "name": "cart.default",
+                "endpoints": [{"address": "127.0.0.1:15106", "weight": 1}],
+                "lb": "least_request",
+                "protocol": "http1",
+            },
+            {
+                "name": "local-app",
+                "endpoints": ["127.0.0.1:8081"],
+                "lb": "round_robin",
+                "protocol": "http1",
+            },
+            {
+                "name": "payment.default",
+                "endpoints": [{"address": "10.0.0.5:15006", "weight": 1}],
+                "lb": "least_request",
+                "protocol": "http1",
+            },
+        ],
+    }
+
+
+def test_version_services_get_clusters_and_virtual_hosts() -> None:
+    snap = build_snapshot(SHOP, "cart-1")
+    found = clusters(snap)
+    assert addresses(found["payment.default"]) == [
+        "10.0.0.5:15006",
+        "10.0.0.6:15006",
+        "10.0.0.7:15006",
+    ]
+    assert addresses(found["payment-v1.default"]) == ["10.0.0.5:15006", "10.0.0.6:15006"]
+    assert addresses(found["payment-v2.default"]) == ["10.0.0.7:15006"]
+    v2 = vhost(snap, "payment-v2.default")
+    assert v2["hosts"] == ["payment-v2", "payment-v2.default", "payment-v2.default.svc"]
+    assert v2["rules"] == [
+        {"matches": CATCH_ALL, "backends": [{"cluster": "payment-v2.default", "weight": 1}]}
+    ]
+
+
+def test_short_host_names_only_in_the_sidecars_namespace() -> None:
+    snap = build_snapshot(SHOP, "cart-1")
+    assert vhost(snap, "ledger.billing")["hosts"] == ["ledger.billing", "ledger.billing.svc"]
+    from_billing = build_snapshot(SHOP, "ledger-1")
+    assert vhost(from_billing, "ledger.billing")["hosts"][0] == "ledger"
+    assert vhost(from_billing, "payment.default")["hosts"] == [
+        "payment.default",
+        "payment.default.svc",
+    ]
+
+
+def test_a_canary_splits_90_10() -> None:
+    canary = to_payment(
+        {
+            "backendRefs": [
+                {"name": "payment-v1", "weight": 90},
+                {"name": "payment-v2", "weight": 10},
+            ]
+        }
+    )
+    snap = build_snapshot(replace(SHOP, routes=(canary,)), "cart-1")
+    assert vhost(snap, "payment.default")["rules"] == [
+        {
+            "matches": CATCH_ALL,
+            "backends": [
+                {"cluster": "payment-v1.default", "weight": 90},
+                {"cluster": "payment-v2.default", "weight": 10},
+            ],
+        }
+    ]
+    assert vhost(snap, "payment-v1.default")["rules"][0]["backends"][0]["cluster"] == (
+        "payment-v1.default"
+    ), "a route to payment does not attach to its version services"
+
+
+def test_attached_routes_replace_the_catch_all() -> None:
+    only_api = to_payment(
+        {
+            "matches": [
+                {
+                    "path": {"type": "Exact", "value": "/api/charge"},
+                    "headers": [{"name": "X-Beta", "value": "1"}],
+                    "queryParams": [{"name": "q", "value": "v"}],
+                    "method": "POST",
+                },
+                {"path": {"type": "PathPrefix", "value": "/api"}},
+            ],
+            "backendRefs": [{"name": "payment-v2"}],
+            "timeouts": {"request": "5s"},
+        },
+        {
+            "matches": [{"headers": [{"name": "x-debug", "value": "on"}]}],
+            "backendRefs": [{"name": "payment"}],
+        },
+    )
+    snap = build_snapshot(replace(SHOP, routes=(only_api,)), "cart-1")
+    assert vhost(snap, "payment.default")["rules"] == [
+        {
+            "matches": [
+                {
+                    "path": {"type": "Exact", "value": "/api/charge"},
+                    "headers": [{"name": "X-Beta", "value": "1"}],
+                    "query_params": [{"name": "q", "value": "v"}],
+                    "method": "POST",
+                },
+                {"path": {"type": "PathPrefix", "value": "/api"}},
+            ],
+            "backends": [{"cluster": "payment-v2.default", "weight": 1}],
+            "timeouts": {"request": "5s"},
+        },
+        {
+            "matches": [
+                {
+                    "path": {"type": "PathPrefix", "value": "/"},
+                    "headers": [{"name": "x-debug", "value": "on"}],
+                }
+            ],
+            "backends": [{"cluster": "payment.default", "weight": 1}],
+        },
+    ], "no catch-all: a request matching no rule gets 404 from the core"
+    assert vhost(snap, "cart.default")["rules"][0]["matches"] == CATCH_ALL
+
+
+def test_rules_of_several_routes_keep_creation_order() -> None:
+    older = to_payment({"backendRefs": [{"name": "payment-v1"}]}, name="older")
+    newer = to_payment(
+        {"matches": [{"path": {"value": "/v2"}}], "backendRefs": [{"name": "payment-v2"}]},
+        name="newer",
+    )
+    snap = build_snapshot(replace(SHOP, routes=(older, newer)), "cart-1")
+    clusters_in_order = [
+        r["backends"][0]["cluster"] for r in vhost(snap, "payment.default")["rules"]
+    ]
+    assert clusters_in_order == ["payment-v1.default", "payment-v2.default"]
+
+
+def test_only_healthy_instances_are_endpoints() -> None:
+    state = replace(
+        SHOP,
+        instances=(
+            *SHOP.instances,
+            inst("pay-4", "payment", "10.0.0.10", version="v1", state="draining"),
+            inst("pay-5", "payment", "10.0.0.11", version="v1", state="unhealthy"),
+            inst("pay-6", "payment", "10.0.0.12", version="v1", state="starting"),
+        ),
+    )
+    found = clusters(build_snapshot(state, "cart-1"))
+    assert addresses(found["payment-v1.default"]) == ["10.0.0.5:15006", "10.0.0.6:15006"]
+
+
+def test_a_service_whose_instances_all_drain_keeps_an_empty_cluster() -> None:
+    drained = tuple(
+        replace(i, state="draining") if i.service == "payment" else i for i in SHOP.instances
+    )
+    found = clusters(build_snapshot(replace(SHOP, instances=drained), "cart-1"))
+    assert found["payment.default"]["endpoints"] == []
+    assert found["payment-v2.default"]["endpoints"] == []
+
+
+def test_missing_and_unresolvable_backends_go_to_empty_clusters() -> None:
+    rule = {
+        "backendRefs": [
+            {"name": "payment-v1", "weight": 80},
+            {"name": "payment-v3", "weight": 15},
+            {"name": "ledger", "namespace": "billing", "weight": 4},
+            {"name": "payment", "kind": "ServiceImport", "weight": 1},
+        ]
+    }
+    snap = build_snapshot(replace(SHOP, routes=(to_payment(rule),)), "cart-1")
+    assert vhost(snap, "payment.default")["rules"][0]["backends"] == [
+        {"cluster": "payment-v1.default", "weight": 80},
+        {"cluster": "payment-v3.default", "weight": 15},
+        {"cluster": UNRESOLVED_CLUSTER, "weight": 4},
+        {"cluster": UNRESOLVED_CLUSTER, "weight": 1},
+    ]
+    found = clusters(snap)
+    assert found["payment-v3.default"]["endpoints"] == []
+    assert found[UNRESOLVED_CLUSTER]["endpoints"] == []
+
+
+def test_a_rule_without_backends_answers_from_an_empty_cluster() -> None:
+    snap = build_snapshot(replace(SHOP, routes=(to_payment({}),)), "cart-1")
+    rule = vhost(snap, "payment.default")["rules"][0]
+    assert rule["backends"] == [{"cluster": UNRESOLVED_CLUSTER, "weight": 1}]
+
+
+def test_routes_to_missing_parents_attach_nowhere() -> None:
+    stray = route({"parentRefs": [{"kind": "Service", "name": "nope"}], "rules": [{}]})
+    assert build_snapshot(replace(SHOP, routes=(stray,)), "cart-1") == build_snapshot(
+        SHOP, "cart-1"
+    )
+
+
+def test_consumer_routes_apply_only_in_their_namespace() -> None:
+    producer = to_payment({"backendRefs": [{"name": "payment-v1"}]}, name="producer")
+    consumer = to_payment(
+        {"backendRefs": [{"name": "ledger"}]}, name="consumer", namespace="billing"
+    )
+    state = replace(SHOP, routes=(producer, consumer))
+    from_default = vhost(build_snapshot(state, "cart-1"), "payment.default")["rules"]
+    from_billing = vhost(build_snapshot(state, "ledger-1"), "payment.default")["rules"]
+    assert [r["backends"][0]["cluster"] for r in from_default] == ["payment-v1.default"]
+    assert [r["backends"][0]["cluster"] for r in from_billing] == ["ledger.billing"]
+
+
+def test_rules_with_regular_expressions_are_left_out() -> None:
+    regex = {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]+"}}]}
+    plain = {"backendRefs": [{"name": "payment-v1"}]}
+    snap = build_snapshot(replace(SHOP, routes=(to_payment(regex, plain),)), "cart-1")
+    rules = vhost(snap, "payment.default")["rules"]
+    assert [r["backends"][0]["cluster"] for r in rules] == ["payment-v1.default"]
+    only_regex = build_snapshot(replace(SHOP, routes=(to_payment(regex),)), "cart-1")
+    assert vhost(only_regex, "payment.default")["rules"][0]["matches"] == CATCH_ALL, (
+        "a route with no servable rule is not accepted, so it does not attach"
+    )
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "expected"),
+    [
+        ({"request": "10s"}, "10s"),
+        ({"request": "1h30m"}, "90m"),
+        ({"request": "10s", "backendRequest": "2s"}, "2s"),
+        ({"backendRequest": "1500ms"}, "1500ms"),
+        ({"request": "0s"}, "24h"),
+        ({"request": "0s", "backendRequest": "3s"}, "3s"),
+        ({"backendRequest": "0s"}, None),
+    ],
+)
+def test_rule_timeouts(timeouts: dict[str, str], expected: str | None) -> None:
+    rule = {"backendRefs": [{"name": "payment"}], "timeouts": timeouts}
+    snap = build_snapshot(replace(SHOP, routes=(to_payment(rule),)), "cart-1")
+    sent = vhost(snap, "payment.default")["rules"][0].get("timeouts")
+    assert sent == ({"request": expected} if expected else None)
+
+
+def test_repeated_header_names_match_on_the_first() -> None:
+    match = {"headers": [{"name": "X-A", "value": "1"}, {"name": "x-a", "value": "2"}]}
+    rule = {"matches": [match], "backendRefs": [{"name": "payment"}]}
+    snap = build_snapshot(replace(SHOP, routes=(to_payment(rule),)), "cart-1")
+    headers = vhost(snap, "payment.default")["rules"][0]["matches"][0]["headers"]
+    assert headers == [{"name": "X-A", "value": "1"}]
+
+
+def test_the_own_instance_gets_an_inbound_listener() -> None:
+    snap = build_snapshot(SHOP, "pay-1")
+    assert listener(snap, "inbound") == {
+        "name": "inbound",
+        "address": "0.0.0.0:15006",
+        "protocol": "http",
+        "cluster": LOCAL_APP_CLUSTER,
+    }
+    assert clusters(snap)[LOCAL_APP_CLUSTER]["endpoints"] == ["127.0.0.1:8080"]
+
+
+def test_a_loopback_instance_listens_on_its_loopback_address() -> None:
+    local = inst("local", "cart", "127.0.0.2", inbound_port=20001)
+    snap = build_snapshot(replace(SHOP, instances=(*SHOP.instances, local)), "local")
+    assert listener(snap, "inbound")["address"] == "127.0.0.2:20001"
+
+
+def test_no_app_port_no_inbound_listener() -> None:
+    client = inst("job", "batch", "10.0.0.30", app_port=None)
+    snap = build_snapshot(replace(SHOP, instances=(*SHOP.instances, client)), "job")
+    assert [lst["name"] for lst in snap["listeners"]] == ["outbound"]
+    assert LOCAL_APP_CLUSTER not in clusters(snap)
+
+
+def test_a_tcp_service_has_a_cluster_but_no_virtual_host() -> None:
+    snap = build_snapshot(SHOP, "redis-1")
+    assert addresses(clusters(snap)["redis.default"]) == ["10.0.0.9:16379"]
+    names = [v["name"] for v in listener(snap, "outbound")["routes"]]
+    assert "redis.default" not in names
+    assert listener(snap, "inbound")["protocol"] == "tcp"
+
+
+def test_sidecar_ports_set_the_outbound_address() -> None:
+    snap = build_snapshot(SHOP, "cart-1", SidecarPorts(outbound=25001))
+    assert listener(snap, "outbound")["address"] == "127.0.0.1:25001"
+    snap = build_snapshot(SHOP, "cart-1", SidecarPorts(outbound=25001, outbound_host="::1"))
+    assert listener(snap, "outbound")["address"] == "[::1]:25001"
+
+
+def test_ipv6_and_odd_addresses() -> None:
+    state = replace(
+        SHOP,
+        instances=(
+            inst("v6", "api", "fd00::5"),
+            inst("dup", "api", "fd00::5"),
+            inst("name", "api", "api.internal"),
+            inst("any", "api", "0.0.0.0"),
+            inst("port0", "api", "10.0.0.40", inbound_port=0),
+        ),
+    )
+    snap = build_snapshot(state, "v6")
+    assert addresses(clusters(snap)["api.default"]) == ["[fd00::5]:15006"]
+    assert listener(snap, "inbound")["address"] == "[::]:15006"
+
+
+@pytest.mark.parametrize(
+    ("lb", "sent"),
+    [
+        ("round_robin", "round_robin"),
+        ("least_request", "least_request"),
+        ("peak_ewma", "least_request"),
+        ("ring_hash", "least_request"),
+        ("maglev", "least_request"),
+    ],
+)
+def test_backend_policy_load_balancers(lb: str, sent: str) -> None:
+    state = replace(SHOP, backend_policies=(backend_policy("payment", lb),))
+    found = clusters(build_snapshot(state, "cart-1"))
+    assert found["payment.default"]["lb"] == sent
+    assert found["payment-v1.default"]["lb"] == sent, "version services follow their service"
+
+
+def test_the_oldest_policy_wins_and_versions_can_have_their_own() -> None:
+    policies = (
+        backend_policy("payment", "round_robin"),
+        backend_policy("payment", "least_request"),
+        backend_policy("payment-v2", "least_request"),
+        backend_policy("cart", "round_robin", namespace="billing"),
+    )
+    found = clusters(build_snapshot(replace(SHOP, backend_policies=policies), "cart-1"))
+    assert found["payment.default"]["lb"] == "round_robin"
+    assert found["payment-v1.default"]["lb"] == "round_robin"
+    assert found["payment-v2.default"]["lb"] == "least_request"
+    assert found["cart.default"]["lb"] == "least_request", "the policy is for billing/cart"
+
+
+def test_an_empty_mesh_still_has_an_outbound_listener() -> None:
+    alone = MeshState(instances=(inst("x", "x", "10.0.0.1", state="starting"),))
+    routes = listener(build_snapshot(alone, "x"), "outbound")["routes"]
+    assert [v["name"] for v in routes] == ["x.default"]
+    nothing = MeshState(
+        instances=(inst("x", "x", "10.0.0.1", namespace="Not_Valid", app_port=None),)
+    )
+    assert listener(build_snapshot(nothing, "x"), "outbound")["routes"] == [
+        {"name": "no-services", "hosts": ["*"], "rules": []}
+    ]
+
+
+def test_unknown_instance() -> None:
+    with pytest.raises(UnknownInstanceError):
+        build_snapshot(SHOP, "nope")
+
+
+def test_equal_states_give_byte_equal_snapshots() -> None:
+    canary = to_payment(
+        {
+            "backendRefs": [
+                {"name": "payment-v1", "weight": 90},
+                {"name": "payment-v2", "weight": 10},
+            ]
+        }
+    )
+    state = replace(
+        SHOP, routes=(canary,), backend_policies=(backend_policy("cart", "round_robin"),)
+    )
+    first = json.dumps(build_snapshot(state, "cart-1"))
+    rng = random.Random(7)
+    for _ in range(5):
+        services, instances = list(state.services), list(state.instances)
+        rng.shuffle(services)
+        rng.shuffle(instances)
+        shuffled = replace(state, services=tuple(services), instances=tuple(instances))
+        assert json.dumps(build_snapshot(shuffled, "cart-1")) == first
+    assert json.loads(first)["version"] == 42
+
+
+def test_version_service_names() -> None:
+    assert version_service_name("payment", "v2") == "payment-v2"
+    assert version_service_name("payment", None) is None
+    assert version_service_name("payment", "") is None
+    assert version_service_name("payment", "V2.1") is None
+    assert version_service_name("p" * 61, "v2") is None
+
+
+def test_service_keys_include_version_services() -> None:
+    assert SHOP.service_keys() == {
+        ("default", "cart"),
+        ("default", "payment"),
+        ("default", "payment-v1"),
+        ("default", "payment-v2"),
+        ("default", "redis"),
+        ("billing", "ledger"),
+    }

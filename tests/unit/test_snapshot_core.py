@@ -1,0 +1,156 @@
+"""Built snapshots are accepted as they are by the Rust core's Proxy.apply."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from meshpy import _core
+from meshpy.resources import Resource, parse
+from meshpy.snapshot import InstanceInfo, MeshState, ServiceInfo, build_snapshot
+
+
+def _inst(id_: str, service: str, address: str, **fields: Any) -> InstanceInfo:
+    values: dict[str, Any] = {
+        "namespace": "default",
+        "inbound_port": 15006,
+        "app_port": 8080,
+        "state": "healthy",
+    }
+    values.update(fields)
+    return InstanceInfo(id=id_, service=service, address=address, **values)
+
+
+def _route(name: str, spec: dict[str, Any], namespace: str = "default") -> Resource:
+    return parse(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+    )
+
+
+def _policy(target: str, lb: str) -> Resource:
+    spec: dict[str, Any] = {"targetRefs": [{"kind": "Service", "name": target}]}
+    spec["loadBalancer"] = {
+        "type": lb,
+        **({"hashOn": {"sourceIP": True}} if lb == "maglev" else {}),
+    }
+    return parse(
+        {
+            "apiVersion": "policy.meshpy.io/v1alpha1",
+            "kind": "BackendPolicy",
+            "metadata": {"name": target},
+            "spec": spec,
+        }
+    )
+
+
+PARENT = [{"kind": "Service", "name": "payment"}]
+
+MESH = MeshState(
+    services=(
+        ServiceInfo(namespace="default", name="payment"),
+        ServiceInfo(namespace="default", name="cart"),
+        ServiceInfo(namespace="default", name="redis", protocol="tcp"),
+        ServiceInfo(namespace="billing", name="ledger"),
+    ),
+    instances=(
+        _inst("cart-1", "cart", "127.0.0.1", inbound_port=15106, app_port=8081),
+        _inst("pay-1", "payment", "10.0.0.5", version="v1"),
+        _inst("pay-2", "payment", "10.0.0.6", version="v2"),
+        _inst("pay-3", "payment", "fd00::7", version="v2"),
+        _inst("pay-4", "payment", "10.0.0.8", version="v1", state="draining"),
+        _inst("redis-1", "redis", "10.0.0.9", inbound_port=16379, app_port=6379),
+        _inst("ledger-1", "ledger", "10.0.1.4", namespace="billing"),
+        _inst("job-1", "batch", "10.0.0.20", app_port=None),
+    ),
+    routes=(
+        _route(
+            "canary",
+            {
+                "parentRefs": PARENT,
+                "rules": [
+                    {
+                        "matches": [
+                            {
+                                "path": {"type": "Exact", "value": "/charge"},
+                                "headers": [{"name": "x-beta", "value": "1"}],
+                                "queryParams": [{"name": "dry", "value": "yes"}],
+                                "method": "POST",
+                            }
+                        ],
+                        "backendRefs": [{"name": "payment-v2"}],
+                        "timeouts": {"request": "0s"},
+                    },
+                    {
+                        "backendRefs": [
+                            {"name": "payment-v1", "weight": 90},
+                            {"name": "payment-v2", "weight": 10},
+                            {"name": "payment-v3", "weight": 0},
+                            {"name": "ledger", "namespace": "billing"},
+                        ],
+                        "timeouts": {"request": "10s", "backendRequest": "1500ms"},
+                        "filters": [
+                            {
+                                "type": "RequestMirror",
+                                "requestMirror": {"backendRef": {"name": "cart"}, "percent": 5},
+                            }
+                        ],
+                    },
+                    {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]"}}]},
+                    {"matches": [{"path": {"value": "/nowhere"}}]},
+                ],
+            },
+        ),
+        _route(
+            "consumer",
+            {"parentRefs": [{**PARENT[0], "namespace": "default"}], "rules": [{}]},
+            namespace="billing",
+        ),
+    ),
+    backend_policies=(_policy("payment", "round_robin"), _policy("cart", "maglev")),
+    revision=42,
+)
+
+
+@pytest.mark.parametrize(
+    "instance", ["cart-1", "pay-1", "pay-3", "pay-4", "redis-1", "ledger-1", "job-1"]
+)
+def test_the_core_accepts_every_sidecars_snapshot(instance: str) -> None:
+    snapshot = build_snapshot(MESH, instance)
+    proxy = _core.Proxy("{}")
+    assert proxy.apply(json.dumps(snapshot)) == 42
+
+
+def test_the_core_accepts_an_empty_mesh() -> None:
+    lonely = MeshState(
+        instances=(_inst("x", "x", "10.0.0.1", namespace="Bad_Namespace", app_port=None),),
+        revision=1,
+    )
+    assert _core.Proxy("{}").apply(json.dumps(build_snapshot(lonely, "x"))) == 1
+
+
+def test_the_core_accepts_the_next_revision() -> None:
+    proxy = _core.Proxy("{}")
+    assert proxy.apply(json.dumps(build_snapshot(MESH, "cart-1"))) == 42
+    drained = replace(
+        MESH,
+        instances=tuple(replace(i, state="draining") for i in MESH.instances),
+        revision=43,
+    )
+    assert proxy.apply(json.dumps(build_snapshot(drained, "cart-1"))) == 43
+
+
+@pytest.mark.parametrize("instance", ["cart-1", "pay-3", "job-1"])
+def test_the_dataplane_models_accept_it_unchanged(instance: str) -> None:
+    from meshpy.dataplane import Snapshot
+
+    snapshot = build_snapshot(MESH, instance)
+    model = Snapshot.model_validate(snapshot)
+    assert _core.Proxy("{}").apply(model.model_dump_json()) == 42
