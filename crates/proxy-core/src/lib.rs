@@ -26,6 +26,7 @@ mod metrics;
 mod proxy;
 mod rng;
 pub mod route;
+mod runtime;
 mod state;
 mod tcp;
 

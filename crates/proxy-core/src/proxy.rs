@@ -10,13 +10,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::{self, Cluster};
 use crate::config::{self, Bootstrap, ConfigError, Snapshot};
 use crate::listener::{self, ListenerRoute, ListenerShared, Shutdown};
+use crate::runtime::ProxyRuntime;
 use crate::state::{Served, ServedListener, Shared};
 
 /// Why a control call failed.
@@ -99,8 +99,7 @@ struct Control {
 /// A proxy: a runtime on its own threads plus the listeners and clusters it serves.
 pub struct Proxy {
     bootstrap: Bootstrap,
-    runtime: Mutex<Option<Runtime>>,
-    handle: Handle,
+    runtime: ProxyRuntime,
     shared: Arc<Shared>,
     control: Mutex<Control>,
     shutdown: Shutdown,
@@ -123,18 +122,10 @@ impl Proxy {
 
     /// Creates a proxy from a parsed bootstrap.
     pub fn with_bootstrap(bootstrap: Bootstrap) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(bootstrap.workers)
-            .max_blocking_threads(4)
-            .thread_name("meshpy-proxy")
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
-        let handle = runtime.handle().clone();
+        let runtime = ProxyRuntime::start(bootstrap.workers).map_err(Error::Runtime)?;
         Ok(Self {
             bootstrap,
-            runtime: Mutex::new(Some(runtime)),
-            handle,
+            runtime,
             shared: Arc::new(Shared::default()),
             control: Mutex::new(Control {
                 phase: Phase::Created,
@@ -171,7 +162,7 @@ impl Proxy {
             control.admin = socket.local_addr().ok();
             let serving =
                 crate::admin::serve(socket, Arc::clone(&self.shared), self.shutdown.stop.clone());
-            self.handle.spawn(serving);
+            self.runtime.handle().spawn(serving);
         }
         for (known, socket) in control.listeners.iter_mut().zip(sockets) {
             known.bound = socket.local_addr().ok();
@@ -306,24 +297,18 @@ impl Proxy {
         self.tracker.close();
         let tracker = self.tracker.clone();
         let drained = self
-            .handle
+            .runtime
+            .handle()
             .block_on(async move { tokio::time::timeout(grace, tracker.wait()).await.is_ok() });
         if !drained {
             tracing::info!("drain deadline reached; closing remaining connections");
         }
         self.shutdown.stop.cancel();
         let tracker = self.tracker.clone();
-        let _ = self.handle.block_on(async move {
+        let _ = self.runtime.handle().block_on(async move {
             tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await
         });
-        let runtime = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(runtime) = runtime {
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        }
+        self.runtime.stop();
     }
 
     fn spawn_accept(&self, socket: std::net::TcpListener, known: &Known) {
@@ -337,7 +322,7 @@ impl Proxy {
             shutdown,
             self.tracker.clone(),
         );
-        self.handle.spawn(serving);
+        self.runtime.handle().spawn(serving);
     }
 
     /// Publishes the control state for stats, metrics and readiness.

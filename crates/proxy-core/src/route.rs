@@ -229,7 +229,7 @@ impl<B> RouteTable<B> {
                 }
             }
             // Stable: equal precedence keeps config order (route age, then rule order).
-            candidates.sort_by(|(a, _), (b, _)| b.precedence().cmp(&a.precedence()));
+            candidates.sort_by_key(|(m, _)| std::cmp::Reverse(m.precedence()));
             table.vhosts.push(CompiledHost { candidates });
         }
         table

@@ -184,3 +184,29 @@ fn admin_reports_ready_only_with_a_snapshot() {
     let stats = rt.block_on(async { H1Client::connect(admin).await.get("/stats").await });
     assert!(stats.body.contains(r#""ready":true"#), "{}", stats.body);
 }
+
+#[test]
+fn several_workers_serve_and_shut_down_too() {
+    let rt = client_runtime();
+    let a = rt.block_on(http_backend("a"));
+    let proxy = proxy_core::Proxy::new(r#"{"workers":3}"#).unwrap();
+    proxy.apply(&snapshot("http", &[a], "", "")).unwrap();
+    let web = proxy.start().unwrap()[0].1;
+    let bodies = rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            tasks.push(tokio::spawn(async move {
+                H1Client::connect(web).await.get("/").await.body
+            }));
+        }
+        let mut bodies = Vec::new();
+        for task in tasks {
+            bodies.push(task.await.unwrap());
+        }
+        bodies
+    });
+    assert!(bodies.iter().all(|b| b == "a"), "{bodies:?}");
+    let started = Instant::now();
+    proxy.shutdown(Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

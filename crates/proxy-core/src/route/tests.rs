@@ -97,6 +97,14 @@ fn path_prefix_matches_whole_segments() {
     }
 }
 
+/// Method, target, headers, expected backend.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[test]
 fn gateway_api_precedence_orders_matches() {
     // Given in the "wrong" order on purpose: precedence, not order, decides.
@@ -110,7 +118,7 @@ fn gateway_api_precedence_orders_matches() {
         rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/a"}, "headers": [{"name": "x-beta", "value": "1"}, {"name": "x-user", "value": "u"}]}]), "beta-user-a"),
         rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/a"}, "query_params": [{"name": "q", "value": "1"}]}]), "query-a"),
     ]}]));
-    let cases: [(&str, &str, &[(&str, &str)], &str); 9] = [
+    let cases: [Case; 9] = [
         ("GET", "/", &[], "root"),
         ("GET", "/a", &[], "exact-a"),
         ("GET", "/a/x", &[], "prefix-a"),
