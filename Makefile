@@ -16,7 +16,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES       := build-essential pkg-config curl ca-certificates
 APT_BENCH_PACKAGES := nginx haproxy wrk nghttp2-client
 
-SCHEMA := api/proxy-config.schema.json
+SCHEMA  := api/proxy-config.schema.json
+OPENAPI := api/openapi.json
+
+# The PostgreSQL that tests run against (the Debian cluster 15/main, started by `make test-db`).
+PG_ROLE     ?= meshpy
+PG_PASSWORD ?= meshpy
+PG_DB       ?= meshpy_test
+export MESHPY_TEST_PG_URL ?= postgresql://$(PG_ROLE):$(PG_PASSWORD)@127.0.0.1:5432/$(PG_DB)
 
 define apt_install_missing
 	missing=""; for p in $(1); do \
@@ -29,7 +36,7 @@ define apt_install_missing
 endef
 
 .PHONY: help setup tools system-deps rust-tools venv build lint fmt schema check-schema stubtest \
-	test test-rust test-python bench-setup bench demo clean
+	openapi check-openapi test test-db test-rust test-python bench-setup bench demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,13 +68,13 @@ build: tools ## cargo build --release, then maturin develop --release into .venv
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --locked 2>&1 \
 		| { grep -v -e '^Requirement already satisfied' -e '^Ignoring ' || true; }
 
-lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema diff
+lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema and OpenAPI diffs
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(BIN)/ruff check python tests scripts examples
 	$(BIN)/ruff format --check python tests scripts examples
 	$(BIN)/mypy
-	$(MAKE) --no-print-directory stubtest check-schema
+	$(MAKE) --no-print-directory stubtest check-schema check-openapi
 
 stubtest: ## check python/meshpy/_core.pyi against the built extension
 	$(PY) -m mypy.stubtest meshpy._core --mypy-config-file pyproject.toml
@@ -79,6 +86,13 @@ check-schema: ## fail if api/proxy-config.schema.json is not what the models gen
 schema: ## regenerate api/proxy-config.schema.json from the pydantic models
 	$(PY) -m meshpy.dataplane --schema > $(SCHEMA)
 
+check-openapi: ## fail if api/openapi.json is not what the REST API generates
+	@$(PY) -m meshpy.api --openapi | diff -u $(OPENAPI) - \
+		|| { echo "$(OPENAPI) is stale: run 'make openapi'"; exit 1; }
+
+openapi: ## regenerate api/openapi.json from the FastAPI app
+	$(PY) -m meshpy.api --openapi > $(OPENAPI)
+
 fmt: ## format Rust and Python, apply safe lint fixes
 	$(CARGO) fmt --all
 	$(BIN)/ruff check --fix python tests scripts examples
@@ -89,7 +103,11 @@ test: build lint test-rust test-python ## lint, then cargo tests, then pytest (u
 test-rust: ## cargo test --workspace (proxy-core's tests never link Python)
 	$(CARGO) test --workspace --locked
 
-test-python: ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
+test-db: ## start PostgreSQL 15 (apt-get install if missing), create the test role and database
+	@$(call apt_install_missing,postgresql-15)
+	@bash scripts/test-postgres.sh $(PG_ROLE) $(PG_PASSWORD) $(PG_DB)
+
+test-python: test-db ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
 	@rc=0; $(BIN)/pytest tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -97,7 +115,7 @@ bench-setup: setup ## install the load generator and the proxies we compare agai
 	@$(call apt_install_missing,$(APT_BENCH_PACKAGES))
 
 bench: bench-setup build ## run the benchmarks in benches/
-	$(PY) benches/run.py
+	$(PY) benches/run.py --write-readme
 
 demo: build ## start a backend and a proxy (examples/proxy-demo.yaml), curl through it, show /stats
 	bash scripts/proxy-demo.sh $(PY)

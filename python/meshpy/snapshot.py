@@ -64,9 +64,12 @@ __all__ = [
     "UNRESOLVED_CLUSTER",
     "InstanceInfo",
     "MeshState",
+    "Part",
     "ServiceInfo",
     "SidecarPorts",
     "UnknownInstanceError",
+    "build_inbound",
+    "build_outbound",
     "build_snapshot",
     "version_service_name",
 ]
@@ -127,7 +130,27 @@ class MeshState:
 
     def service_keys(self) -> frozenset[tuple[str, str]]:
         """Every existing ``(namespace, name)``, version services included (for statuses)."""
-        return frozenset(_services(self))
+        return frozenset(self.service_index())
+
+    def service_index(self) -> Mapping[tuple[str, str], _Service]:
+        """Services, version services included, with their endpoints; computed once per state."""
+        cached: dict[tuple[str, str], _Service] | None = self.__dict__.get("_service_index")
+        if cached is None:
+            cached = _services(self)
+            # A frozen dataclass still has a __dict__: memoise without __setattr__.
+            self.__dict__["_service_index"] = cached
+        return cached
+
+    def instance(self, instance_id: str) -> InstanceInfo:
+        """The instance with this id; raises UnknownInstanceError."""
+        index: dict[str, InstanceInfo] | None = self.__dict__.get("_instance_index")
+        if index is None:
+            index = {i.id: i for i in self.instances}
+            self.__dict__["_instance_index"] = index
+        try:
+            return index[instance_id]
+        except KeyError:
+            raise UnknownInstanceError(instance_id) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,10 +225,32 @@ def build_snapshot(
 
     Raises UnknownInstanceError when no such instance is registered.
     """
-    own = next((i for i in state.instances if i.id == instance_id), None)
-    if own is None:
-        raise UnknownInstanceError(instance_id)
-    services = _services(state)
+    own = state.instance(instance_id)
+    outbound = build_outbound(state, own.namespace, ports)
+    inbound = build_inbound(state, own)
+    clusters = {c["name"]: c for c in outbound.clusters}
+    clusters.update((c["name"], c) for c in inbound.clusters)
+    return {
+        "version": state.revision,
+        "listeners": [*inbound.listeners, *outbound.listeners],
+        "clusters": [clusters[name] for name in sorted(clusters)],
+    }
+
+
+@dataclass(frozen=True)
+class Part:
+    """Listeners and clusters of one part of a snapshot."""
+
+    listeners: list[dict[str, Any]]
+    clusters: list[dict[str, Any]]
+
+
+def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = SidecarPorts()) -> Part:
+    """What every sidecar in ``namespace`` shares: the outbound listener and every cluster.
+
+    The control plane builds it once per revision and namespace, not once per sidecar.
+    """
+    services = state.service_index()
     lb = _load_balancers(state.backend_policies, services)
     clusters: dict[str, dict[str, Any]] = {}
     for (ns, name), service in services.items():
@@ -213,7 +258,7 @@ def build_snapshot(
             _cluster_name(ns, name), sorted(service.endpoints), lb.get((ns, name), _DEFAULT_LB)
         )
 
-    attached = _attached_routes(state.routes, services, own.namespace)
+    attached = _attached_routes(state.routes, services, namespace)
     vhosts = []
     for ns, name in sorted(services):
         if services[(ns, name)].protocol != "http":
@@ -230,39 +275,35 @@ def build_snapshot(
             catch_all = {"path": {"type": "PathPrefix", "value": "/"}}
             backend = {"cluster": _cluster_name(ns, name), "weight": 1}
             rules = [{"matches": [catch_all], "backends": [backend]}]
-        hosts = [name] if ns == own.namespace else []
+        hosts = [name] if ns == namespace else []
         hosts += [f"{name}.{ns}", f"{name}.{ns}.svc"]
         vhosts.append({"name": _cluster_name(ns, name), "hosts": hosts, "rules": rules})
     if not vhosts:
         vhosts.append({"name": "no-services", "hosts": ["*"], "rules": []})
-
-    listeners = [
-        {
-            "name": "outbound",
-            "address": f"{_host(ports.outbound_host)}:{ports.outbound}",
-            "protocol": "http",
-            "routes": vhosts,
-        }
-    ]
-    if own.app_port is not None:
-        own_service = services.get((own.namespace, own.service))
-        listeners.insert(
-            0,
-            {
-                "name": "inbound",
-                "address": _inbound_address(own),
-                "protocol": own_service.protocol if own_service else "http",
-                "cluster": LOCAL_APP_CLUSTER,
-            },
-        )
-        clusters[LOCAL_APP_CLUSTER] = _cluster(
-            LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin", weighted=False
-        )
-    return {
-        "version": state.revision,
-        "listeners": listeners,
-        "clusters": [clusters[name] for name in sorted(clusters)],
+    listener = {
+        "name": "outbound",
+        "address": f"{_host(ports.outbound_host)}:{ports.outbound}",
+        "protocol": "http",
+        "routes": vhosts,
     }
+    return Part([listener], [clusters[name] for name in sorted(clusters)])
+
+
+def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
+    """What is the sidecar's own: the inbound listener to its app (none without an app port)."""
+    if own.app_port is None:
+        return Part([], [])
+    own_service = state.service_index().get((own.namespace, own.service))
+    listener = {
+        "name": "inbound",
+        "address": _inbound_address(own),
+        "protocol": own_service.protocol if own_service else "http",
+        "cluster": LOCAL_APP_CLUSTER,
+    }
+    cluster = _cluster(
+        LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin", weighted=False
+    )
+    return Part([listener], [cluster])
 
 
 def _cluster(name: str, endpoints: list[str], lb: str, *, weighted: bool = True) -> dict[str, Any]:

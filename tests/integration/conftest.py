@@ -1,4 +1,5 @@
-"""Fixtures that start real backends and `meshpy proxy run` processes, and stop exactly those."""
+"""Fixtures that start real backends, `meshpy proxy run` and `meshpy server` processes, and stop
+exactly those."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tests.integration.backends import (
     start_tcp_echo,
 )
 from tests.integration.proxyproc import ProxyProcess, spawn, wait_ready
+from tests.integration.serverproc import ServerProcess, wait_listening
+from tests.integration.serverproc import spawn as spawn_server
 
 StartProxy = Callable[..., ProxyProcess]
 
@@ -80,3 +83,32 @@ def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
     yield start
     for proc in started:
         proc.stop()
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start `meshpy server` processes; each is stopped by its own PID after the test.
+
+    ``start_server(home, db_url=..., ready=False)`` returns at once, for servers expected
+    to fail; otherwise it waits until the server answers /readyz.
+    """
+    started: list[ServerProcess] = []
+
+    def start(
+        home: Path | None = None,
+        *,
+        db_url: str | None = None,
+        ready: bool = True,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        server = spawn_server(home or tmp_path / "home", db_url=db_url, args=args, env=env)
+        started.append(server)
+        return wait_listening(server) if ready else server
+
+    yield start
+    for server in started:
+        server.stop()

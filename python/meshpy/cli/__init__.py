@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from meshpy.cli import proxy
+from meshpy.cli import db, proxy, resources, service, token
+from meshpy.cli.server import server
 
 __all__ = ["app", "main"]
 
@@ -20,6 +21,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: instant, and no colour codes
 )
+app.command("server")(server)
+app.command("apply")(resources.apply)
+app.command("get")(resources.get)
+app.command("describe")(resources.describe)
+app.command("delete")(resources.delete)
+app.add_typer(service.app, name="service")
+app.add_typer(token.app, name="token")
+app.add_typer(db.app, name="db")
 app.add_typer(proxy.app, name="proxy")
 
 

@@ -2,16 +2,64 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-__all__ = ["app"]
+from meshpy.cli._client import SERVER_OPTION, TOKEN_OPTION
+from meshpy.cli._output import OUTPUT_OPTION, Format
 
-app = typer.Typer(help="Run a data plane proxy.", no_args_is_help=True, rich_markup_mode=None)
+__all__ = ["app", "status_table"]
+
+app = typer.Typer(
+    help="Run a data plane proxy; see the config sync of the mesh's proxies.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.callback()
 def _group() -> None:
-    """Run a data plane proxy."""
+    """Run a data plane proxy; see the config sync of the mesh's proxies."""
+
+
+def status_table(proxies: Any) -> str:
+    """The table of ``meshpy proxy status``."""
+    from meshpy.cli._output import table
+
+    rows = [
+        (
+            p["namespace"],
+            p["service"],
+            p["instance"],
+            p["status"],
+            "-" if p["acked_version"] is None else p["acked_version"],
+            p["current_version"],
+            p["error"] or "",
+        )
+        for p in proxies
+    ]
+    headers = ["NAMESPACE", "SERVICE", "INSTANCE", "STATUS", "ACKED", "CURRENT", "ERROR"]
+    return table(headers, rows)
+
+
+@app.command("status")
+def status(
+    output: Format = OUTPUT_OPTION,
+    server: str | None = SERVER_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Show every proxy as SYNCED, STALE (older or rejected config) or NOT SENT.
+
+    Exits 1 when any proxy is not SYNCED.
+    """
+    from meshpy.cli._client import Api
+    from meshpy.cli._output import emit
+
+    proxies = Api(server, token).json("GET", "/api/v1/proxies")
+    emit(proxies, output, status_table)
+    if any(p["status"] != "SYNCED" for p in proxies):
+        raise typer.Exit(1)
 
 
 @app.command("run")

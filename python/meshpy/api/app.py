@@ -1,0 +1,147 @@
+"""The app factory: ``create_app(settings)`` returns the FastAPI app of one control plane.
+
+Nothing is made at import time. The lifespan, in order: makes the data directory,
+opens the database and brings its schema up to date (SQLite) or checks it (PostgreSQL:
+a schema behind refuses to start), loads or creates the admin token, then starts the
+background tasks — the lease reaper and the change follower — and stops them, then the
+database, on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from meshpy.api import auth, problems
+from meshpy.api.changes import ChangeFeed, follow_postgres, poll
+from meshpy.api.distribution import Distributor
+from meshpy.api.metrics import Metrics, MetricsMiddleware
+from meshpy.api.routers import (
+    health,
+    instances,
+    proxies,
+    resources,
+    revision,
+    services,
+    tokens,
+)
+from meshpy.api.state import AppState, lease_policy
+from meshpy.api.store import Store, UnavailableError
+from meshpy.registry import migrations, repository
+from meshpy.registry.db import Database, psycopg_conninfo
+from meshpy.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("meshpy.server")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new control-plane app; its lifespan opens the database and starts the tasks."""
+    settings = settings if settings is not None else Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await _start(settings, metrics)
+        app.state.meshpy = state
+        try:
+            yield
+        finally:
+            await _stop(state)
+
+    from meshpy import __version__
+
+    app = FastAPI(
+        title="meshpy control plane",
+        summary="Service registry, resources and admin API of a meshpy mesh.",
+        version=__version__,
+        lifespan=lifespan,
+        responses=problems.PROBLEM_RESPONSES,
+        generate_unique_id_function=lambda route: route.name,
+    )
+    problems.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (health, tokens, services, instances, resources, revision, proxies):
+        app.include_router(module.router)
+    return app
+
+
+async def _start(settings: Settings, metrics: Metrics) -> AppState:
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(
+        settings.database_url, timeout_s=settings.db_timeout, pool_size=settings.db_workers
+    )
+    try:
+        await asyncio.to_thread(migrations.prepare, db)
+        admin_token = auth.load_or_create_admin_token(settings.admin_token_file)
+    except BaseException:
+        db.dispose()
+        raise
+    feed = ChangeFeed()
+    store = Store(db, feed, deadline_s=settings.db_timeout, workers=settings.db_workers)
+    state = AppState(
+        settings=settings,
+        store=store,
+        feed=feed,
+        admin_token=admin_token,
+        policy=lease_policy(settings),
+        metrics=metrics,
+        distributor=Distributor(store, feed),
+    )
+    with contextlib.suppress(UnavailableError):
+        await feed.changed(await store.read(repository.current_revision))
+    state.tasks.append(asyncio.create_task(_reap(state), name="meshpy-lease-reaper"))
+    state.tasks.append(asyncio.create_task(_follow(state), name="meshpy-change-follower"))
+    return state
+
+
+async def _stop(state: AppState) -> None:
+    for task in state.tasks:
+        task.cancel()
+    await asyncio.gather(*state.tasks, return_exceptions=True)
+    state.store.close()
+    state.store.db.dispose()
+
+
+async def _reap(state: AppState) -> None:
+    """Expire leases every ``reaper_interval`` seconds (runs until cancelled)."""
+    interval = state.settings.reaper_interval
+    while True:
+        try:
+            expired = await state.store.write(
+                repository.expire_leases, now=repository.utcnow(), policy=state.policy
+            )
+            if expired.unhealthy or expired.removed:
+                log.info(
+                    "leases: %d instance(s) expired, %d removed", expired.unhealthy, expired.removed
+                )
+        except UnavailableError:
+            pass
+        except Exception:
+            log.exception("lease reaper")
+        await asyncio.sleep(interval)
+
+
+async def _follow(state: AppState) -> None:
+    """Feed other processes' changes into the change feed (runs until cancelled)."""
+
+    async def read_revision() -> int:
+        return await state.store.read(repository.current_revision)
+
+    db = state.store.db
+    if db.dialect == "postgresql":
+        await follow_postgres(
+            state.feed,
+            psycopg_conninfo(db.url),
+            read_revision,
+            channel=repository.CHANGES_CHANNEL,
+            connect_timeout=max(1, int(state.settings.db_timeout * 0.75)),
+        )
+    else:
+        await poll(state.feed, read_revision, state.settings.change_poll_interval)

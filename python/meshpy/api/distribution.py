@@ -1,0 +1,157 @@
+"""Config distribution: snapshots per sidecar, built from one mesh state per revision.
+
+Versions and ETags:
+
+- a snapshot's ``version`` is the registry revision it was built at;
+- its ETag is a digest of its content without the version and without the address of
+  the outbound listener (the sidecar's own choice). A sidecar sends the ETag of
+  the config it runs (``If-None-Match``); the server answers only when the content
+  differs, so a change elsewhere in the registry that does not touch this sidecar's
+  config wakes nothing. Every server computes the same ETag from the same state, so a
+  sidecar may move between servers sharing one database.
+
+Cost: the registry is read once per revision (not once per watcher), and the outbound
+part — every service's virtual host and cluster, the bulk of a snapshot — is built and
+encoded once per revision and namespace; a sidecar's own part is a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from meshpy import snapshot
+from meshpy.api.changes import ChangeFeed
+from meshpy.api.store import Store
+from meshpy.registry.meshstate import load_mesh_state
+
+__all__ = ["Built", "Distributor", "etag_of"]
+
+
+_CANONICAL = snapshot.SidecarPorts()
+"""The outbound address parts are built and digested with; each sidecar's port goes in after."""
+_CANONICAL_ADDRESS = f'"address":"{_CANONICAL.outbound_host}:{_CANONICAL.outbound}"'
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class _Outbound:
+    """The encoded outbound part of one namespace at one revision."""
+
+    listeners: list[str]
+    cluster_names: list[str]
+    clusters: list[str]
+
+
+@dataclass(frozen=True)
+class Built:
+    """One sidecar's snapshot, encoded."""
+
+    version: int
+    etag: str
+    body: bytes
+
+
+def etag_of(listeners: list[str], clusters: list[str]) -> str:
+    """The digest of a snapshot's content (everything but its version)."""
+    digest = hashlib.sha256()
+    for part in (*listeners, "|", *clusters):
+        digest.update(part.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:32]
+
+
+class Distributor:
+    """Builds and caches snapshots for the sidecars this server answers."""
+
+    def __init__(self, store: Store, feed: ChangeFeed) -> None:
+        self._store = store
+        self._feed = feed
+        self._mesh: snapshot.MeshState | None = None
+        self._outbound: dict[str, _Outbound] = {}
+        self._lock = asyncio.Lock()
+        self.watchers = 0
+        self.last_load_s = 0.0
+
+    async def mesh(self) -> snapshot.MeshState:
+        """The mesh state at the newest revision known, read once for all waiters."""
+        mesh = self._mesh
+        if mesh is not None and mesh.revision >= self._feed.revision:
+            return mesh
+        async with self._lock:
+            mesh = self._mesh
+            if mesh is not None and mesh.revision >= self._feed.revision:
+                return mesh
+            started = time.perf_counter()
+            mesh = await self._store.read(load_mesh_state)
+            self.last_load_s = time.perf_counter() - started
+            self._mesh, self._outbound = mesh, {}
+            await self._feed.changed(mesh.revision)
+            return mesh
+
+    def build(self, mesh: snapshot.MeshState, instance_id: str, outbound_port: int) -> Built:
+        """The snapshot of one sidecar; raises ``snapshot.UnknownInstanceError``."""
+        own = mesh.instance(instance_id)
+        outbound = self._outbound_part(mesh, own.namespace)
+        inbound = snapshot.build_inbound(mesh, own)
+        listeners = [_encode(item) for item in inbound.listeners] + outbound.listeners
+        names, clusters = list(outbound.cluster_names), list(outbound.clusters)
+        for cluster in inbound.clusters:
+            at = bisect.bisect(names, cluster["name"])
+            names.insert(at, cluster["name"])
+            clusters.insert(at, _encode(cluster))
+        etag = etag_of(listeners, clusters)
+        if outbound_port != _CANONICAL.outbound:
+            # The outbound listener comes first in its part, its address right after its name.
+            here = f'"address":"{_CANONICAL.outbound_host}:{outbound_port}"'
+            listeners[-len(outbound.listeners)] = outbound.listeners[0].replace(
+                _CANONICAL_ADDRESS, here, 1
+            )
+        body = '{"version":%d,"listeners":[%s],"clusters":[%s]}' % (  # noqa: UP031
+            mesh.revision,
+            ",".join(listeners),
+            ",".join(clusters),
+        )
+        return Built(mesh.revision, etag, body.encode())
+
+    def _outbound_part(self, mesh: snapshot.MeshState, namespace: str) -> _Outbound:
+        cached = self._outbound.get(namespace)
+        if cached is None or self._mesh is not mesh:
+            part = snapshot.build_outbound(mesh, namespace, _CANONICAL)
+            cached = _Outbound(
+                listeners=[_encode(item) for item in part.listeners],
+                cluster_names=[c["name"] for c in part.clusters],
+                clusters=[_encode(c) for c in part.clusters],
+            )
+            if self._mesh is mesh:
+                self._outbound[namespace] = cached
+        return cached
+
+    async def wait_for_change(
+        self, instance_id: str, etag: str | None, wait_s: float, outbound_port: int
+    ) -> Built | None:
+        """The sidecar's snapshot once its ETag differs from ``etag`` (at once if it does
+        already), or None after ``wait_s`` seconds without a change."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        self.watchers += 1
+        try:
+            while True:
+                mesh = await self.mesh()
+                built = self.build(mesh, instance_id, outbound_port)
+                if built.etag != etag:
+                    return built
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                await self._feed.wait_newer(mesh.revision, remaining)
+        finally:
+            self.watchers -= 1

@@ -1,0 +1,172 @@
+"""``/api/v1/proxies``: each sidecar's config snapshot by long-poll, its acks, and sync status.
+
+A sidecar asks ``GET /api/v1/proxies/{instance}/config?wait=30s`` with ``If-None-Match``
+set to the ETag of the config it runs. The answer comes at once when its snapshot
+differs, else as soon as a change makes it differ, else ``304`` when the wait ends. It
+then applies the snapshot and reports with ``PUT .../ack`` (the version and ETag it
+applied, or the error that made it reject the snapshot). ``GET /api/v1/proxies`` shows
+every proxy as ``SYNCED`` (runs the current snapshot), ``STALE`` (runs an older one or
+rejected the current one) or ``NOT SENT`` (never acked a snapshot).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from pydantic import BaseModel, Field
+
+from meshpy import snapshot
+from meshpy.api import problems
+from meshpy.api.deps import AdminDep, JoinTokenDep, StateDep
+from meshpy.api.state import AppState
+from meshpy.durations import parse_duration
+from meshpy.registry import repository
+
+__all__ = ["MAX_WAIT_S", "router"]
+
+router = APIRouter(prefix="/api/v1/proxies", tags=["proxies"])
+
+MAX_WAIT_S = 60.0
+ProxyPath = Annotated[UUID, Path(description="The instance id of the proxy's registration.")]
+SyncStatus = Literal["SYNCED", "STALE", "NOT SENT"]
+
+
+class Ack(BaseModel):
+    """What a proxy did with the snapshot it was sent."""
+
+    version: int = Field(ge=0, le=2**63 - 1, description="The snapshot's version.")
+    etag: str = Field(min_length=1, max_length=64, description="The snapshot's ETag.")
+    error: str | None = Field(
+        default=None, max_length=4096, description="Why it was rejected; absent when applied."
+    )
+
+
+class ProxyStatus(BaseModel):
+    """One proxy's config sync status."""
+
+    instance: str
+    namespace: str
+    service: str
+    status: SyncStatus
+    acked_version: int | None = Field(description="Version of the snapshot it last acked.")
+    current_version: int = Field(description="Revision the current snapshot was built at.")
+    error: str | None = Field(description="Why it rejected its last snapshot, if it did.")
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parse_duration(text).total_seconds()
+        except ValueError:
+            raise problems.invalid(
+                [problems.ErrorItem(path="wait", message=f"{text!r} is not a duration")]
+            ) from None
+    if not 0 <= seconds <= MAX_WAIT_S:
+        raise problems.invalid(
+            [problems.ErrorItem(path="wait", message=f"must be between 0 and {MAX_WAIT_S:g}s")]
+        )
+    return seconds
+
+
+async def _owned_instance(state: AppState, who: JoinTokenDep, instance_id: UUID) -> None:
+    """404 unless registered; 403 unless the caller's token is for its service."""
+    row = await state.store.read(repository.find_instance, str(instance_id))
+    if row is None:
+        raise problems.not_found(f"instance {instance_id}")
+    if not who.may_manage(row.namespace, row.service):
+        raise problems.forbidden(
+            f"this join token is for {who.namespace}/{who.service}, "
+            f"not {row.namespace}/{row.service}"
+        )
+
+
+@router.get(
+    "/{instance_id}/config",
+    responses={
+        200: {
+            "description": "The snapshot (proxy config JSON)",
+            "content": {"application/json": {}},
+        },
+        304: {"description": "Unchanged for the whole wait"},
+    },
+)
+async def get_config(
+    instance_id: ProxyPath,
+    state: StateDep,
+    who: JoinTokenDep,
+    wait: str = Query(default="0", max_length=16, description='Longest wait: "30s", 30, ...'),
+    outbound_port: int = Query(
+        default=15001, ge=0, le=65535, description="Port of the sidecar's outbound listener."
+    ),
+    if_none_match: str | None = Header(default=None, max_length=80),
+) -> Response:
+    """The proxy's snapshot, once it differs from the one named by ``If-None-Match``."""
+    await _owned_instance(state, who, instance_id)
+    etag = if_none_match.strip().strip('"') if if_none_match else None
+    try:
+        built = await state.distributor.wait_for_change(
+            str(instance_id), etag, _wait_seconds(wait), outbound_port
+        )
+    except snapshot.UnknownInstanceError:
+        raise problems.not_found(f"instance {instance_id}") from None
+    if built is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": f'"{etag}"'})
+    return Response(
+        content=built.body,
+        media_type="application/json",
+        headers={"ETag": f'"{built.etag}"', "X-Meshpy-Version": str(built.version)},
+    )
+
+
+@router.put("/{instance_id}/ack", status_code=status.HTTP_204_NO_CONTENT)
+async def put_ack(instance_id: ProxyPath, body: Ack, state: StateDep, who: JoinTokenDep) -> None:
+    """Record the snapshot the proxy applied, or the error it rejected it with."""
+    await _owned_instance(state, who, instance_id)
+    recorded = await state.store.write(
+        repository.record_ack,
+        str(instance_id),
+        body.version,
+        now=repository.utcnow(),
+        etag=body.etag,
+        error=body.error,
+    )
+    if not recorded:
+        raise problems.not_found(f"instance {instance_id}")
+
+
+@router.get("")
+async def list_proxies(
+    state: StateDep,
+    _: AdminDep,
+    outbound_port: int = Query(default=15001, ge=0, le=65535),
+) -> list[ProxyStatus]:
+    """Every registered proxy with its config sync status."""
+    mesh = await state.distributor.mesh()
+    acks = await state.store.read(repository.list_acks)
+    out = []
+    for inst in sorted(mesh.instances, key=lambda i: (i.namespace, i.service, i.id)):
+        current = state.distributor.build(mesh, inst.id, outbound_port)
+        ack = acks.get(inst.id)
+        sync: SyncStatus
+        if ack is None:
+            sync = "NOT SENT"
+        elif ack.etag == current.etag and ack.error is None:
+            sync = "SYNCED"
+        else:
+            sync = "STALE"
+        out.append(
+            ProxyStatus(
+                instance=inst.id,
+                namespace=inst.namespace,
+                service=inst.service,
+                status=sync,
+                acked_version=ack.version if ack else None,
+                current_version=current.version,
+                error=ack.error if ack else None,
+            )
+        )
+    return out

@@ -1,0 +1,194 @@
+"""Request and response bodies of the REST API (``*Create`` in, ``*Public`` out).
+
+Requests forbid unknown fields; names follow Kubernetes (DNS labels for namespaces,
+services and versions). Resource documents are not modelled here: they go through
+``meshpy.resources``, the one validation path for YAML, JSON and Python objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from meshpy.durations import DURATION_PATTERN
+
+__all__ = [
+    "DNS_LABEL",
+    "DNS_SUBDOMAIN",
+    "EndpointPublic",
+    "HealthReport",
+    "InstanceCreate",
+    "InstancePublic",
+    "Name",
+    "Registration",
+    "ServiceList",
+    "ServicePublic",
+    "ServiceSummary",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenList",
+    "TokenPublic",
+]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+"""A DNS label (RFC 1123): lowercase letters, digits and '-', at most 63 characters."""
+
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+"""A DNS subdomain: DNS labels joined by dots, at most 253 characters."""
+
+Name = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+
+_LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=317)]
+LabelValue = Annotated[str, StringConstraints(pattern=_LABEL_VALUE, max_length=63)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _ip_address(value: str) -> str:
+    return str(ipaddress.ip_address(value))
+
+
+IPAddress = Annotated[
+    str,
+    StringConstraints(max_length=45),
+    AfterValidator(_ip_address),
+    Field(description="An IPv4 or IPv6 address.", examples=["10.0.0.7"]),
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- tokens ---
+
+
+class TokenCreate(_In):
+    """Ask for a join token for the sidecars of one service."""
+
+    namespace: Name = "default"
+    service: Name
+    ttl: Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)] = Field(
+        default="24h", description='How long the token is valid: "30m", "24h", "720h".'
+    )
+
+
+class TokenPublic(BaseModel):
+    """A join token, without its secret."""
+
+    id: str
+    namespace: str
+    service: str
+    expires_at: datetime
+    created_at: datetime
+
+
+class TokenCreated(TokenPublic):
+    """A new join token; ``token`` is shown this once and never again."""
+
+    token: str = Field(description="The bearer token for the sidecars: mpj_<id>.<secret>.")
+
+
+class TokenList(BaseModel):
+    """Join tokens, newest first."""
+
+    items: list[TokenPublic]
+
+
+# --- instances ---
+
+
+class InstanceCreate(_In):
+    """What a sidecar says about its instance when it registers."""
+
+    version: Name | None = Field(
+        default=None, description="Also makes the instance an endpoint of <service>-<version>."
+    )
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    address: IPAddress
+    inbound_port: Port = Field(description="The sidecar's inbound (mTLS) port.")
+    app_port: Port | None = Field(default=None, description="The application's own port.")
+    zone: Name | None = Field(default=None, description="Locality, for zone-aware balancing.")
+
+
+class HealthReport(_In):
+    """A lease renewal, with the application's health."""
+
+    health: Literal["passing", "failing"]
+
+
+class InstancePublic(BaseModel):
+    """A registered instance and its lease."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    namespace: str
+    service: str
+    version: str | None
+    labels: dict[str, str]
+    address: str
+    inbound_port: int
+    app_port: int | None
+    zone: str | None
+    state: Literal["starting", "healthy", "unhealthy", "draining"]
+    lease_expires_at: datetime
+    registered_at: datetime
+
+
+class Registration(InstancePublic):
+    """A registered instance, and how to keep it registered."""
+
+    lease_ttl_s: float = Field(description="The lease lasts this long after each renewal.")
+    renew_every_s: float = Field(description="Renew (PUT .../lease) this often.")
+
+
+# --- services ---
+
+
+class EndpointPublic(BaseModel):
+    """One instance of a service, as an endpoint."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    address: str
+    inbound_port: int
+    app_port: int | None
+    version: str | None
+    zone: str | None
+    labels: dict[str, str]
+    state: Literal["starting", "healthy", "unhealthy", "draining"]
+    lease_expires_at: datetime
+
+
+class ServiceSummary(BaseModel):
+    """A service; a version service has ``version_of`` and ``version`` set."""
+
+    namespace: str
+    name: str
+    protocol: str
+    ports: list[Any]
+    created_at: datetime
+    version_of: str | None = None
+    version: str | None = None
+    endpoints_ready: int = Field(description="Healthy endpoints.")
+    endpoints_total: int
+
+
+class ServicePublic(ServiceSummary):
+    """A service with its endpoints."""
+
+    endpoints: list[EndpointPublic]
+
+
+class ServiceList(BaseModel):
+    """Services sorted by namespace and name."""
+
+    items: list[ServiceSummary]

@@ -1,0 +1,54 @@
+"""Output of data on stdout: ``-o table`` (aligned columns), ``-o json`` or ``-o yaml``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+__all__ = ["OUTPUT_OPTION", "Format", "emit", "table"]
+
+
+class Format(StrEnum):
+    """What ``-o`` accepts."""
+
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+OUTPUT_OPTION: Any = typer.Option(
+    Format.TABLE, "--output", "-o", help="Print a table, or the API's answer as JSON or YAML."
+)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Columns separated by three spaces, no trailing spaces; "-" for None or empty."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = []
+    for row in [list(headers), *cells]:
+        line = "   ".join(value.ljust(widths[i]) for i, value in enumerate(row))
+        lines.append(line.rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    return str(value)
+
+
+def emit(data: Any, fmt: Format, as_table: Callable[[Any], str]) -> None:
+    """Print ``data`` in the chosen format on stdout."""
+    if fmt is Format.JSON:
+        typer.echo(json.dumps(data, indent=2))
+    elif fmt is Format.YAML:
+        import yaml
+
+        typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        typer.echo(as_table(data), nl=False)

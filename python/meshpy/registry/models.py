@@ -1,0 +1,196 @@
+"""The registry tables, as SQLAlchemy 2.0 typed ORM classes (one class per table).
+
+``Revision`` is a single row whose ``value`` every change bumps in its own transaction
+(``repository.bump_revision``), so anyone watching can tell that something changed.
+Times are timezone-aware UTC in Python, whatever the database stores.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "INSTANCE_STATES",
+    "Base",
+    "ConfigAck",
+    "Instance",
+    "JoinToken",
+    "Resource",
+    "Revision",
+    "Service",
+    "UTCDateTime",
+]
+
+INSTANCE_STATES = ("starting", "healthy", "unhealthy", "draining")
+
+NAME = String(63)
+"""A DNS label: namespace, service, version."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "naive datetime given to the registry; use an aware UTC one"
+            raise ValueError(msg)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with constraint names Alembic can refer to on every database."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONDocument,
+        list[Any]: JSONDocument,
+    }
+
+
+class Revision(Base):
+    """The one global revision row (``id`` = 1)."""
+
+    __tablename__ = "revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Service(Base):
+    """A service in a namespace; created by the first registration of one of its instances."""
+
+    __tablename__ = "services"
+
+    namespace: Mapped[str] = mapped_column(NAME, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(16), default="http")
+    ports: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+
+
+class Instance(Base):
+    """One registered instance (a sidecar) of a service, with its lease and health."""
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["namespace", "service"], ["services.namespace", "services.name"], ondelete="RESTRICT"
+        ),
+        CheckConstraint(
+            "state IN ({})".format(", ".join(f"'{s}'" for s in INSTANCE_STATES)), name="state"
+        ),
+        Index(None, "namespace", "service", "version"),
+        Index(None, "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(NAME)
+    service: Mapped[str] = mapped_column(NAME)
+    version: Mapped[str | None] = mapped_column(NAME)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    address: Mapped[str] = mapped_column(String(45))
+    inbound_port: Mapped[int]
+    app_port: Mapped[int | None]
+    zone: Mapped[str | None] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(16))
+    passing_reports: Mapped[int] = mapped_column(default=0)
+    """Consecutive passing health reports."""
+    failing_reports: Mapped[int] = mapped_column(default=0)
+    """Consecutive failing health reports."""
+    lease_expires_at: Mapped[datetime]
+    registered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class JoinToken(Base):
+    """A join token: lets sidecars of one service register. Only a hash of the secret is kept."""
+
+    __tablename__ = "join_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(NAME)
+    service: Mapped[str] = mapped_column(NAME)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Resource(Base):
+    """A user resource (HTTPRoute, BackendPolicy, AuthorizationPolicy): spec and status."""
+
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("kind", "namespace", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(63))
+    namespace: Mapped[str] = mapped_column(NAME)
+    name: Mapped[str] = mapped_column(String(253))
+    generation: Mapped[int] = mapped_column(BigInteger, default=1)
+    """Grows by one each time the spec changes."""
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConfigAck(Base):
+    """The config snapshot version an instance last applied (one row per instance)."""
+
+    __tablename__ = "config_acks"
+
+    instance_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str | None] = mapped_column(String(64))
+    """ETag of the snapshot applied (or rejected); compared with the current one for status."""
+    error: Mapped[str | None] = mapped_column(Text)
+    """Why the proxy rejected the snapshot it was sent; None when it applied it."""
+    acked_at: Mapped[datetime]

@@ -1,0 +1,51 @@
+"""Server settings: defaults, MESHPY_* variables, durations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from meshpy.settings import Settings, parse_listen
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("MESHPY_HOME", "MESHPY_DB_URL", "MESHPY_LISTEN", "MESHPY_LEASE_TTL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.home == Path(".meshpy")
+    assert settings.database_url == f"sqlite:///{tmp_path}/.meshpy/meshpy.db"
+    assert settings.listen == "127.0.0.1:15010"
+    assert (settings.lease_ttl, settings.renew_interval) == (15.0, 5.0)
+    assert settings.removal_grace == 60.0
+    assert settings.health_threshold == 2
+    assert settings.admin_token_file == Path(".meshpy/admin-token")
+
+
+def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHPY_HOME", "/var/lib/meshpy")
+    monkeypatch.setenv("MESHPY_DB_URL", "postgresql://u:p@db/meshpy")
+    monkeypatch.setenv("MESHPY_LEASE_TTL", "1500ms")
+    monkeypatch.setenv("MESHPY_REMOVAL_GRACE", "2m")
+    monkeypatch.setenv("MESHPY_RENEW_EVERY", "0.5")
+    monkeypatch.setenv("MESHPY_TOKEN", "a client setting, ignored here")
+    settings = Settings()
+    assert settings.database_url == "postgresql://u:p@db/meshpy"
+    assert settings.server_url_file == Path("/var/lib/meshpy/server-url")
+    assert (settings.lease_ttl, settings.removal_grace, settings.renew_interval) == (1.5, 120, 0.5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"listen": "nowhere"}, {"listen": "1.2.3.4:99999"}, {"lease_ttl": "0s"}, {"lease_ttl": "x"}],
+)
+def test_invalid(bad: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        Settings.model_validate(bad)
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listen("[::1]:15010") == ("::1", 15010)
