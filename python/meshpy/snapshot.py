@@ -300,15 +300,13 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
         "protocol": own_service.protocol if own_service else "http",
         "cluster": LOCAL_APP_CLUSTER,
     }
-    cluster = _cluster(
-        LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin", weighted=False
-    )
+    cluster = _cluster(LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin")
     return Part([listener], [cluster])
 
 
-def _cluster(name: str, endpoints: list[str], lb: str, *, weighted: bool = True) -> dict[str, Any]:
-    listed: list[Any] = [{"address": a, "weight": 1} for a in endpoints] if weighted else endpoints
-    return {"name": name, "endpoints": listed, "lb": lb, "protocol": "http1"}
+def _cluster(name: str, endpoints: list[str], lb: str) -> dict[str, Any]:
+    # Every endpoint has weight 1 for now: plain "ip:port" strings keep snapshots small.
+    return {"name": name, "endpoints": endpoints, "lb": lb, "protocol": "http1"}
 
 
 def _host(address: str) -> str:

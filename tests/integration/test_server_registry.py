@@ -3,12 +3,14 @@ several servers on one database, and a database outage."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import secrets
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -163,9 +165,11 @@ class socket_without_server:  # noqa: N801 (used as a context manager, like a fu
         self.sock.close()
 
 
-def test_two_servers_on_one_postgres_see_each_others_changes(
+@contextlib.contextmanager
+def _two_servers(
     start_server: StartServer, tmp_path: Path
-) -> None:
+) -> Iterator[tuple[str, ServerProcess, ServerProcess]]:
+    """Two servers on one fresh PostgreSQL schema, sharing an admin token."""
     token = f"mpa_{secrets.token_urlsafe(32)}"
     homes = [tmp_path / "a", tmp_path / "b"]
     for home in homes:
@@ -174,6 +178,13 @@ def test_two_servers_on_one_postgres_see_each_others_changes(
     with pg_schema() as url:
         _db_upgrade(homes[0], url)
         a, b = (start_server(home, db_url=url) for home in homes)
+        yield token, a, b
+
+
+def test_two_servers_on_one_postgres_see_each_others_changes(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    with _two_servers(start_server, tmp_path) as (token, a, b):
         for _ in range(3):
             revision = b.client().get("/api/v1/revision").json()["revision"]
             result: dict[str, Any] = {}
@@ -209,14 +220,7 @@ def test_two_servers_on_one_postgres_see_each_others_changes(
 def test_a_route_applied_on_one_server_reaches_a_config_watcher_of_another(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    token = f"mpa_{secrets.token_urlsafe(32)}"
-    homes = [tmp_path / "a", tmp_path / "b"]
-    for home in homes:
-        home.mkdir()
-        (home / "admin-token").write_text(token + "\n")
-    with pg_schema() as url:
-        _db_upgrade(homes[0], url)
-        a, b = (start_server(home, db_url=url) for home in homes)
+    with _two_servers(start_server, tmp_path) as (token, a, b):
         registered = b.client().post(
             "/api/v1/namespaces/default/services/cart/instances",
             json={"address": "127.0.0.1", "inbound_port": 15006},

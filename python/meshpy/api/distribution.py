@@ -44,11 +44,14 @@ def _encode(value: Any) -> str:
 
 @dataclass(frozen=True)
 class _Outbound:
-    """The encoded outbound part of one namespace at one revision."""
+    """The encoded outbound part of one namespace at one revision, ready to splice."""
 
-    listeners: list[str]
-    cluster_names: list[str]
-    clusters: list[str]
+    listener: str
+    joined_before: str
+    """Encoded clusters sorting before the local app's cluster, joined."""
+    joined_after: str
+    """Encoded clusters sorting after it, joined."""
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,17 @@ class Built:
     body: bytes
 
 
-def etag_of(listeners: list[str], clusters: list[str]) -> str:
-    """The digest of a snapshot's content (everything but its version)."""
+def _digest(parts: list[str]) -> str:
     digest = hashlib.sha256()
-    for part in (*listeners, "|", *clusters):
+    for part in parts:
         digest.update(part.encode())
         digest.update(b"\n")
     return digest.hexdigest()[:32]
+
+
+def etag_of(outbound_digest: str, own_listeners: list[str], own_clusters: list[str]) -> str:
+    """The ETag of a snapshot: its shared part's digest plus the sidecar's own part."""
+    return _digest([outbound_digest, *own_listeners, "|", *own_clusters])
 
 
 class Distributor:
@@ -102,44 +109,54 @@ class Distributor:
         own = mesh.instance(instance_id)
         outbound = self._outbound_part(mesh, own.namespace)
         inbound = snapshot.build_inbound(mesh, own)
-        listeners = [_encode(item) for item in inbound.listeners] + outbound.listeners
-        names, clusters = list(outbound.cluster_names), list(outbound.clusters)
-        for cluster in inbound.clusters:
-            at = bisect.bisect(names, cluster["name"])
-            names.insert(at, cluster["name"])
-            clusters.insert(at, _encode(cluster))
-        etag = etag_of(listeners, clusters)
+        own_listeners = [_encode(item) for item in inbound.listeners]
+        # The own part's only cluster is the local app's; it goes where its name sorts.
+        own_clusters = [_encode(item) for item in inbound.clusters]
+        listener = outbound.listener
         if outbound_port != _CANONICAL.outbound:
-            # The outbound listener comes first in its part, its address right after its name.
+            # The outbound listener's address comes right after its name.
             here = f'"address":"{_CANONICAL.outbound_host}:{outbound_port}"'
-            listeners[-len(outbound.listeners)] = outbound.listeners[0].replace(
-                _CANONICAL_ADDRESS, here, 1
-            )
+            listener = listener.replace(_CANONICAL_ADDRESS, here, 1)
+        clusters = ",".join(
+            part for part in (outbound.joined_before, *own_clusters, outbound.joined_after) if part
+        )
         body = '{"version":%d,"listeners":[%s],"clusters":[%s]}' % (  # noqa: UP031
             mesh.revision,
-            ",".join(listeners),
-            ",".join(clusters),
+            ",".join([*own_listeners, listener]),
+            clusters,
         )
+        etag = etag_of(outbound.digest, own_listeners, own_clusters)
         return Built(mesh.revision, etag, body.encode())
 
     def _outbound_part(self, mesh: snapshot.MeshState, namespace: str) -> _Outbound:
         cached = self._outbound.get(namespace)
         if cached is None or self._mesh is not mesh:
             part = snapshot.build_outbound(mesh, namespace, _CANONICAL)
+            names = [c["name"] for c in part.clusters]
+            encoded = [_encode(c) for c in part.clusters]
+            at = bisect.bisect(names, snapshot.LOCAL_APP_CLUSTER)
+            listener = _encode(part.listeners[0])
             cached = _Outbound(
-                listeners=[_encode(item) for item in part.listeners],
-                cluster_names=[c["name"] for c in part.clusters],
-                clusters=[_encode(c) for c in part.clusters],
+                listener=listener,
+                joined_before=",".join(encoded[:at]),
+                joined_after=",".join(encoded[at:]),
+                digest=_digest([listener, "|", *encoded]),
             )
             if self._mesh is mesh:
                 self._outbound[namespace] = cached
         return cached
 
     async def wait_for_change(
-        self, instance_id: str, etag: str | None, wait_s: float, outbound_port: int
+        self,
+        instance_id: str,
+        etag: str | None,
+        wait_s: float,
+        outbound_port: int,
+        newer_than: int | None = None,
     ) -> Built | None:
         """The sidecar's snapshot once its ETag differs from ``etag`` (at once if it does
-        already), or None after ``wait_s`` seconds without a change."""
+        already), or None after ``wait_s`` seconds without a change. Without an ETag,
+        ``newer_than`` waits for a version (revision) above it instead."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         self.watchers += 1
@@ -147,7 +164,10 @@ class Distributor:
             while True:
                 mesh = await self.mesh()
                 built = self.build(mesh, instance_id, outbound_port)
-                if built.etag != etag:
+                if etag is None and newer_than is not None:
+                    if built.version > newer_than:
+                        return built
+                elif built.etag != etag:
                     return built
                 remaining = deadline - loop.time()
                 if remaining <= 0:

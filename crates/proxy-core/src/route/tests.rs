@@ -40,6 +40,17 @@ fn route(
         .map(|rule| rule.pick(|_| 0).cloned().unwrap_or_default())
 }
 
+/// `GET /` on host `h`.
+fn get_root(headers: &HeaderMap) -> RequestView<'_> {
+    RequestView {
+        host: "h",
+        method: &Method::GET,
+        path: "/",
+        query: None,
+        headers,
+    }
+}
+
 fn rule(matches: serde_json::Value, backend: &str) -> serde_json::Value {
     serde_json::json!({"matches": matches, "backends": [{"cluster": backend}]})
 }
@@ -182,19 +193,11 @@ fn header_names_ignore_case_and_values_do_not() {
 
 #[test]
 fn weights_split_traffic_and_zero_means_none() {
-    let vhosts: Vec<VirtualHost> = serde_json::from_value(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
         {"backends": [{"cluster": "v1", "weight": 90}, {"cluster": "v2", "weight": 10}, {"cluster": "v3", "weight": 0}]},
-    ]}])).unwrap();
-    let t = RouteTable::compile(&vhosts, |name| Some(name.to_string()));
-    let method = Method::GET;
+    ]}]));
     let headers = HeaderMap::new();
-    let view = RequestView {
-        host: "h",
-        method: &method,
-        path: "/",
-        query: None,
-        headers: &headers,
-    };
+    let view = get_root(&headers);
     let rule = t.find(&view).unwrap();
     let mut counts = HashMap::new();
     for ticket in 0..100 {
@@ -213,12 +216,9 @@ fn weights_split_traffic_and_zero_means_none() {
     assert_eq!(counts.get("v2"), Some(&10));
     assert_eq!(counts.get("v3"), None);
 
-    let zero: Vec<VirtualHost> =
-        serde_json::from_value(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
-            {"backends": [{"cluster": "v1", "weight": 0}]},
-        ]}]))
-        .unwrap();
-    let t = RouteTable::compile(&zero, |name| Some(name.to_string()));
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        {"backends": [{"cluster": "v1", "weight": 0}]},
+    ]}]));
     assert!(t.find(&view).unwrap().pick(|_| 0).is_none());
 }
 
@@ -227,15 +227,8 @@ fn rule_timeouts_are_carried() {
     let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
         {"backends": [{"cluster": "a"}], "timeouts": {"request": "250ms"}},
     ]}]));
-    let method = Method::GET;
     let headers = HeaderMap::new();
-    let view = RequestView {
-        host: "h",
-        method: &method,
-        path: "/",
-        query: None,
-        headers: &headers,
-    };
+    let view = get_root(&headers);
     assert_eq!(
         t.find(&view).unwrap().timeout,
         Some(Duration::from_millis(250))

@@ -2,7 +2,9 @@
 
 A sidecar asks ``GET /api/v1/proxies/{instance}/config?wait=30s`` with ``If-None-Match``
 set to the ETag of the config it runs. The answer comes at once when its snapshot
-differs, else as soon as a change makes it differ, else ``304`` when the wait ends. It
+differs, else as soon as a change makes it differ, else ``304`` when the wait ends.
+(``?version=N`` without an ETag waits for any snapshot version above N instead: simpler
+for a client, but it is woken by every registry change.) It
 then applies the snapshot and reports with ``PUT .../ack`` (the version and ETag it
 applied, or the error that made it reject the snapshot). ``GET /api/v1/proxies`` shows
 every proxy as ``SYNCED`` (runs the current snapshot), ``STALE`` (runs an older one or
@@ -11,6 +13,8 @@ rejected the current one) or ``NOT SENT`` (never acked a snapshot).
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -29,6 +33,8 @@ __all__ = ["MAX_WAIT_S", "router"]
 router = APIRouter(prefix="/api/v1/proxies", tags=["proxies"])
 
 MAX_WAIT_S = 60.0
+_GZIP_FROM = 4096
+"""Bodies smaller than this are sent as they are."""
 ProxyPath = Annotated[UUID, Path(description="The instance id of the proxy's registration.")]
 SyncStatus = Literal["SYNCED", "STALE", "NOT SENT"]
 
@@ -99,27 +105,41 @@ async def get_config(
     state: StateDep,
     who: JoinTokenDep,
     wait: str = Query(default="0", max_length=16, description='Longest wait: "30s", 30, ...'),
+    version: int | None = Query(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="Without If-None-Match: wait for a snapshot version above this.",
+    ),
     outbound_port: int = Query(
         default=15001, ge=0, le=65535, description="Port of the sidecar's outbound listener."
     ),
     if_none_match: str | None = Header(default=None, max_length=80),
+    accept_encoding: str | None = Header(default=None, max_length=200),
 ) -> Response:
     """The proxy's snapshot, once it differs from the one named by ``If-None-Match``."""
     await _owned_instance(state, who, instance_id)
     etag = if_none_match.strip().strip('"') if if_none_match else None
     try:
         built = await state.distributor.wait_for_change(
-            str(instance_id), etag, _wait_seconds(wait), outbound_port
+            str(instance_id), etag, _wait_seconds(wait), outbound_port, newer_than=version
         )
     except snapshot.UnknownInstanceError:
         raise problems.not_found(f"instance {instance_id}") from None
     if built is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": f'"{etag}"'})
-    return Response(
-        content=built.body,
-        media_type="application/json",
-        headers={"ETag": f'"{built.etag}"', "X-Meshpy-Version": str(built.version)},
-    )
+    headers = {
+        "ETag": f'"{built.etag}"',
+        "X-Meshpy-Version": str(built.version),
+        "Vary": "Accept-Encoding",
+    }
+    body = built.body
+    if accept_encoding and "gzip" in accept_encoding and len(body) > _GZIP_FROM:
+        # Snapshots are repetitive JSON: gzip makes them ~10x smaller. zlib releases the
+        # GIL, so compressing on a thread leaves the event loop to other requests.
+        body = await asyncio.to_thread(gzip.compress, body, 1)
+        headers["Content-Encoding"] = "gzip"
+    return Response(content=body, media_type="application/json", headers=headers)
 
 
 @router.put("/{instance_id}/ack", status_code=status.HTTP_204_NO_CONTENT)
