@@ -48,8 +48,9 @@ class Relay:
     def close(self) -> None:
         """Stop the relay and close every socket it holds."""
         self._closed = True
-        self._close_all()
+        # The accept loop may still be adding a connection: stop it first, then close all.
         self._thread.join(5)
+        self._close_all()
         self._listener.close()
 
     def _close_all(self) -> None:

@@ -127,7 +127,8 @@ async def get_config(
     except snapshot.UnknownInstanceError:
         raise problems.not_found(f"instance {instance_id}") from None
     if built is None:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": f'"{etag}"'})
+        unchanged = {"ETag": f'"{etag}"'} if etag else {}
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=unchanged)
     headers = {
         "ETag": f'"{built.etag}"',
         "X-Meshpy-Version": str(built.version),
