@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
@@ -111,16 +112,8 @@ pub async fn serve_connection(
                 .max_headers(limits.max_headers)
                 .max_header_size(limits.max_header_bytes)
                 .serve_connection(io, service);
-            let mut served = pin!(served);
-            tokio::select! {
-                _ = served.as_mut() => return,
-                _ = shutdown.drain.cancelled() => served.as_mut().graceful_shutdown(),
-                _ = shutdown.stop.cancelled() => return,
-            }
-            tokio::select! {
-                _ = served => {}
-                _ = shutdown.stop.cancelled() => {}
-            }
+            // hyper closes idle HTTP/1 connections itself (header read timeout).
+            drive(served, &shutdown, std::future::pending()).await;
         }
         Detected::Http2 => {
             let header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
@@ -128,20 +121,29 @@ pub async fn serve_connection(
                 .timer(TokioTimer::new())
                 .max_header_list_size(header_list)
                 .serve_connection(io, service);
-            let mut served = pin!(served);
-            // hyper closes idle HTTP/1 connections itself (header read timeout);
-            // an HTTP/2 connection with no request for a whole period gets GOAWAY.
-            tokio::select! {
-                _ = served.as_mut() => return,
-                _ = shutdown.drain.cancelled() => served.as_mut().graceful_shutdown(),
-                _ = watched.idle(idle) => served.as_mut().graceful_shutdown(),
-                _ = shutdown.stop.cancelled() => return,
-            }
-            tokio::select! {
-                _ = served => {}
-                _ = shutdown.stop.cancelled() => {}
-            }
+            // An HTTP/2 connection with no request for a whole idle period gets GOAWAY.
+            drive(served, &shutdown, watched.idle(idle)).await;
         }
+    }
+}
+
+/// Serves a connection until it ends; on drain, or once `idle` resolves, shuts it down
+/// gracefully (HTTP/1: after the current response; HTTP/2: GOAWAY); on stop, drops it.
+async fn drive(
+    served: impl GracefulConnection,
+    shutdown: &Shutdown,
+    idle: impl std::future::Future<Output = ()>,
+) {
+    let mut served = pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => return,
+        _ = shutdown.drain.cancelled() => served.as_mut().graceful_shutdown(),
+        _ = idle => served.as_mut().graceful_shutdown(),
+        _ = shutdown.stop.cancelled() => return,
+    }
+    tokio::select! {
+        _ = served => {}
+        _ = shutdown.stop.cancelled() => {}
     }
 }
 
