@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration"]
+__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration", "parse_seconds"]
 
 _UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
 _PART = re.compile(r"(\d+)\s*(ms|s|m|h)")
@@ -30,6 +30,18 @@ def parse_duration(text: str) -> timedelta:
         msg = f"invalid duration {text!r}: use a number and a unit (ms, s, m, h), e.g. '15s'"
         raise ValueError(msg)
     return timedelta(milliseconds=total_ms)
+
+
+def parse_seconds(text: str) -> float:
+    """Return seconds from a plain number ("10", "0.5") or a duration ("500ms", "1m").
+
+    No range check: callers bound the value as their setting needs. Raises ValueError
+    (the duration's hint) for anything else.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text).total_seconds()
 
 
 def format_duration(value: timedelta) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from meshpy.durations import parse_duration
+from meshpy.durations import parse_seconds
 
 __all__ = ["DEFAULT_LISTEN", "Settings", "parse_listen"]
 
@@ -21,12 +21,7 @@ DEFAULT_LISTEN = "127.0.0.1:15010"
 
 
 def _seconds(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return parse_duration(value).total_seconds()
-    return value
+    return parse_seconds(value) if isinstance(value, str) else value
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0, lt=1e7)]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from meshpy.durations import format_duration, parse_duration
+from meshpy.durations import format_duration, parse_duration, parse_seconds
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,15 @@ def test_format(value: timedelta, expected: str) -> None:
 def test_format_rejects(value: timedelta) -> None:
     with pytest.raises(ValueError, match="whole, non-negative"):
         format_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("10", 10.0), ("0.5", 0.5), ("500ms", 0.5), ("1m30s", 90.0)]
+)
+def test_parse_seconds_takes_numbers_and_durations(text: str, seconds: float) -> None:
+    assert parse_seconds(text) == seconds
+
+
+def test_parse_seconds_refuses_other_text() -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_seconds("soon")

@@ -98,15 +98,12 @@ def run(
 
 def _seconds(text: str) -> float:
     """Read "10" as 10 seconds and "500ms", "10s", "1m" as durations."""
-    from meshpy.durations import parse_duration
+    from meshpy.durations import parse_seconds
 
     try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            return parse_duration(text).total_seconds()
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--drain-timeout") from exc
+        seconds = parse_seconds(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--drain-timeout") from exc
     if not 0 <= seconds < 1e9:
         msg = f"{text!r} is not a number of seconds >= 0"
         raise typer.BadParameter(msg, param_hint="--drain-timeout")

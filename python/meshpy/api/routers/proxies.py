@@ -25,7 +25,7 @@ from meshpy import snapshot
 from meshpy.api import problems
 from meshpy.api.deps import AdminDep, JoinTokenDep, StateDep
 from meshpy.api.state import AppState
-from meshpy.durations import parse_duration
+from meshpy.durations import parse_seconds
 from meshpy.registry import repository
 
 __all__ = ["MAX_WAIT_S", "router"]
@@ -63,14 +63,11 @@ class ProxyStatus(BaseModel):
 
 def _wait_seconds(text: str) -> float:
     try:
-        seconds = float(text)
+        seconds = parse_seconds(text)
     except ValueError:
-        try:
-            seconds = parse_duration(text).total_seconds()
-        except ValueError:
-            raise problems.invalid(
-                [problems.ErrorItem(path="wait", message=f"{text!r} is not a duration")]
-            ) from None
+        raise problems.invalid(
+            [problems.ErrorItem(path="wait", message=f"{text!r} is not a duration")]
+        ) from None
     if not 0 <= seconds <= MAX_WAIT_S:
         raise problems.invalid(
             [problems.ErrorItem(path="wait", message=f"must be between 0 and {MAX_WAIT_S:g}s")]
