@@ -227,3 +227,21 @@ def test_served_snapshot_equals_the_pure_builder(api: LiveServer) -> None:
     finally:
         db.dispose()
     assert served == build_snapshot(mesh, cart, SidecarPorts(outbound=0))
+
+
+def test_large_snapshots_are_gzipped_for_clients_that_accept_it(api: LiveServer) -> None:
+    cart = _healthy(api, "cart")
+    for i in range(40):
+        api.register(f"svc{i}", inbound_port=16000 + i)
+    zipped = _config(api.admin, cart)  # httpx asks for gzip and decodes it
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    plain = api.admin.get(
+        f"/api/v1/proxies/{cart}/config",
+        params={"outbound_port": 0},
+        headers={"Accept-Encoding": "identity"},
+    )
+    assert "content-encoding" not in plain.headers
+    assert len(plain.content) > 4096
+    assert plain.json() == zipped.json()
+    assert plain.headers["etag"] == zipped.headers["etag"]

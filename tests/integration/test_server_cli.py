@@ -190,3 +190,25 @@ def test_usage_errors_and_unreachable_server(cli: Cli, server: ServerProcess) ->
     down = cli("service", "list", "--server", "http://127.0.0.1:9", code=1)
     assert down.stderr.startswith("error: cannot reach the control plane at http://127.0.0.1:9")
     assert cli("service", "list", "-o", "json").stdout == '{\n  "items": []\n}\n'
+
+
+def test_proxy_status_shows_sync_and_exits_1_until_synced(cli: Cli, server: ServerProcess) -> None:
+    cart = _register(server, server.admin_token, "cart")
+    not_sent = cli("proxy", "status", code=1)
+    assert not_sent.stdout == (
+        "NAMESPACE   SERVICE   INSTANCE" + " " * 31 + "STATUS     ACKED   CURRENT   ERROR\n"
+        f"default     cart      {cart}   NOT SENT   -       {_current(cli):<7}   -\n"
+    )
+    got = server.client().get(f"/api/v1/proxies/{cart}/config")
+    ack = {"version": got.json()["version"], "etag": got.headers["etag"].strip('"')}
+    assert server.client().put(f"/api/v1/proxies/{cart}/ack", json=ack).status_code == 204
+    synced = json.loads(cli("proxy", "status", "-o", "json").stdout)
+    assert [(p["instance"], p["status"], p["acked_version"]) for p in synced] == [
+        (cart, "SYNCED", ack["version"])
+    ]
+
+
+def _current(cli: Cli) -> int:
+    listed = json.loads(cli("proxy", "status", "-o", "json", code=1).stdout)
+    current: int = listed[0]["current_version"]
+    return current
