@@ -302,17 +302,21 @@ def start_time(pid: int) -> str | None:
 
 
 class MemorySampler(threading.Thread):
-    """Samples RSS/PSS of a process tree every `interval` s; keeps the max."""
+    """Samples RSS/PSS of the processes `pids()` returns every `interval` s; keeps the max.
 
-    def __init__(self, root: int, interval: float = 0.25) -> None:
+    `pids` is called at each sample (a process tree, say), so children that
+    come and go are counted while they live.
+    """
+
+    def __init__(self, pids: Callable[[], list[int]], interval: float = 0.25) -> None:
         super().__init__(daemon=True)
-        self.root, self.interval = root, interval
+        self.pids, self.interval = pids, interval
         self.max_rss = self.max_pss = 0
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.is_set():
-            rss, pss = memory_kb(process_tree(self.root))
+            rss, pss = memory_kb(self.pids())
             self.max_rss, self.max_pss = max(self.max_rss, rss), max(self.max_pss, pss)
             self._done.wait(self.interval)
 
@@ -796,7 +800,7 @@ def measure_round(b: Bench, t: Target) -> None:
     s = b.settings
     wait_for_quiet(s.max_wait_idle)
     audit = ForeignCpu()
-    sampler = MemorySampler(t.proc.pid) if t.proc else None
+    sampler = MemorySampler(t.tree) if t.proc else None
     if sampler:
         sampler.start()
     try:
@@ -1042,13 +1046,19 @@ def report(results: dict[str, Json], meta: Json) -> str:
     return "\n".join(parts)
 
 
-def write_readme(section: str) -> None:
+def write_readme(
+    section: str, start: str = MARK_START, end: str = MARK_END, heading: str = "Results"
+) -> None:
+    """Replace the text between the markers `start` and `end` in the README.
+
+    Without the markers, a `heading` section holding them is appended first.
+    """
     text = README.read_text() if README.exists() else "# Benchmarks\n"
-    if MARK_START not in text or MARK_END not in text:
-        text = text.rstrip() + f"\n\n## Results\n\n{MARK_START}\n{MARK_END}\n"
-    before, rest = text.split(MARK_START, 1)
-    _, after = rest.split(MARK_END, 1)
-    README.write_text(f"{before}{MARK_START}\n{section}\n{MARK_END}{after}")
+    if start not in text or end not in text:
+        text = text.rstrip() + f"\n\n## {heading}\n\n{start}\n{end}\n"
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    README.write_text(f"{before}{start}\n{section}\n{end}{after}")
 
 
 def save_json(results: dict[str, Json], meta: Json) -> Path:
