@@ -1,0 +1,3 @@
+module meshpy.local/benches/tlsload
+
+go 1.25
