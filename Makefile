@@ -117,6 +117,10 @@ bench-setup: setup ## install the load generator and the proxies we compare agai
 bench: bench-setup build ## run the benchmarks in benches/
 	$(PY) benches/run.py --write-readme
 
+.PHONY: bench-mtls
+bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar path vs Envoy
+	$(PY) benches/mtls.py --write-readme
+
 demo: build ## start a backend and a proxy (examples/proxy-demo.yaml), curl through it, show /stats
 	bash scripts/proxy-demo.sh $(PY)
 
