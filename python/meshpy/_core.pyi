@@ -1,16 +1,32 @@
-"""The Rust data plane (crates/proxy-py): one Proxy class and its exceptions.
+"""The Rust data plane (crates/proxy-py): the Proxy class, identity helpers and exceptions.
 
 Exception tree::
 
     MeshpyError
-    ├── ConfigError   a bootstrap or snapshot was rejected; ``path`` names the field
-    ├── BindError     a listener address could not be bound
-    └── StateError    a call out of order (start twice, apply after shutdown)
+    ├── ConfigError    a bootstrap or snapshot was rejected; ``path`` names the field
+    ├── BindError      a listener address could not be bound
+    ├── IdentityError  set_identity refused a chain, key or roots (the old identity stays)
+    └── StateError     a call out of order (start twice, apply after shutdown)
+
+Certificate descriptions (``set_identity``, ``identity``, ``certificate_info``) are dicts::
+
+    {"identity": "spiffe://td/ns/default/sa/web" | None, "not_before": 1.7e9, "not_after": 1.7e9,
+     "serial": "1f03", "issuer": "CN=...", "subject": "", "is_ca": False}
 """
 
 from typing import Any, Self, final
 
-__all__ = ["BindError", "ConfigError", "MeshpyError", "Proxy", "StateError", "__version__"]
+__all__ = [
+    "BindError",
+    "ConfigError",
+    "IdentityError",
+    "MeshpyError",
+    "Proxy",
+    "StateError",
+    "__version__",
+    "certificate_info",
+    "generate_csr",
+]
 
 __version__: str
 
@@ -26,6 +42,9 @@ class ConfigError(MeshpyError):
 class BindError(MeshpyError):
     """A listener address could not be bound; the message names listener and address."""
 
+class IdentityError(MeshpyError):
+    """set_identity refused the chain, key or roots; the message says which and why."""
+
 class StateError(MeshpyError):
     """A call that the proxy's state does not allow, such as start() twice."""
 
@@ -40,4 +59,16 @@ class Proxy:
     def stats(self) -> dict[str, Any]: ...
     def metrics(self) -> str: ...
     def ready(self) -> bool: ...
+    def not_ready_reason(self) -> str | None: ...
+    def set_identity(self, chain_pem: str, key_pem: str, roots_pem: str) -> dict[str, Any]: ...
+    def identity(self) -> dict[str, Any] | None: ...
     def shutdown(self, grace_s: float) -> None: ...
+
+def generate_csr(spiffe_id: str) -> tuple[str, str]:
+    """Return ``(key_pem, csr_pem)``: a new ECDSA P-256 key (PKCS#8) and a CSR for the ID.
+
+    Raises ValueError for a malformed SPIFFE ID.
+    """
+
+def certificate_info(pem: str) -> dict[str, Any]:
+    """Describe the first certificate of a PEM document; ValueError if there is none."""

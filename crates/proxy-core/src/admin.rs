@@ -60,8 +60,13 @@ fn respond(req: &Request<Incoming>, shared: &Shared) -> Response<ProxyBody> {
         return local_response(StatusCode::METHOD_NOT_ALLOWED, "only GET is allowed\n");
     }
     match req.uri().path() {
-        "/ready" if shared.is_ready() => local_response(StatusCode::OK, "ready\n"),
-        "/ready" => local_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/ready" => match shared.not_ready_reason() {
+            None => local_response(StatusCode::OK, "ready\n"),
+            Some(reason) => local_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            ),
+        },
         "/stats" => {
             let mut response = local_response(StatusCode::OK, shared.stats().to_string());
             response.headers_mut().insert(

@@ -12,10 +12,12 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod route;
+mod tls;
 pub use route::{
     EndpointConfig, NameValue, PathMatch, PathMatchType, RouteMatch, RouteRule, RuleTimeouts,
     VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_WEIGHT,
 };
+pub use tls::{ClusterTls, ListenerTls, TlsMode};
 
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,14 @@ pub struct Snapshot {
     pub clusters: Vec<Cluster>,
 }
 
+impl Snapshot {
+    /// Whether any listener or cluster uses mTLS, so that serving needs an identity.
+    pub fn uses_tls(&self) -> bool {
+        self.listeners.iter().any(|l| l.tls.is_some())
+            || self.clusters.iter().any(|c| c.tls.is_some())
+    }
+}
+
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +146,9 @@ pub struct Listener {
     /// Connection and header limits.
     #[serde(default)]
     pub limits: ListenerLimits,
+    /// Terminate mTLS (a sidecar's inbound listener); absent means plaintext only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
 }
 
 /// Timeouts of a listener.
@@ -215,7 +228,7 @@ pub struct Cluster {
     /// `round_robin` or `least_request`.
     #[serde(default)]
     pub lb: LbPolicy,
-    /// `http1` or `http2`; ignored by TCP listeners.
+    /// `http1` or `http2`; ignored by TCP listeners, and by HTTP ones when `tls` is set (always HTTP/2).
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     /// Time allowed to open a TCP connection to an endpoint; then 502.
@@ -224,6 +237,9 @@ pub struct Cluster {
     /// Reuse of upstream connections.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Reach the endpoints over mTLS (HTTP/2 for HTTP traffic); absent means plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClusterTls>,
 }
 
 fn default_connect_timeout() -> Duration {

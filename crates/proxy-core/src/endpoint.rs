@@ -2,7 +2,8 @@
 //!
 //! HTTP/1 connections carry one request at a time: an idle one is taken from
 //! the pool, and given back when its response body has ended cleanly. HTTP/2
-//! keeps one shared connection per endpoint and multiplexes on it.
+//! keeps one shared connection per endpoint and multiplexes on it. Endpoints
+//! of a cluster with `tls` are reached over mTLS, and HTTP goes over HTTP/2.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,15 +15,23 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 
 use crate::config::{PoolConfig, UpstreamProtocol};
 use crate::error::{ErrorKind, ProxyError};
+use crate::spiffe::SpiffeId;
+use crate::tls::Alpn;
+use crate::upstream_tls::UpstreamTls;
 
 type H1Sender = http1::SendRequest<Incoming>;
 type H2Sender = http2::SendRequest<Incoming>;
 
+/// A connection to an endpoint for the L4 proxy: plain, or mTLS.
+pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
+
 /// What makes two endpoints interchangeable, so a reload can keep a warm pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EndpointKey {
     /// Where the endpoint listens.
     pub addr: SocketAddr,
@@ -32,6 +41,8 @@ pub struct EndpointKey {
     pub connect_timeout: Duration,
     /// Keep-alive settings.
     pub pool: PoolConfig,
+    /// The SPIFFE ID the endpoint must present over mTLS; `None` for plaintext.
+    pub tls: Option<SpiffeId>,
 }
 
 /// An upstream endpoint shared by every request routed to it.
@@ -41,6 +52,7 @@ pub struct Endpoint {
     in_flight: AtomicUsize,
     idle_h1: Mutex<Vec<IdleConn>>,
     shared_h2: Mutex<Option<H2Sender>>,
+    tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug)]
@@ -50,13 +62,14 @@ struct IdleConn {
 }
 
 impl Endpoint {
-    /// A new endpoint with an empty pool.
-    pub fn new(key: EndpointKey) -> Self {
+    /// A new endpoint with an empty pool; `tls` must be given when `key.tls` is.
+    pub fn new(key: EndpointKey, tls: Option<UpstreamTls>) -> Self {
         Self {
             key,
             in_flight: AtomicUsize::new(0),
             idle_h1: Mutex::new(Vec::new()),
             shared_h2: Mutex::new(None),
+            tls,
         }
     }
 
@@ -88,7 +101,12 @@ impl Endpoint {
         req: Request<Incoming>,
     ) -> Result<(Response<Incoming>, Lease), ProxyError> {
         let mut lease = Lease::new(Arc::clone(self));
-        let response = match self.key.protocol {
+        // mTLS endpoints speak HTTP/2 whatever the cluster's protocol says.
+        let protocol = match self.tls {
+            Some(_) => UpstreamProtocol::Http2,
+            None => self.key.protocol,
+        };
+        let response = match protocol {
             UpstreamProtocol::Http1 => {
                 let (response, sender) = self.send_h1(req).await?;
                 lease.conn = Some(sender);
@@ -180,19 +198,13 @@ impl Endpoint {
                 return Ok(sender.clone());
             }
         }
-        let io = TokioIo::new(self.connect_tcp().await?);
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .handshake(io)
-            .await
-            .map_err(|e| ProxyError::with_source(ErrorKind::ConnectFailed, e))?;
-        let addr = self.key.addr;
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%addr, %err, "upstream h2 connection ended");
+        let sender = match &self.tls {
+            None => self.h2_handshake(self.connect_tcp().await?).await?,
+            Some(tls) => {
+                self.h2_handshake(self.connect_tls(tls, Alpn::Http).await?)
+                    .await?
             }
-        });
+        };
         let mut shared = lock(&self.shared_h2);
         // Another request may have connected meanwhile; keep one connection.
         match shared.as_ref() {
@@ -202,6 +214,40 @@ impl Endpoint {
                 Ok(sender)
             }
         }
+    }
+
+    /// Opens an HTTP/2 connection over `io` and drives it on its own task.
+    async fn h2_handshake<I>(&self, io: I) -> Result<H2Sender, ProxyError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ProxyError::with_source(ErrorKind::ConnectFailed, e))?;
+        let addr = self.key.addr;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%addr, %err, "upstream h2 connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// TCP connect plus mTLS handshake, both within `connect_timeout`.
+    async fn connect_tls(
+        &self,
+        tls: &UpstreamTls,
+        alpn: Alpn,
+    ) -> Result<TlsStream<TcpStream>, ProxyError> {
+        // Without an identity there is nothing to present: fail before connecting.
+        let config = tls.config(alpn)?;
+        let deadline = tokio::time::Instant::now() + self.key.connect_timeout;
+        let tcp = self.connect_tcp().await?;
+        tls.handshake(config, tcp, self.key.addr, alpn, deadline)
+            .await
     }
 
     async fn connect_tcp(&self) -> Result<TcpStream, ProxyError> {
@@ -216,10 +262,14 @@ impl Endpoint {
         Ok(stream)
     }
 
-    /// Opens a plain TCP connection for the L4 proxy, counted in flight while the lease lives.
-    pub async fn connect_stream(self: &Arc<Self>) -> Result<(TcpStream, Lease), ProxyError> {
+    /// Opens a connection for the L4 proxy (mTLS without ALPN if the cluster has `tls`),
+    /// counted in flight while the lease lives.
+    pub async fn connect_stream(self: &Arc<Self>) -> Result<(UpstreamStream, Lease), ProxyError> {
         let lease = Lease::new(Arc::clone(self));
-        let stream = self.connect_tcp().await?;
+        let stream = match &self.tls {
+            None => Either::Left(self.connect_tcp().await?),
+            Some(tls) => Either::Right(self.connect_tls(tls, Alpn::None).await?),
+        };
         Ok((stream, lease))
     }
 }

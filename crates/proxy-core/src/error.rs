@@ -24,6 +24,12 @@ pub enum ErrorKind {
     UpstreamFailed,
     /// No response headers within the request timeout.
     RequestTimeout,
+    /// The cluster uses mTLS and the proxy has no identity yet.
+    NoIdentity,
+    /// The TLS handshake with the endpoint failed (bad chain, no HTTP/2, ...).
+    UpstreamTls,
+    /// The endpoint's certificate is valid but names another workload than the cluster's `identity`.
+    UpstreamIdentityMismatch,
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -67,7 +73,10 @@ impl ProxyError {
     /// Whose side the failure is on.
     pub fn side(&self) -> Side {
         match self.kind {
-            ErrorKind::NoRoute | ErrorKind::NoBackend | ErrorKind::NoEndpoints => Side::Internal,
+            ErrorKind::NoRoute
+            | ErrorKind::NoBackend
+            | ErrorKind::NoEndpoints
+            | ErrorKind::NoIdentity => Side::Internal,
             _ => Side::Upstream,
         }
     }
@@ -77,7 +86,10 @@ impl ProxyError {
     pub fn retryable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout
+            ErrorKind::ConnectFailed
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::UpstreamTls
+                | ErrorKind::UpstreamIdentityMismatch
         )
     }
 
@@ -86,10 +98,12 @@ impl ProxyError {
         match self.kind {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout | ErrorKind::UpstreamFailed => {
-                StatusCode::BAD_GATEWAY
-            }
+            ErrorKind::NoEndpoints | ErrorKind::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ConnectFailed
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::UpstreamFailed
+            | ErrorKind::UpstreamTls
+            | ErrorKind::UpstreamIdentityMismatch => StatusCode::BAD_GATEWAY,
             ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -104,6 +118,10 @@ impl ProxyError {
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::UpstreamFailed => "upstream_failed",
             ErrorKind::RequestTimeout => "request_timeout",
+            // The mTLS reasons are spelled with hyphens: other components match on these names.
+            ErrorKind::NoIdentity => "no-identity",
+            ErrorKind::UpstreamTls => "upstream-tls-failed",
+            ErrorKind::UpstreamIdentityMismatch => "upstream-identity-mismatch",
         }
     }
 
@@ -117,6 +135,9 @@ impl ProxyError {
             ErrorKind::ConnectTimeout => "upstream connect timeout",
             ErrorKind::UpstreamFailed => "upstream connection failed",
             ErrorKind::RequestTimeout => "upstream request timeout",
+            ErrorKind::NoIdentity => "no identity: the proxy has no certificate for mTLS yet",
+            ErrorKind::UpstreamTls => "upstream TLS handshake failed",
+            ErrorKind::UpstreamIdentityMismatch => "upstream identity mismatch",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -153,6 +174,14 @@ mod tests {
             (ErrorKind::ConnectTimeout, 502, true, Side::Upstream),
             (ErrorKind::UpstreamFailed, 502, false, Side::Upstream),
             (ErrorKind::RequestTimeout, 504, false, Side::Upstream),
+            (ErrorKind::NoIdentity, 503, false, Side::Internal),
+            (ErrorKind::UpstreamTls, 502, true, Side::Upstream),
+            (
+                ErrorKind::UpstreamIdentityMismatch,
+                502,
+                true,
+                Side::Upstream,
+            ),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

@@ -16,6 +16,8 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `x-meshpy-error`, on responses the proxy made itself, saying why.
 pub static X_MESHPY_ERROR: HeaderName = HeaderName::from_static("x-meshpy-error");
+/// `x-meshpy-client-id`, the SPIFFE ID of an mTLS client; never taken from a client.
+pub static X_MESHPY_CLIENT_ID: HeaderName = HeaderName::from_static("x-meshpy-client-id");
 
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -38,21 +40,33 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 6] {
 pub struct ClientHeaders {
     /// The client's IP as an `x-forwarded-for` element.
     pub forwarded_for: HeaderValue,
-    /// `for=...;proto=http` for the `forwarded` header.
+    /// `for=...;proto=http` (or `https`) for the `forwarded` header.
     pub forwarded: HeaderValue,
+    /// The verified SPIFFE ID of an mTLS client, for `x-meshpy-client-id`.
+    pub client_id: Option<HeaderValue>,
 }
 
 impl ClientHeaders {
-    /// Header values describing a client at `ip`.
+    /// Header values describing a plaintext client at `ip`.
     pub fn new(ip: IpAddr) -> Self {
+        Self::build(ip, "http", None)
+    }
+
+    /// Header values describing an mTLS client at `ip` whose certificate names `client_id`.
+    pub fn mtls(ip: IpAddr, client_id: &str) -> Self {
+        Self::build(ip, "https", HeaderValue::from_str(client_id).ok())
+    }
+
+    fn build(ip: IpAddr, proto: &str, client_id: Option<HeaderValue>) -> Self {
         let forwarded = match ip {
-            IpAddr::V4(v4) => format!("for={v4};proto=http"),
+            IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
             // RFC 7239: IPv6 addresses are bracketed and quoted.
-            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
         };
         Self {
             forwarded_for: header_value(ip.to_string()),
             forwarded: header_value(forwarded),
+            client_id,
         }
     }
 }
@@ -92,6 +106,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Rewrites a downstream request into the one sent upstream: hop-by-hop headers
 /// out, forwarding headers in, request target and version for `upstream`.
+/// `x-meshpy-client-id` is always replaced: set from a verified mTLS client
+/// certificate, removed otherwise, so no client can claim an identity.
 pub fn prepare_request<B>(
     req: &mut Request<B>,
     client: &ClientHeaders,
@@ -101,6 +117,10 @@ pub fn prepare_request<B>(
 ) {
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    headers.remove(&X_MESHPY_CLIENT_ID);
+    if let Some(client_id) = &client.client_id {
+        headers.insert(X_MESHPY_CLIENT_ID.clone(), client_id.clone());
+    }
     append_forwarded_for(headers, &client.forwarded_for);
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), request_id());
@@ -169,6 +189,18 @@ fn set_target<B>(req: &mut Request<B>, upstream: UpstreamProtocol) {
                 *req.uri_mut() = uri;
             }
         }
+    }
+}
+
+/// Marks an HTTP/2 request target as `https`, for an upstream reached over mTLS.
+pub fn use_https<B>(req: &mut Request<B>) {
+    if req.uri().scheme().is_none() {
+        return;
+    }
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(Scheme::HTTPS);
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
     }
 }
 

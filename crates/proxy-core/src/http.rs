@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -18,17 +19,25 @@ use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
 use crate::cluster::Cluster;
+use crate::config::ListenerProtocol;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
+use crate::inbound::{self, PeerIdentity};
 use crate::io::{self, ClientStream, Detected};
 use crate::listener::{ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::metrics::Wire;
 use crate::rng;
 use crate::route::{Miss, RequestView};
+use crate::tls::ALPN_H2;
 
 /// Per-connection context every request on it shares.
 struct Connection {
     shared: Arc<ListenerShared>,
     client: ClientHeaders,
+    /// How the connection arrived, on a listener with `tls` (for metrics).
+    wire: Option<Wire>,
+    /// The client's verified SPIFFE ID, on an mTLS connection.
+    peer: Option<PeerIdentity>,
     /// Requests started on this connection, for HTTP/2 idle detection.
     started: AtomicU64,
     /// Requests whose response headers are not sent yet.
@@ -36,6 +45,26 @@ struct Connection {
 }
 
 impl Connection {
+    fn new(
+        shared: &Arc<ListenerShared>,
+        addr: SocketAddr,
+        wire: Option<Wire>,
+        peer: Option<PeerIdentity>,
+    ) -> Arc<Self> {
+        let client = match &peer {
+            Some(PeerIdentity(id)) => ClientHeaders::mtls(addr.ip(), id.as_str()),
+            None => ClientHeaders::new(addr.ip()),
+        };
+        Arc::new(Self {
+            shared: Arc::clone(shared),
+            client,
+            wire,
+            peer,
+            started: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+        })
+    }
+
     /// Resolves once no request has started or been active for a whole `idle` period.
     async fn idle(&self, idle: Duration) {
         let mut last = self.started.load(Ordering::Relaxed);
@@ -77,7 +106,35 @@ pub async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let idle = route.timeouts.idle;
-    let limits = route.limits;
+    let metrics = &shared.metrics;
+    let wire = match route.tls {
+        None => None,
+        Some(mode) => match inbound::classify(&stream, mode, idle, shared, &shutdown).await {
+            None => return,
+            Some(Wire::Mtls) => {
+                let io = ClientStream::new(
+                    stream,
+                    Bytes::new(),
+                    metrics.bytes_received.clone(),
+                    metrics.bytes_sent.clone(),
+                );
+                let accepted =
+                    inbound::handshake(io, shared, ListenerProtocol::Http, &shutdown).await;
+                let Some((tls, peer_id)) = accepted else {
+                    return;
+                };
+                // Over TLS the version is what ALPN agreed (RFC 9113 §3.2), no sniffing.
+                let detected = match tls.get_ref().1.alpn_protocol() {
+                    Some(ALPN_H2) => Detected::Http2,
+                    _ => Detected::Http1,
+                };
+                let conn = Connection::new(shared, peer, Some(Wire::Mtls), Some(peer_id));
+                serve_io(TokioIo::new(tls), detected, conn, &route, &shutdown).await;
+                return;
+            }
+            Some(Wire::Plaintext) => Some(Wire::Plaintext),
+        },
+    };
     // A client that connects and says nothing is closed after the idle timeout.
     let (detected, prefix) = tokio::select! {
         sniffed = tokio::time::timeout(idle, io::sniff(&mut stream)) => match sniffed {
@@ -86,19 +143,28 @@ pub async fn serve_connection(
         },
         _ = shutdown.drain.cancelled() => return,
     };
-    let metrics = &shared.metrics;
     let io = TokioIo::new(ClientStream::new(
         stream,
         prefix,
         metrics.bytes_received.clone(),
         metrics.bytes_sent.clone(),
     ));
-    let conn = Arc::new(Connection {
-        shared: Arc::clone(shared),
-        client: ClientHeaders::new(peer.ip()),
-        started: AtomicU64::new(0),
-        active: AtomicUsize::new(0),
-    });
+    let conn = Connection::new(shared, peer, wire, None);
+    serve_io(io, detected, conn, &route, &shutdown).await;
+}
+
+/// Serves HTTP of the `detected` version on `io` with the listener's limits.
+async fn serve_io<I>(
+    io: I,
+    detected: Detected,
+    conn: Arc<Connection>,
+    route: &ListenerRoute,
+    shutdown: &Shutdown,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let idle = route.timeouts.idle;
+    let limits = route.limits;
     let watched = Arc::clone(&conn);
     let service = service_fn(move |req| {
         let conn = Arc::clone(&conn);
@@ -113,7 +179,7 @@ pub async fn serve_connection(
                 .max_header_size(limits.max_header_bytes)
                 .serve_connection(io, service);
             // hyper closes idle HTTP/1 connections itself (header read timeout).
-            drive(served, &shutdown, std::future::pending()).await;
+            drive(served, shutdown, std::future::pending()).await;
         }
         Detected::Http2 => {
             let header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
@@ -122,7 +188,7 @@ pub async fn serve_connection(
                 .max_header_list_size(header_list)
                 .serve_connection(io, service);
             // An HTTP/2 connection with no request for a whole idle period gets GOAWAY.
-            drive(served, &shutdown, watched.idle(idle)).await;
+            drive(served, shutdown, watched.idle(idle)).await;
         }
     }
 }
@@ -148,11 +214,17 @@ async fn drive(
 }
 
 /// Proxies one request and records its outcome.
-async fn handle(req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
+async fn handle(mut req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
     let started = Instant::now();
     let _active = ActiveRequest::new(conn);
     let route = conn.shared.route.load_full();
     let metrics = &conn.shared.metrics;
+    if let Some(wire) = conn.wire {
+        metrics.tls().request(wire);
+    }
+    if let Some(peer) = &conn.peer {
+        req.extensions_mut().insert(peer.clone());
+    }
     let response = match forward(req, &route, &conn.client).await {
         Ok(response) => response,
         Err(err) => {
@@ -190,6 +262,9 @@ async fn forward(
         cluster.protocol(),
         headers::new_request_id,
     );
+    if cluster.tls_identity().is_some() {
+        headers::use_https(&mut req);
+    }
     let sent = tokio::time::timeout(timeout, endpoint.send(req)).await;
     let (response, lease) = sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))??;
     let (mut parts, body) = response.into_parts();

@@ -7,7 +7,10 @@
 //! - `listener` accepts connections; `http` and `tcp` serve them;
 //! - `headers` holds the proxy header rules as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
-//! - `error` maps every failure to a status code; `metrics` and `state` report.
+//! - `error` maps every failure to a status code; `metrics` and `state` report;
+//! - `identity` vets and holds the proxy's X.509-SVID; `spiffe` parses SPIFFE IDs;
+//!   `tls` builds rustls configs; `inbound` and `upstream_tls` run the handshakes of
+//!   each side; `csr` makes a key and a CSR for enrolment.
 
 #![forbid(unsafe_code)]
 
@@ -16,10 +19,13 @@ pub mod balance;
 mod body;
 mod cluster;
 pub mod config;
+mod csr;
 mod endpoint;
 pub mod error;
 pub mod headers;
 mod http;
+mod identity;
+mod inbound;
 mod io;
 mod listener;
 mod metrics;
@@ -27,8 +33,14 @@ mod proxy;
 mod rng;
 pub mod route;
 mod runtime;
+pub mod spiffe;
 mod state;
 mod tcp;
+mod tls;
+mod upstream_tls;
 
 pub use config::{Bootstrap, ConfigError, Snapshot};
+pub use csr::generate_csr;
+pub use identity::{certificate_info, CertificateInfo, IdentityError};
 pub use proxy::{Error, Proxy};
+pub use spiffe::SpiffeId;

@@ -14,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::Cluster;
-use crate::config::{self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader};
+use crate::config::{
+    self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
+};
+use crate::identity::IdentityStore;
 use crate::metrics::ListenerMetrics;
 use crate::route::RouteTable;
 use crate::{http, tcp};
@@ -41,6 +44,8 @@ pub struct ListenerRoute {
     pub timeouts: ListenerTimeouts,
     /// Connection and header limits.
     pub limits: ListenerLimits,
+    /// mTLS termination, if the listener has `tls`.
+    pub tls: Option<TlsMode>,
 }
 
 impl ListenerRoute {
@@ -57,6 +62,7 @@ impl ListenerRoute {
             proxy_header: cfg.proxy_header,
             timeouts: cfg.timeouts,
             limits: cfg.limits,
+            tls: cfg.tls.map(|tls| tls.mode),
         }
     }
 }
@@ -70,16 +76,24 @@ pub struct ListenerShared {
     pub route: ArcSwap<ListenerRoute>,
     /// Metric handles.
     pub metrics: ListenerMetrics,
+    /// The proxy's identity, which mTLS handshakes present.
+    pub identity: Arc<IdentityStore>,
     open: AtomicUsize,
 }
 
 impl ListenerShared {
     /// Shared state for a listener starting with `route`.
-    pub fn new(name: &str, route: ListenerRoute, metrics: ListenerMetrics) -> Self {
+    pub fn new(
+        name: &str,
+        route: ListenerRoute,
+        metrics: ListenerMetrics,
+        identity: Arc<IdentityStore>,
+    ) -> Self {
         Self {
             name: name.to_string(),
             route: ArcSwap::from_pointee(route),
             metrics,
+            identity,
             open: AtomicUsize::new(0),
         }
     }

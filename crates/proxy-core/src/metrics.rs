@@ -1,6 +1,7 @@
 //! Prometheus metrics of the proxy, with per-listener handles resolved once so requests touch only atomics.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,10 +44,48 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    listener: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamHandshakeLabels {
+    cluster: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WireLabels {
+    listener: String,
+    tls: &'static str,
+}
+
+/// How a connection on a listener with `tls` arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Over mutual TLS.
+    Mtls,
+    /// In plaintext (permissive mode).
+    Plaintext,
+}
+
+impl Wire {
+    fn index(self) -> usize {
+        match self {
+            Self::Mtls => 0,
+            Self::Plaintext => 1,
+        }
+    }
+}
+
+const WIRES: [&str; 2] = ["mtls", "plaintext"];
+
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 7] = [
+pub const ERROR_REASONS: [&str; 10] = [
     "no_route",
     "no_backend",
     "no_endpoints",
@@ -54,6 +93,9 @@ pub const ERROR_REASONS: [&str; 7] = [
     "connect_timeout",
     "upstream_failed",
     "request_timeout",
+    "no-identity",
+    "upstream-tls-failed",
+    "upstream-identity-mismatch",
 ];
 
 fn latency_histogram() -> Histogram {
@@ -72,8 +114,20 @@ pub struct Metrics {
     bytes: Family<BytesLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
+    tls: TlsFamilies,
+    upstream_handshakes: Family<UpstreamHandshakeLabels, Counter>,
     /// Version of the snapshot being served.
     pub config_version: Gauge<u64, AtomicU64>,
+    /// `not_after` of the proxy's certificate, Unix seconds; 0 before an identity is set.
+    pub identity_expiration: Gauge<f64, AtomicU64>,
+}
+
+/// The per-listener TLS families, kept to resolve a listener's handles on first use.
+#[derive(Debug, Clone, Default)]
+struct TlsFamilies {
+    handshakes: Family<HandshakeLabels, Counter>,
+    connections: Family<WireLabels, Counter>,
+    requests: Family<WireLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -96,6 +150,9 @@ impl Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let config_reloads = Family::<ResultLabel, Counter>::default();
         let config_version = Gauge::<u64, AtomicU64>::default();
+        let tls = TlsFamilies::default();
+        let upstream_handshakes = Family::<UpstreamHandshakeLabels, Counter>::default();
+        let identity_expiration = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "meshpy_requests",
             "HTTP requests served, by listener and status class",
@@ -141,6 +198,31 @@ impl Metrics {
             "Version of the snapshot being served",
             config_version.clone(),
         );
+        registry.register(
+            "meshpy_tls_handshakes",
+            "Downstream mTLS handshakes on listeners with tls, by result (ok, failed)",
+            tls.handshakes.clone(),
+        );
+        registry.register(
+            "meshpy_tls_connections",
+            "Connections accepted on listeners with tls, by how they arrived (mtls, plaintext)",
+            tls.connections.clone(),
+        );
+        registry.register(
+            "meshpy_tls_requests",
+            "HTTP requests served on listeners with tls, by how their connection arrived (mtls, plaintext)",
+            tls.requests.clone(),
+        );
+        registry.register(
+            "meshpy_upstream_tls_handshakes",
+            "mTLS handshakes with endpoints of clusters with tls, by result (ok, failed)",
+            upstream_handshakes.clone(),
+        );
+        registry.register(
+            "meshpy_identity_cert_expiration_timestamp_seconds",
+            "When the proxy's certificate expires (its not_after), Unix seconds",
+            identity_expiration.clone(),
+        );
         Self {
             registry,
             requests,
@@ -151,7 +233,10 @@ impl Metrics {
             bytes,
             errors,
             config_reloads,
+            tls,
+            upstream_handshakes,
             config_version,
+            identity_expiration,
         }
     }
 
@@ -193,6 +278,25 @@ impl Metrics {
             connections_rejected: self.connections_rejected.get_or_create(&label).clone(),
             bytes_received: bytes("received"),
             bytes_sent: bytes("sent"),
+            name: name.to_string(),
+            tls_families: self.tls.clone(),
+            tls: OnceLock::new(),
+        }
+    }
+
+    /// Upstream handshake counters of one cluster.
+    pub fn upstream_handshakes(&self, cluster: &str) -> Handshakes {
+        let counter = |result| {
+            self.upstream_handshakes
+                .get_or_create(&UpstreamHandshakeLabels {
+                    cluster: cluster.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        Handshakes {
+            ok: counter("ok"),
+            failed: counter("failed"),
         }
     }
 
@@ -214,11 +318,77 @@ impl Metrics {
     }
 }
 
+/// Handshakes that succeeded and failed.
+#[derive(Debug, Clone, Default)]
+pub struct Handshakes {
+    ok: Counter,
+    failed: Counter,
+}
+
+impl Handshakes {
+    /// Counts one handshake.
+    pub fn count(&self, ok: bool) {
+        if ok { &self.ok } else { &self.failed }.inc();
+    }
+}
+
+/// The TLS handles of one listener.
+#[derive(Debug, Clone)]
+pub struct TlsListenerMetrics {
+    /// Handshakes by result.
+    pub handshakes: Handshakes,
+    connections: [Counter; 2],
+    requests: [Counter; 2],
+}
+
+impl TlsListenerMetrics {
+    /// Counts a connection by how it arrived.
+    pub fn connection(&self, wire: Wire) {
+        self.connections[wire.index()].inc();
+    }
+
+    /// Counts a request by how its connection arrived.
+    pub fn request(&self, wire: Wire) {
+        self.requests[wire.index()].inc();
+    }
+}
+
+impl TlsFamilies {
+    fn resolve(&self, listener: &str) -> TlsListenerMetrics {
+        let handshake = |result| {
+            self.handshakes
+                .get_or_create(&HandshakeLabels {
+                    listener: listener.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        let by_wire = |family: &Family<WireLabels, Counter>| {
+            WIRES.map(|tls| {
+                family
+                    .get_or_create(&WireLabels {
+                        listener: listener.to_string(),
+                        tls,
+                    })
+                    .clone()
+            })
+        };
+        TlsListenerMetrics {
+            handshakes: Handshakes {
+                ok: handshake("ok"),
+                failed: handshake("failed"),
+            },
+            connections: by_wire(&self.connections),
+            requests: by_wire(&self.requests),
+        }
+    }
+}
+
 /// One listener's metric handles.
 #[derive(Debug, Clone)]
 pub struct ListenerMetrics {
     requests: [Counter; 5],
-    errors: [Counter; 7],
+    errors: [Counter; ERROR_REASONS.len()],
     /// Request latency to response headers, in seconds.
     pub duration: Histogram,
     /// Connections open now.
@@ -231,6 +401,9 @@ pub struct ListenerMetrics {
     pub bytes_received: Counter,
     /// Bytes written to clients.
     pub bytes_sent: Counter,
+    name: String,
+    tls_families: TlsFamilies,
+    tls: OnceLock<TlsListenerMetrics>,
 }
 
 impl ListenerMetrics {
@@ -245,6 +418,12 @@ impl ListenerMetrics {
         if let Some(i) = ERROR_REASONS.iter().position(|r| *r == reason) {
             self.errors[i].inc();
         }
+    }
+
+    /// The TLS handles, registered on first use so plaintext listeners show no TLS series.
+    pub fn tls(&self) -> &TlsListenerMetrics {
+        self.tls
+            .get_or_init(|| self.tls_families.resolve(&self.name))
     }
 
     /// Requests served, by status class 1xx..5xx.

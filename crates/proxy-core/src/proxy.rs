@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::{self, Cluster};
 use crate::config::{self, Bootstrap, ConfigError, Snapshot};
+use crate::identity::{CertificateInfo, Credentials, IdentityError};
 use crate::listener::{self, ListenerRoute, ListenerShared, Shutdown};
 use crate::runtime::ProxyRuntime;
 use crate::state::{Served, ServedListener, Shared};
@@ -33,6 +34,8 @@ pub enum Error {
         /// What the OS said.
         source: io::Error,
     },
+    /// The identity (certificate chain, key, roots) was refused; the previous one stays.
+    Identity(IdentityError),
     /// The call does not fit the proxy's state (e.g. `start` twice).
     State(&'static str),
     /// The runtime could not be created.
@@ -48,6 +51,7 @@ impl fmt::Display for Error {
                 address,
                 source,
             } => write!(f, "listener {listener:?} cannot bind {address}: {source}"),
+            Self::Identity(err) => write!(f, "identity refused: {err}"),
             Self::State(what) => f.write_str(what),
             Self::Runtime(err) => write!(f, "cannot start the proxy runtime: {err}"),
         }
@@ -58,6 +62,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Config(err) => Some(err),
+            Self::Identity(err) => Some(err),
             Self::Bind { source, .. } | Self::Runtime(source) => Some(source),
             Self::State(_) => None,
         }
@@ -91,6 +96,7 @@ struct Known {
 struct Control {
     phase: Phase,
     version: u64,
+    uses_tls: bool,
     clusters: Vec<Arc<Cluster>>,
     listeners: Vec<Known>,
     admin: Option<SocketAddr>,
@@ -130,6 +136,7 @@ impl Proxy {
             control: Mutex::new(Control {
                 phase: Phase::Created,
                 version: 0,
+                uses_tls: false,
                 clusters: Vec::new(),
                 listeners: Vec::new(),
                 admin: None,
@@ -195,10 +202,19 @@ impl Proxy {
         }
         let started = control.phase == Phase::Started;
         let reuse = cluster::endpoints_by_key(&control.clusters);
+        let ctx = cluster::Context {
+            identity: &self.shared.identity,
+            metrics: &self.shared.metrics,
+        };
         let clusters: HashMap<&str, Arc<Cluster>> = snapshot
             .clusters
             .iter()
-            .map(|cfg| (cfg.name.as_str(), Arc::new(Cluster::compile(cfg, &reuse))))
+            .map(|cfg| {
+                (
+                    cfg.name.as_str(),
+                    Arc::new(Cluster::compile(cfg, &reuse, ctx)),
+                )
+            })
             .collect();
 
         // Plan: keep a listener whose name and configured address are unchanged,
@@ -229,8 +245,14 @@ impl Proxy {
                 }
                 None => {
                     let metrics = self.shared.metrics.listener(&cfg.name);
+                    let shared = ListenerShared::new(
+                        &cfg.name,
+                        route,
+                        metrics,
+                        Arc::clone(&self.shared.identity),
+                    );
                     let mut known = Known {
-                        shared: Arc::new(ListenerShared::new(&cfg.name, route, metrics)),
+                        shared: Arc::new(shared),
                         cfg,
                         bound: None,
                         drain: self.shutdown.drain.child_token(),
@@ -242,6 +264,10 @@ impl Proxy {
                     known
                 }
             };
+            if known.cfg.tls.is_some() {
+                // A TLS listener shows its TLS series (at 0) from the start.
+                known.shared.metrics.tls();
+            }
             listeners.push(known);
         }
         // Listeners no longer configured stop accepting; their connections drain.
@@ -258,8 +284,49 @@ impl Proxy {
             0 => control.version + 1,
             version => version,
         };
+        control.uses_tls = snapshot.uses_tls();
         self.publish(&control);
         Ok(control.version)
+    }
+
+    /// Vets and puts in force the proxy's identity: a PEM certificate chain
+    /// (leaf first), its private key (PKCS#8 or SEC1) and the trust roots (one
+    /// or more, all trusted). New handshakes of both sides use it; open
+    /// connections are untouched. On error nothing changes.
+    pub fn set_identity(
+        &self,
+        chain_pem: &str,
+        key_pem: &str,
+        roots_pem: &str,
+    ) -> Result<CertificateInfo, Error> {
+        let credentials =
+            Credentials::from_pem(chain_pem, key_pem, roots_pem).map_err(Error::Identity)?;
+        let control = self.lock();
+        if control.phase == Phase::Stopped {
+            return Err(Error::State("the proxy was shut down"));
+        }
+        let info = credentials.info().clone();
+        tracing::info!(
+            identity = %credentials.identity(),
+            serial = %info.serial,
+            not_after = info.not_after,
+            "identity set"
+        );
+        self.shared.identity.set(credentials);
+        self.shared
+            .metrics
+            .identity_expiration
+            .set(info.not_after as f64);
+        drop(control);
+        Ok(info)
+    }
+
+    /// The identity in force, if one was set.
+    pub fn identity(&self) -> Option<CertificateInfo> {
+        self.shared
+            .identity
+            .current()
+            .map(|credentials| credentials.info().clone())
     }
 
     /// Bound addresses by listener name (`admin` included); empty before `start`.
@@ -277,9 +344,15 @@ impl Proxy {
         self.shared.metrics.render()
     }
 
-    /// Whether the proxy serves a snapshot and is not shutting down.
+    /// Whether the proxy serves a snapshot, is not shutting down, and has an
+    /// identity if the snapshot uses mTLS.
     pub fn is_ready(&self) -> bool {
         self.shared.is_ready()
+    }
+
+    /// Why the proxy is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        self.shared.not_ready_reason()
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `grace`,
@@ -341,6 +414,7 @@ impl Proxy {
         };
         self.shared.served.store(Arc::new(served));
         self.shared.metrics.config_version.set(control.version);
+        self.shared.set_needs_identity(control.uses_tls);
         self.shared
             .set_ready(control.phase == Phase::Started && control.version > 0);
     }

@@ -8,7 +8,8 @@ use arc_swap::ArcSwap;
 use serde_json::{json, Map, Value};
 
 use crate::cluster::Cluster;
-use crate::config::{LbPolicy, ListenerProtocol, UpstreamProtocol};
+use crate::config::{LbPolicy, ListenerProtocol, TlsMode, UpstreamProtocol};
+use crate::identity::IdentityStore;
 use crate::listener::{ListenerShared, Target};
 use crate::metrics::Metrics;
 
@@ -39,18 +40,38 @@ pub struct Shared {
     pub metrics: Metrics,
     /// What is served now.
     pub served: ArcSwap<Served>,
+    /// The proxy's mTLS identity, once set.
+    pub identity: Arc<IdentityStore>,
     ready: AtomicBool,
+    needs_identity: AtomicBool,
 }
 
 impl Shared {
-    /// True once started with a snapshot applied, until shutdown begins.
+    /// True once started with a snapshot applied, until shutdown begins, and
+    /// with an identity if the snapshot uses mTLS.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.not_ready_reason().is_none()
     }
 
-    /// Marks the proxy ready or not.
+    /// Why the proxy is not ready, or `None` if it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.ready.load(Ordering::Acquire) {
+            Some("not serving: not started with a config yet, or shutting down")
+        } else if self.needs_identity.load(Ordering::Acquire) && !self.identity.is_set() {
+            Some("no identity: the config uses tls and no certificate has been set")
+        } else {
+            None
+        }
+    }
+
+    /// Marks the proxy serving or not.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Records whether the served snapshot uses mTLS (and so needs an identity to be ready).
+    pub fn set_needs_identity(&self, needs: bool) {
+        self.needs_identity.store(needs, Ordering::Release);
     }
 
     /// Stats as a JSON document: version, readiness, listeners and clusters.
@@ -66,9 +87,20 @@ impl Shared {
             .iter()
             .map(|c| (c.name().to_string(), cluster_stats(c)))
             .collect();
+        let identity = self.identity.current().map(|credentials| {
+            let info = credentials.info();
+            json!({
+                "identity": credentials.identity().as_str(),
+                "serial": info.serial,
+                "issuer": info.issuer,
+                "not_before": info.not_before,
+                "not_after": info.not_after,
+            })
+        });
         json!({
             "version": served.version,
             "ready": self.is_ready(),
+            "identity": identity,
             "listeners": listeners,
             "clusters": clusters,
         })
@@ -90,6 +122,10 @@ fn listener_stats(listener: &ServedListener) -> Value {
             Target::Cluster(cluster) => Some(cluster.name()),
             Target::Routes(_) => None,
         },
+        "tls": route.tls.map(|mode| match mode {
+            TlsMode::Strict => "strict",
+            TlsMode::Permissive => "permissive",
+        }),
         "connections_open": shared.open_connections(),
         "connections_total": metrics.connections_total.get(),
         "connections_rejected": metrics.connections_rejected.get(),
@@ -120,6 +156,7 @@ fn cluster_stats(cluster: &Cluster) -> Value {
             UpstreamProtocol::Http1 => "http1",
             UpstreamProtocol::Http2 => "http2",
         },
+        "tls": cluster.tls_identity().map(|id| id.as_str()),
         "endpoints": endpoints,
     })
 }

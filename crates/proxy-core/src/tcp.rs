@@ -1,13 +1,18 @@
-//! The TCP listener: relays a byte stream between a client and one endpoint of the cluster.
+//! The TCP listener: relays a byte stream between a client and one endpoint of the cluster, either side possibly over mTLS.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
+use crate::config::ListenerProtocol;
+use crate::inbound;
 use crate::io::ClientStream;
 use crate::listener::{ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::metrics::Wire;
 
 /// Relays one connection until either side closes, it idles out, or the proxy stops.
 ///
@@ -24,6 +29,33 @@ pub async fn serve_connection(
     let Target::Cluster(cluster) = &route.target else {
         return;
     };
+    let _ = stream.set_nodelay(true);
+    let idle = route.timeouts.idle;
+    let wire = match route.tls {
+        None => None,
+        Some(mode) => match inbound::classify(&stream, mode, idle, shared, &shutdown).await {
+            None => return,
+            wire => wire,
+        },
+    };
+    let activity = Counter::<u64>::default();
+    let client = ClientStream::new(
+        stream,
+        Bytes::new(),
+        metrics.bytes_received.clone(),
+        metrics.bytes_sent.clone(),
+    )
+    .with_activity(activity.clone());
+    // The client proves who it is before anything is opened upstream.
+    let mut client = match wire {
+        Some(Wire::Mtls) => {
+            match inbound::handshake(client, shared, ListenerProtocol::Tcp, &shutdown).await {
+                Some((tls, _peer)) => Either::Right(tls),
+                None => return,
+            }
+        }
+        _ => Either::Left(client),
+    };
     let Some(endpoint) = cluster.pick() else {
         metrics.error("no_endpoints");
         return;
@@ -36,16 +68,6 @@ pub async fn serve_connection(
             return;
         }
     };
-    let _ = stream.set_nodelay(true);
-    let activity = Counter::<u64>::default();
-    let mut client = ClientStream::new(
-        stream,
-        Bytes::new(),
-        metrics.bytes_received.clone(),
-        metrics.bytes_sent.clone(),
-    )
-    .with_activity(activity.clone());
-    let idle = route.timeouts.idle;
     let idle_watch = async {
         // Checked once per idle period: a quiet connection closes within one to two periods.
         let mut last = activity.get();
@@ -59,7 +81,7 @@ pub async fn serve_connection(
         }
     };
     tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+        result = relay(&mut client, &mut upstream) => {
             if let Err(err) = result {
                 tracing::debug!(listener = %shared.name, %err, "tcp relay ended");
             }
@@ -67,4 +89,12 @@ pub async fn serve_connection(
         _ = idle_watch => tracing::debug!(listener = %shared.name, "tcp relay idle timeout"),
         _ = shutdown.stop.cancelled() => {}
     }
+}
+
+async fn relay<C, U>(client: &mut C, upstream: &mut U) -> std::io::Result<(u64, u64)>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::io::copy_bidirectional(client, upstream).await
 }

@@ -1,18 +1,21 @@
 //! `meshpy._core`: the Python binding of the proxy core, kept thin — parse, call, map errors.
 //!
-//! Exports (and nothing else): `Proxy`, `MeshpyError`, `ConfigError`,
-//! `BindError`, `StateError`, `__version__`. Rust errors become Python
-//! exceptions in exactly one function, `to_py_err`. Every call that may wait
-//! releases the GIL; the proxy's own threads never take it.
+//! Exports (and nothing else): `Proxy`, `generate_csr`, `certificate_info`,
+//! `MeshpyError`, `ConfigError`, `BindError`, `StateError`, `IdentityError`,
+//! `__version__`. Rust errors become Python exceptions in exactly one function,
+//! `to_py_err`. Every call that may wait releases the GIL; the proxy's own
+//! threads never take it.
 
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proxy_core::CertificateInfo;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 create_exception!(
     _core,
@@ -31,6 +34,12 @@ create_exception!(
     BindError,
     MeshpyError,
     "A listener could not bind its address."
+);
+create_exception!(
+    _core,
+    IdentityError,
+    MeshpyError,
+    "set_identity refused a certificate chain, key or roots; the previous identity stays."
 );
 create_exception!(
     _core,
@@ -53,6 +62,7 @@ fn to_py_err(py: Python<'_>, err: proxy_core::Error) -> PyErr {
             py_err
         }
         err @ proxy_core::Error::Bind { .. } => BindError::new_err(err.to_string()),
+        err @ proxy_core::Error::Identity(_) => IdentityError::new_err(err.to_string()),
         err @ proxy_core::Error::State(_) => StateError::new_err(err.to_string()),
         err @ proxy_core::Error::Runtime(_) => MeshpyError::new_err(err.to_string()),
     }
@@ -102,9 +112,37 @@ impl Proxy {
         self.inner.metrics_text()
     }
 
-    /// True once started with a snapshot, until shutdown.
+    /// True once started with a snapshot (and an identity if it uses tls), until shutdown.
     fn ready(&self) -> bool {
         self.inner.is_ready()
+    }
+
+    /// Why the proxy is not ready, or None when it is.
+    fn not_ready_reason(&self) -> Option<&'static str> {
+        self.inner.not_ready_reason()
+    }
+
+    /// Vets and puts in force the proxy's mTLS identity (PEM chain leaf first,
+    /// PKCS#8 or SEC1 key, trust roots); returns what the certificate says.
+    fn set_identity<'py>(
+        &self,
+        py: Python<'py>,
+        chain_pem: &str,
+        key_pem: &str,
+        roots_pem: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let info = py
+            .detach(|| self.inner.set_identity(chain_pem, key_pem, roots_pem))
+            .map_err(|e| to_py_err(py, e))?;
+        info_dict(py, &info)
+    }
+
+    /// The identity in force, as set_identity returned it, or None.
+    fn identity<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner
+            .identity()
+            .map(|info| info_dict(py, &info))
+            .transpose()
     }
 
     /// Stops accepting, drains in-flight requests for up to `grace_s` seconds, then closes.
@@ -115,6 +153,34 @@ impl Proxy {
         py.detach(|| self.inner.shutdown(grace));
         Ok(())
     }
+}
+
+/// A fresh ECDSA P-256 key and a CSR for `spiffe_id`: `(key_pem, csr_pem)`.
+#[pyfunction]
+fn generate_csr(py: Python<'_>, spiffe_id: &str) -> PyResult<(String, String)> {
+    py.detach(|| proxy_core::generate_csr(spiffe_id))
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// What the first certificate of a PEM document says.
+#[pyfunction]
+fn certificate_info<'py>(py: Python<'py>, pem: &str) -> PyResult<Bound<'py, PyDict>> {
+    let info =
+        proxy_core::certificate_info(pem).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    info_dict(py, &info)
+}
+
+/// `{"identity", "not_before", "not_after", "serial", "issuer", "subject", "is_ca"}`; times are Unix seconds.
+fn info_dict<'py>(py: Python<'py>, info: &CertificateInfo) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("identity", info.identity.as_ref().map(|id| id.as_str()))?;
+    dict.set_item("not_before", info.not_before as f64)?;
+    dict.set_item("not_after", info.not_after as f64)?;
+    dict.set_item("serial", &info.serial)?;
+    dict.set_item("issuer", &info.issuer)?;
+    dict.set_item("subject", &info.subject)?;
+    dict.set_item("is_ca", info.is_ca)?;
+    Ok(dict)
 }
 
 fn address_map(bound: Vec<(String, std::net::SocketAddr)>) -> BTreeMap<String, String> {
@@ -140,9 +206,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Proxy>()?;
+    m.add_function(wrap_pyfunction!(generate_csr, m)?)?;
+    m.add_function(wrap_pyfunction!(certificate_info, m)?)?;
     m.add("MeshpyError", py.get_type::<MeshpyError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("BindError", py.get_type::<BindError>())?;
     m.add("StateError", py.get_type::<StateError>())?;
+    m.add("IdentityError", py.get_type::<IdentityError>())?;
     Ok(())
 }

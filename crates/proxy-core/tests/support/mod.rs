@@ -2,6 +2,10 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod mesh;
+pub mod pki;
+pub mod tls;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,7 +46,8 @@ pub fn start_proxy(snapshot: &str) -> (proxy_core::Proxy, SocketAddr) {
 
 /// An HTTP backend (HTTP/1.1 and h2c) answering `name` and echoing what it saw:
 /// `x-seen-headers` lists the request header names, `x-seen-version` the version,
-/// `x-seen-host` the Host or authority. `/sleep/<ms>` waits before answering.
+/// `x-seen-host` the Host or authority, `x-seen-client-id` every
+/// `x-meshpy-client-id` value. `/sleep/<ms>` waits before answering.
 pub async fn http_backend(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -76,6 +81,13 @@ async fn backend_respond(
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
     let version = format!("{:?}", req.version());
+    let client_ids: Vec<&str> = req
+        .headers()
+        .get_all("x-meshpy-client-id")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client_ids = client_ids.join(" | ");
     let forwarded_for = req
         .headers()
         .get("x-forwarded-for")
@@ -102,6 +114,7 @@ async fn backend_respond(
         .header("x-seen-version", version)
         .header("x-seen-host", host)
         .header("x-seen-forwarded-for", forwarded_for)
+        .header("x-seen-client-id", client_ids)
         .header("connection", "keep-alive")
         .header("keep-alive", "timeout=30")
         .body(Full::new(Bytes::from(text)))
@@ -205,7 +218,7 @@ impl H2Client {
     }
 }
 
-async fn collect(response: Response<Incoming>) -> Result<Got, hyper::Error> {
+pub(crate) async fn collect(response: Response<Incoming>) -> Result<Got, hyper::Error> {
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Got {
