@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshpy.ca.spiffeid import check_trust_domain
 from meshpy.durations import parse_seconds
 
 __all__ = ["DEFAULT_LISTEN", "Settings", "parse_listen"]
@@ -83,6 +84,42 @@ class Settings(BaseSettings):
         default=0.2,
         description="SQLite: how often the revision is polled to notice other processes' changes.",
     )
+    trust_domain: str = Field(
+        default="meshpy.local",
+        description="SPIFFE trust domain of the mesh: workloads are "
+        "spiffe://<trust_domain>/ns/<namespace>/sa/<service>.",
+    )
+    cert_ttl: Seconds = Field(
+        default=86400.0,
+        description="Lifetime of the workload certificates the CA issues (never past its "
+        "intermediate's); also the length of each phase of a root rotation.",
+    )
+    cert_rate: float = Field(
+        default=20.0,
+        gt=0,
+        le=1e6,
+        description="Certificates one join token may get per minute, on average.",
+    )
+    cert_burst: int = Field(
+        default=20, ge=1, le=100_000, description="Certificates one join token may get at once."
+    )
+    cert_retention: Seconds = Field(
+        default=7 * 86400.0,
+        description="Records of issued certificates are kept this long after they expire.",
+    )
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _check_trust_domain(cls, value: str) -> str:
+        return check_trust_domain(value)
+
+    @field_validator("cert_ttl")
+    @classmethod
+    def _check_cert_ttl(cls, value: float) -> float:
+        if value < 1:
+            msg = "certificates must live 1s at least"
+            raise ValueError(msg)
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -101,6 +138,11 @@ class Settings(BaseSettings):
     def admin_token_file(self) -> Path:
         """Where the admin token is kept (mode 0600), created on the first start."""
         return self.home / "admin-token"
+
+    @property
+    def ca_dir(self) -> Path:
+        """The certificate authority's files (mode 0700; keys 0600)."""
+        return self.home / "ca"
 
     @property
     def server_url_file(self) -> Path:

@@ -1,0 +1,1 @@
+"""Tests of the certificate authority, the identity API and `meshpy identity`."""
