@@ -1,0 +1,122 @@
+"""Registers this sidecar's instance and keeps its lease, reporting whether it can serve.
+
+The instance reports ``passing`` only while ``ready()`` says so (the proxy has its
+identity and config, and the app answers), so it gets traffic only then. When the
+control plane has forgotten the instance (404 on renewal: its lease ran out while the
+control plane was unreachable) it registers again, under a new id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshpy.sidecar.backoff import Backoff
+from meshpy.sidecar.controlplane import ControlPlaneClient, ControlPlaneError, instance_path
+
+__all__ = ["InstanceSpec", "Registrar"]
+
+log = logging.getLogger("meshpy.sidecar.registration")
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What the sidecar registers."""
+
+    namespace: str
+    service: str
+    address: str
+    inbound_port: int
+    app_port: int | None = None
+    version: str | None = None
+    zone: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The registration request body."""
+        return {
+            "version": self.version,
+            "labels": self.labels,
+            "address": self.address,
+            "inbound_port": self.inbound_port,
+            "app_port": self.app_port,
+            "zone": self.zone,
+        }
+
+
+@dataclass
+class Registrar:
+    """Registers ``spec``, renews its lease, deregisters it on the way out."""
+
+    client: ControlPlaneClient
+    spec: InstanceSpec
+    ready: Callable[[], bool]
+    backoff: Backoff = field(default_factory=Backoff)
+    instance: str | None = None
+    renew_every_s: float = 5.0
+    _wake: threading.Event = field(default_factory=threading.Event)
+
+    def poke(self) -> None:
+        """Renew now rather than at the next interval (readiness changed, or stopping)."""
+        self._wake.set()
+
+    def register(self) -> str:
+        """Register a new instance; returns its id. Raises ControlPlaneError."""
+        path = instance_path(self.spec.namespace, self.spec.service)
+        answer = self.client.request("POST", path, body=self.spec.body()).json()
+        self.instance = str(answer["id"])
+        self.renew_every_s = float(answer.get("renew_every_s", self.renew_every_s))
+        log.info("registered instance %s", self.instance)
+        return self.instance
+
+    def renew(self) -> None:
+        """Renew the lease with the current health; re-register when the instance is gone."""
+        if self.instance is None:
+            self.register()
+            return
+        path = instance_path(self.spec.namespace, self.spec.service, self.instance) + "/lease"
+        health = "passing" if self.ready() else "failing"
+        try:
+            answer = self.client.request("PUT", path, body={"health": health}).json()
+        except ControlPlaneError as err:
+            if err.status != 404:
+                raise
+            log.warning("instance %s is no longer registered; registering again", self.instance)
+            self.instance = None
+            self.register()
+            return
+        self.renew_every_s = float(answer.get("renew_every_s", self.renew_every_s))
+
+    def run(self, stop: threading.Event, on_registered: Callable[[str], None]) -> None:
+        """Renew until ``stop``; ``on_registered(id)`` after each (re-)registration."""
+        while not stop.is_set():
+            before = self.instance
+            try:
+                self.renew()
+            except ControlPlaneError as err:
+                delay = self.backoff.next(err.retry_after or 0.0)
+                # Never wait so long that the lease runs out because of the backoff alone.
+                delay = min(delay, self.renew_every_s)
+                log.warning("lease renewal failed (%s); next try in %.1fs", err, delay)
+                self._wake.wait(delay)
+                self._wake.clear()
+                continue
+            self.backoff.reset()
+            if self.instance is not None and self.instance != before:
+                on_registered(self.instance)
+            self._wake.wait(self.renew_every_s)
+            self._wake.clear()
+
+    def deregister(self, timeout: float = 5.0) -> None:
+        """Remove the instance at once (graceful stop); best effort."""
+        if self.instance is None:
+            return
+        path = instance_path(self.spec.namespace, self.spec.service, self.instance)
+        try:
+            self.client.request("DELETE", path, timeout=timeout, ok=(200, 204, 404))
+        except ControlPlaneError as err:
+            log.warning("could not deregister %s: %s (its lease will expire)", self.instance, err)
+        self.instance = None
