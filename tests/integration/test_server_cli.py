@@ -75,7 +75,7 @@ def test_server_announces_itself(server: ServerProcess) -> None:
     assert f"meshpy server: listening on {server.url}\n" in log
     assert f"meshpy server: admin token in {home}/admin-token\n" in log
     assert f"meshpy server: registry sqlite:///{home}/meshpy.db\n" in log
-    assert "database schema upgraded from empty to 0001" in log
+    assert "database schema upgraded from empty to 0002" in log
     assert (server.home / "server-url").read_text() == server.url + "\n"
 
 

@@ -125,14 +125,14 @@ def test_postgres_schema_behind_refuses_to_start(start_server: StartServer, tmp_
         assert refused.wait(30) == 1
         assert refused.log().splitlines()[-1] == (
             "meshpy server: error: the database schema is behind (empty, this meshpy needs "
-            "0001): run `meshpy db upgrade --db URL` first"
+            "0002): run `meshpy db upgrade --db URL` first"
         )
         upgraded = _db_upgrade(home, url)
         assert upgraded.returncode == 0, upgraded.stderr
-        assert upgraded.stderr.endswith("schema upgraded from empty to 0001\n")
+        assert upgraded.stderr.endswith("schema upgraded from empty to 0002\n")
         assert "meshpy:***@" in upgraded.stderr  # the password is not shown
         again = _db_upgrade(home, url)
-        assert again.stderr.endswith("schema already at 0001\n")
+        assert again.stderr.endswith("schema already at 0002\n")
         server = start_server(home, db_url=url)
         assert server.client().get("/readyz").json()["status"] == "ready"
 

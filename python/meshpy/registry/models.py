@@ -34,6 +34,7 @@ __all__ = [
     "Base",
     "ConfigAck",
     "Instance",
+    "IssuedCertificate",
     "JoinToken",
     "Resource",
     "Revision",
@@ -194,3 +195,32 @@ class ConfigAck(Base):
     error: Mapped[str | None] = mapped_column(Text)
     """Why the proxy rejected the snapshot it was sent; None when it applied it."""
     acked_at: Mapped[datetime]
+
+
+class IssuedCertificate(Base):
+    """A workload certificate the CA issued (public data: the chain, never a key).
+
+    No foreign keys: the record outlives the instance and the join token it names.
+    """
+
+    __tablename__ = "issued_certificates"
+    __table_args__ = (
+        Index(None, "instance_id", "issued_at"),
+        Index(None, "namespace", "service", "issued_at"),
+        Index(None, "issued_at"),
+        Index(None, "not_after"),
+    )
+
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """Hex, lowercase."""
+    identity: Mapped[str] = mapped_column(String(2048))
+    """The SPIFFE ID in the certificate."""
+    namespace: Mapped[str] = mapped_column(NAME)
+    service: Mapped[str] = mapped_column(NAME)
+    instance_id: Mapped[str | None] = mapped_column(String(36))
+    token_id: Mapped[str] = mapped_column(String(32))
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    issued_at: Mapped[datetime]
+    chain_pem: Mapped[str] = mapped_column(Text)
+    """The leaf, then the intermediate that signed it."""

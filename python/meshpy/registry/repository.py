@@ -27,13 +27,22 @@ from sqlalchemy.orm import Session
 
 from meshpy import resources
 from meshpy.registry import leases
-from meshpy.registry.models import ConfigAck, Instance, JoinToken, Resource, Revision, Service
+from meshpy.registry.models import (
+    ConfigAck,
+    Instance,
+    IssuedCertificate,
+    JoinToken,
+    Resource,
+    Revision,
+    Service,
+)
 
 __all__ = [
     "CHANGES_CHANNEL",
     "JOIN_TOKEN_PREFIX",
     "Applied",
     "Expired",
+    "NewCertificate",
     "NewInstance",
     "RegistryStats",
     "ServiceInUseError",
@@ -53,12 +62,15 @@ __all__ = [
     "get_resource",
     "get_service",
     "list_acks",
+    "list_certificates",
     "list_join_tokens",
     "list_resources",
     "list_services",
     "lock_changes",
+    "prune_certificates",
     "put_resource",
     "record_ack",
+    "record_certificate",
     "refresh_statuses",
     "register_instance",
     "registry_stats",
@@ -732,6 +744,72 @@ def _resource(
     if lock:
         query = query.with_for_update()
     return session.scalars(query.execution_options(populate_existing=True)).first()
+
+
+# --- issued certificates -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewCertificate:
+    """A certificate the CA just signed, to be recorded."""
+
+    serial: str
+    identity: str
+    namespace: str
+    service: str
+    instance_id: str | None
+    token_id: str
+    not_before: datetime
+    not_after: datetime
+    issued_at: datetime
+    chain_pem: str
+
+
+def record_certificate(session: Session, new: NewCertificate) -> IssuedCertificate:
+    """Record an issued certificate. Not a change of the mesh config: the revision stays."""
+    row = IssuedCertificate(
+        serial=new.serial,
+        identity=new.identity,
+        namespace=new.namespace,
+        service=new.service,
+        instance_id=new.instance_id,
+        token_id=new.token_id,
+        not_before=new.not_before,
+        not_after=new.not_after,
+        issued_at=new.issued_at,
+        chain_pem=new.chain_pem,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_certificates(
+    session: Session,
+    *,
+    namespace: str | None = None,
+    service: str | None = None,
+    instance_id: str | None = None,
+    limit: int = 100,
+) -> list[IssuedCertificate]:
+    """Issued certificates, newest first, optionally of one namespace, service or instance."""
+    query = select(IssuedCertificate)
+    if namespace is not None:
+        query = query.where(IssuedCertificate.namespace == namespace)
+    if service is not None:
+        query = query.where(IssuedCertificate.service == service)
+    if instance_id is not None:
+        query = query.where(IssuedCertificate.instance_id == instance_id)
+    query = query.order_by(IssuedCertificate.issued_at.desc(), IssuedCertificate.serial)
+    return list(session.scalars(query.limit(limit)))
+
+
+def prune_certificates(session: Session, *, expired_before: datetime) -> int:
+    """Forget certificates that expired before ``expired_before``; return how many."""
+    result: Any = session.execute(
+        delete(IssuedCertificate).where(IssuedCertificate.not_after < expired_before)
+    )
+    return int(result.rowcount)
 
 
 # --- stats ---------------------------------------------------------------------------------
