@@ -16,7 +16,13 @@ takes in ``Proxy.apply``:
   core answers 503), one that cannot be resolved (another namespace, not a Service) to the
   empty cluster ``unresolved-backend``; weights are kept;
 - for the sidecar's own instance, an ``inbound`` listener on its inbound port to the
-  ``local-app`` cluster at ``127.0.0.1:<app_port>`` (none without an app port).
+  ``local-app`` cluster at ``127.0.0.1:<app_port>`` (none without an app port);
+- with a mesh identity (``MeshState.identity``), mutual TLS between sidecars: the inbound
+  listener terminates mTLS (``strict``: nothing else; ``permissive``: plaintext too), and
+  every service cluster connects with mTLS and expects the service's SPIFFE identity
+  ``spiffe://<trust domain>/ns/<namespace>/sa/<service>`` (a version service's instances
+  carry the identity of the service they are a version of). Mode ``disabled`` (or no
+  identity) keeps sidecars in plaintext.
 
 Equal states give equal snapshots, byte for byte once dumped: everything is sorted except
 route rules, whose order is meaningful.
@@ -61,9 +67,12 @@ from meshpy.resources.status import backend_problem
 
 __all__ = [
     "LOCAL_APP_CLUSTER",
+    "MTLS_MODES",
     "UNRESOLVED_CLUSTER",
     "InstanceInfo",
+    "MeshIdentity",
     "MeshState",
+    "MtlsMode",
     "Part",
     "ServiceInfo",
     "SidecarPorts",
@@ -71,6 +80,7 @@ __all__ = [
     "build_inbound",
     "build_outbound",
     "build_snapshot",
+    "spiffe_id",
     "version_service_name",
 ]
 
@@ -89,6 +99,23 @@ _LB = {
     "maglev": "least_request",
 }
 _DEFAULT_LB = _LB["peak_ewma"]
+
+MtlsMode = Literal["strict", "permissive", "disabled"]
+MTLS_MODES: tuple[MtlsMode, ...] = ("strict", "permissive", "disabled")
+"""The mesh-wide mTLS modes of sidecar inbound listeners."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshIdentity:
+    """The mesh's trust domain and mTLS mode."""
+
+    trust_domain: str
+    mtls: MtlsMode = "strict"
+
+
+def spiffe_id(trust_domain: str, namespace: str, service: str) -> str:
+    """The SPIFFE ID of the sidecars of ``namespace``/``service``."""
+    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +154,14 @@ class MeshState:
     backend_policies: tuple[Resource, ...] = ()
     authorization_policies: tuple[Resource, ...] = ()
     revision: int = 0
+    identity: MeshIdentity | None = None
+
+    @property
+    def mtls(self) -> MeshIdentity | None:
+        """The identity settings when sidecars talk to each other over mutual TLS, else None."""
+        if self.identity is None or self.identity.mtls == "disabled":
+            return None
+        return self.identity
 
     def service_keys(self) -> frozenset[tuple[str, str]]:
         """Every existing ``(namespace, name)``, version services included (for statuses)."""
@@ -252,11 +287,16 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
     """
     services = state.service_index()
     lb = _load_balancers(state.backend_policies, services)
+    mtls = state.mtls
     clusters: dict[str, dict[str, Any]] = {}
     for (ns, name), service in services.items():
-        clusters[_cluster_name(ns, name)] = _cluster(
+        cluster = _cluster(
             _cluster_name(ns, name), sorted(service.endpoints), lb.get((ns, name), _DEFAULT_LB)
         )
+        if mtls is not None:
+            # A version service's endpoints are instances of its parent, with its identity.
+            cluster["tls"] = {"identity": spiffe_id(mtls.trust_domain, ns, service.parent or name)}
+        clusters[_cluster_name(ns, name)] = cluster
 
     attached = _attached_routes(state.routes, services, namespace)
     vhosts = []
@@ -294,12 +334,14 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     if own.app_port is None:
         return Part([], [])
     own_service = state.service_index().get((own.namespace, own.service))
-    listener = {
+    listener: dict[str, Any] = {
         "name": "inbound",
         "address": _inbound_address(own),
         "protocol": own_service.protocol if own_service else "http",
         "cluster": LOCAL_APP_CLUSTER,
     }
+    if state.mtls is not None:
+        listener["tls"] = {"mode": state.mtls.mtls}
     cluster = _cluster(LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin")
     return Part([listener], [cluster])
 

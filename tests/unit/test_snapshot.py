@@ -14,11 +14,13 @@ from meshpy.snapshot import (
     LOCAL_APP_CLUSTER,
     UNRESOLVED_CLUSTER,
     InstanceInfo,
+    MeshIdentity,
     MeshState,
     ServiceInfo,
     SidecarPorts,
     UnknownInstanceError,
     build_snapshot,
+    spiffe_id,
     version_service_name,
 )
 
@@ -551,3 +553,37 @@ def test_service_keys_include_version_services() -> None:
         ("default", "redis"),
         ("billing", "ledger"),
     }
+
+
+def test_strict_mtls_between_sidecars() -> None:
+    state = replace(SHOP, identity=MeshIdentity(trust_domain="example.org"))
+    snap = build_snapshot(state, "pay-1")
+    assert listener(snap, "inbound")["tls"] == {"mode": "strict"}
+    assert "tls" not in listener(snap, "outbound")
+    found = clusters(snap)
+    assert found["payment.default"]["tls"] == {
+        "identity": "spiffe://example.org/ns/default/sa/payment"
+    }
+    # A version service's instances carry the identity of the service they belong to.
+    assert found["payment-v2.default"]["tls"] == found["payment.default"]["tls"]
+    assert found["ledger.billing"]["tls"] == {
+        "identity": "spiffe://example.org/ns/billing/sa/ledger"
+    }
+    assert found["redis.default"]["tls"]["identity"].endswith("/ns/default/sa/redis")
+    # The app is next door: no TLS to it.
+    assert "tls" not in found[LOCAL_APP_CLUSTER]
+
+
+def test_permissive_mtls_and_disabled() -> None:
+    permissive = replace(SHOP, identity=MeshIdentity(trust_domain="t.local", mtls="permissive"))
+    snap = build_snapshot(permissive, "cart-1")
+    assert listener(snap, "inbound")["tls"] == {"mode": "permissive"}
+    # Outbound is mTLS in every mode but disabled: sidecars always can speak it.
+    assert "tls" in clusters(snap)["payment.default"]
+
+    disabled = replace(SHOP, identity=MeshIdentity(trust_domain="t.local", mtls="disabled"))
+    assert build_snapshot(disabled, "cart-1") == build_snapshot(SHOP, "cart-1")
+
+
+def test_spiffe_ids() -> None:
+    assert spiffe_id("meshpy.local", "shop", "cart") == "spiffe://meshpy.local/ns/shop/sa/cart"

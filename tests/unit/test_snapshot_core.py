@@ -10,7 +10,15 @@ import pytest
 
 from meshpy import _core
 from meshpy.resources import Resource, parse
-from meshpy.snapshot import InstanceInfo, MeshState, ServiceInfo, build_snapshot
+from meshpy.snapshot import (
+    MTLS_MODES,
+    InstanceInfo,
+    MeshIdentity,
+    MeshState,
+    MtlsMode,
+    ServiceInfo,
+    build_snapshot,
+)
 
 
 def _inst(id_: str, service: str, address: str, **fields: Any) -> InstanceInfo:
@@ -147,10 +155,20 @@ def test_the_core_accepts_the_next_revision() -> None:
     assert proxy.apply(json.dumps(build_snapshot(drained, "cart-1"))) == 43
 
 
+@pytest.mark.parametrize("mtls", MTLS_MODES)
+@pytest.mark.parametrize("instance", ["cart-1", "pay-3", "redis-1"])
+def test_the_core_accepts_mtls_snapshots(instance: str, mtls: MtlsMode) -> None:
+    state = replace(MESH, identity=MeshIdentity(trust_domain="meshpy.local", mtls=mtls))
+    snapshot = build_snapshot(state, instance)
+    assert _core.Proxy("{}").apply(json.dumps(snapshot)) == 42
+
+
+@pytest.mark.parametrize("mtls", [None, "strict"])
 @pytest.mark.parametrize("instance", ["cart-1", "pay-3", "job-1"])
-def test_the_dataplane_models_accept_it_unchanged(instance: str) -> None:
+def test_the_dataplane_models_accept_it_unchanged(instance: str, mtls: MtlsMode | None) -> None:
     from meshpy.dataplane import Snapshot
 
-    snapshot = build_snapshot(MESH, instance)
+    identity = MeshIdentity(trust_domain="meshpy.local", mtls=mtls) if mtls else None
+    snapshot = build_snapshot(replace(MESH, identity=identity), instance)
     model = Snapshot.model_validate(snapshot)
     assert _core.Proxy("{}").apply(model.model_dump_json()) == 42
