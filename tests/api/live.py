@@ -72,8 +72,9 @@ class LiveServer:
         assert not self.thread.is_alive(), "the server thread did not stop"
 
 
-def start(settings: Settings) -> LiveServer:
-    """Serve ``create_app(settings)`` on 127.0.0.1 and a free port; PostgreSQL is migrated."""
+def start(settings: Settings, **app_options: Any) -> LiveServer:
+    """Serve ``create_app(settings, **app_options)`` on 127.0.0.1 and a free port; PostgreSQL
+    is migrated."""
     if settings.db_url.startswith("postgresql"):
         db = Database(settings.db_url)
         try:
@@ -84,7 +85,7 @@ def start(settings: Settings) -> LiveServer:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings), log_level="warning", lifespan="on", access_log=False
+        create_app(settings, **app_options), log_level="warning", lifespan="on", access_log=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -2,9 +2,10 @@
 
 Nothing is made at import time. The lifespan, in order: makes the data directory,
 opens the database and brings its schema up to date (SQLite) or checks it (PostgreSQL:
-a schema behind refuses to start), loads or creates the admin token, then starts the
-background tasks — the lease reaper and the change follower — and stops them, then the
-database, on shutdown.
+a schema behind refuses to start), loads or creates the admin token, loads the
+certificate authority (making it on the first start), then starts the background tasks
+— the lease reaper, the change follower and the pruner of expired certificate records —
+and stops them, then the database, on shutdown.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -21,8 +23,10 @@ from meshpy.api import auth, problems
 from meshpy.api.changes import ChangeFeed, follow_postgres, poll
 from meshpy.api.distribution import Distributor
 from meshpy.api.metrics import Metrics, MetricsMiddleware
+from meshpy.api.ratelimit import TokenBuckets
 from meshpy.api.routers import (
     health,
+    identity,
     instances,
     proxies,
     resources,
@@ -32,6 +36,7 @@ from meshpy.api.routers import (
 )
 from meshpy.api.state import AppState, lease_policy
 from meshpy.api.store import Store, UnavailableError
+from meshpy.ca.authority import Authority, Clock, utcnow
 from meshpy.registry import migrations, repository
 from meshpy.registry.db import Database, psycopg_conninfo
 from meshpy.settings import Settings
@@ -41,14 +46,17 @@ __all__ = ["create_app"]
 log = logging.getLogger("meshpy.server")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new control-plane app; its lifespan opens the database and starts the tasks."""
+def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+    """A new control-plane app; its lifespan opens the database and starts the tasks.
+
+    ``clock`` is the certificate authority's time (tests move it to see a rotation through).
+    """
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _start(settings, metrics)
+        state = await _start(settings, metrics, clock)
         app.state.meshpy = state
         try:
             yield
@@ -67,12 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (health, tokens, services, instances, resources, revision, proxies):
+    for module in (health, tokens, services, instances, resources, revision, proxies, identity):
         app.include_router(module.router)
     return app
 
 
-async def _start(settings: Settings, metrics: Metrics) -> AppState:
+async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState:
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(
         settings.database_url, timeout_s=settings.db_timeout, pool_size=settings.db_workers
@@ -80,6 +88,9 @@ async def _start(settings: Settings, metrics: Metrics) -> AppState:
     try:
         await asyncio.to_thread(migrations.prepare, db)
         admin_token = auth.load_or_create_admin_token(settings.admin_token_file)
+        authority = await asyncio.to_thread(
+            Authority.open, settings.ca_dir, settings.trust_domain, clock=clock
+        )
     except BaseException:
         db.dispose()
         raise
@@ -93,11 +104,14 @@ async def _start(settings: Settings, metrics: Metrics) -> AppState:
         policy=lease_policy(settings),
         metrics=metrics,
         distributor=Distributor(store, feed),
+        authority=authority,
+        cert_limits=TokenBuckets(settings.cert_rate / 60.0, settings.cert_burst),
     )
     with contextlib.suppress(UnavailableError):
         await feed.changed(await store.read(repository.current_revision))
     state.tasks.append(asyncio.create_task(_reap(state), name="meshpy-lease-reaper"))
     state.tasks.append(asyncio.create_task(_follow(state), name="meshpy-change-follower"))
+    state.tasks.append(asyncio.create_task(_prune(state), name="meshpy-certificate-pruner"))
     return state
 
 
@@ -125,6 +139,20 @@ async def _reap(state: AppState) -> None:
             pass
         except Exception:
             log.exception("lease reaper")
+        await asyncio.sleep(interval)
+
+
+async def _prune(state: AppState, interval: float = 300.0) -> None:
+    """Forget certificates expired longer than ``cert_retention`` ago (runs until cancelled)."""
+    retention = timedelta(seconds=state.settings.cert_retention)
+    while True:
+        try:
+            cutoff = state.authority.now() - retention
+            await state.store.write(repository.prune_certificates, expired_before=cutoff)
+        except UnavailableError:
+            pass
+        except Exception:
+            log.exception("certificate pruner")
         await asyncio.sleep(interval)
 
 

@@ -1,10 +1,11 @@
 """``meshpy server``: run the control plane under uvicorn until SIGTERM or SIGINT.
 
 Before serving: the database schema is brought up to date (SQLite) or checked
-(PostgreSQL), and the admin token file is made if absent; a failure is one line on
-stderr and exit code 1. Once the app has started, the URL is written to
-``<home>/server-url`` (removed on exit) and announced on stderr. Shutdown lets in-flight
-requests finish, then stops the background tasks and closes the database.
+(PostgreSQL), the admin token file is made if absent, and the certificate authority is
+loaded (made on the first start); a failure is one line on stderr and exit code 1. Once
+the app has started, the URL is written to ``<home>/server-url`` (removed on exit) and
+announced on stderr. Shutdown lets in-flight requests finish, then stops the background
+tasks and closes the database.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from meshpy.api.app import create_app
 from meshpy.api.auth import load_or_create_admin_token
+from meshpy.ca.authority import Authority, CAError
 from meshpy.registry import migrations
 from meshpy.registry.db import Database, redact
 from meshpy.settings import Settings, parse_listen
@@ -55,6 +57,7 @@ class _Server(uvicorn.Server):
         _write_url(settings.server_url_file, self.url)
         _say(f"listening on {self.url}")
         _say(f"admin token in {settings.admin_token_file.resolve()}")
+        _say(f"certificate authority in {settings.ca_dir.resolve()} for {settings.trust_domain}")
         _say(f"registry {redact(settings.database_url)}")
 
 
@@ -66,8 +69,9 @@ def serve(settings: Settings) -> int:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         _prepare_database(settings)
         load_or_create_admin_token(settings.admin_token_file)
+        Authority.open(settings.ca_dir, settings.trust_domain)
         sock, url = _bind(settings.listen)
-    except (migrations.SchemaError, OSError, ValueError) as exc:
+    except (migrations.SchemaError, CAError, OSError, ValueError) as exc:
         _say(f"error: {exc}")
         return 1
     except sa_exc.SQLAlchemyError as exc:

@@ -9,7 +9,9 @@ from datetime import timedelta
 from meshpy.api.changes import ChangeFeed
 from meshpy.api.distribution import Distributor
 from meshpy.api.metrics import Metrics
+from meshpy.api.ratelimit import TokenBuckets
 from meshpy.api.store import Store
+from meshpy.ca.authority import Authority
 from meshpy.registry.leases import LeasePolicy
 from meshpy.settings import Settings
 
@@ -27,6 +29,10 @@ class AppState:
     policy: LeasePolicy
     metrics: Metrics
     distributor: Distributor
+    authority: Authority
+    """The certificate authority (``meshpy.ca``)."""
+    cert_limits: TokenBuckets
+    """Certificate requests per join token."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
