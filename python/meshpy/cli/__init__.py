@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from meshpy.cli import db, proxy, resources, service, token
+from meshpy.cli import db, identity, proxy, resources, service, token
 from meshpy.cli.server import server
 
 __all__ = ["app", "main"]
@@ -30,6 +30,7 @@ app.add_typer(service.app, name="service")
 app.add_typer(token.app, name="token")
 app.add_typer(db.app, name="db")
 app.add_typer(proxy.app, name="proxy")
+app.add_typer(identity.app, name="identity")
 
 
 def _print_version(value: bool) -> None:
