@@ -38,6 +38,7 @@ import shutil
 import signal
 import ssl
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -460,6 +461,36 @@ def go_version() -> str:
     return version_of([go, "version"], r"go version go(\S+)") if go else "?"
 
 
+def elf_section_names(path: Path) -> list[str]:
+    """Section names of a 64-bit little-endian ELF file; [] for anything else."""
+    with path.open("rb") as f:
+        head = f.read(64)
+        if head[:6] != b"\x7fELF\x02\x01":
+            return []
+        (shoff,) = struct.unpack_from("<Q", head, 0x28)
+        entsize, count, names_index = struct.unpack_from("<HHH", head, 0x3A)
+        f.seek(shoff)
+        table = f.read(entsize * count)
+        # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+        headers = [struct.unpack_from("<IIQQQQ", table, i * entsize) for i in range(count)]
+        f.seek(headers[names_index][4])
+        names = f.read(headers[names_index][5])
+    return [names[h[0] : names.index(b"\0", h[0])].decode() for h in headers]
+
+
+def meshpy_build(exe: str) -> str:
+    """ "release", or "debug info" if the extension `exe` loads carries DWARF (a debug build?)."""
+    first = Path(exe).read_bytes()[:512].split(b"\n", 1)[0]
+    if not first.startswith(b"#!"):
+        return "?"
+    python = first[2:].decode().split()[0]
+    res = run_quiet([python, "-c", "import meshpy._core as c; print(c.__file__)"])
+    if res.returncode != 0:
+        return "?"
+    sections = elf_section_names(Path(res.stdout.strip()))
+    return "debug info" if ".debug_info" in sections else "release"
+
+
 # ---------------------------------------------------------------------------
 # Probes: is a sidecar serving, and serving mTLS as it should?
 # ---------------------------------------------------------------------------
@@ -499,7 +530,7 @@ def tls_get(port: int, ctx: ssl.SSLContext) -> tuple[int | None, str, str]:
         conn.close()
 
 
-def probe_http(url: str) -> Callable[[], str | None]:
+def probe_http(url: str) -> Probe:
     """A probe: None once url answers 200 (with the backend's body unless /ready)."""
 
     def probe() -> str | None:
@@ -511,7 +542,7 @@ def probe_http(url: str) -> Callable[[], str | None]:
     return probe
 
 
-def probe_mtls(port: int, pki: Pki) -> Callable[[], str | None]:
+def probe_mtls(port: int, pki: Pki) -> Probe:
     """A probe: None once the mTLS listener serves the backend as SERVER_ID."""
     ctx = client_context(pki)
 
@@ -524,7 +555,7 @@ def probe_mtls(port: int, pki: Pki) -> Callable[[], str | None]:
     return probe
 
 
-def wait_until(procs: Processes, name: str, proc: subprocess.Popen[bytes], probe: Probe) -> None:
+def wait_until(procs: Processes, name: str, proc: Popen, probe: Probe) -> None:
     """Poll the probe until it passes; fail if the process exits or after 30 s."""
     deadline = time.monotonic() + 30.0
     while (why := probe()) is not None:
@@ -565,11 +596,11 @@ class MtlsBench:
 class Pair(Target):
     """Sidecar A (`proc`, where wrk and fortio send) and sidecar B (`inbound`)."""
 
-    inbound: subprocess.Popen[bytes] | None = None
+    inbound: Popen | None = None
     inbound_port: int = 0
     handshakes: list[Json] = field(default_factory=list)
 
-    def procs(self) -> list[subprocess.Popen[bytes]]:
+    def procs(self) -> list[Popen]:
         return [p for p in (self.proc, self.inbound) if p is not None]
 
     def tree(self) -> list[int]:
@@ -921,6 +952,12 @@ def report(results: dict[str, Json], meta: Json) -> str:
         rows = [[goal, value, "yes" if met else "no"] for goal, value, met in checks]
         parts += ["", table(["meshpy goal", "measured", "met"], rows)]
     found = mtls_notes(results)
+    if meta.get("meshpy_build") == "debug info":
+        found.insert(
+            0,
+            "meshpy: its extension carries debug info, so it is likely a debug build; "
+            "`make build` makes the release one",
+        )
     if found:
         parts += ["", "Notes:", "", *[f"- {x}" for x in found]]
     else:
@@ -1021,6 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": asdict(settings),
         "handshake": asdict(hs),
         "identities": {"server": SERVER_ID, "client": CLIENT_ID},
+        "meshpy_build": meshpy_build(tools["meshpy"]) if "meshpy" in tools else None,
     }
     os.sched_setaffinity(0, {args.load_cpu})  # keep this script off the sidecars' core
     tmp = Path(tempfile.mkdtemp(prefix="meshpy-mtls-"))
