@@ -1,7 +1,9 @@
-"""Read a proxy config file (YAML or JSON) and split it into bootstrap and snapshot JSON.
+"""Read a proxy config file (YAML or JSON) and split it into bootstrap, snapshot and identity.
 
 This module stays light on purpose (json and PyYAML only, no pydantic): it is on the path
-of ``meshpy proxy run``, where the Rust core does the validating.
+of ``meshpy proxy run``, where the Rust core does the validating. The optional top-level
+``identity: {cert_chain, key, roots}`` names PEM files (relative to the config file); the
+core vets their content in ``set_identity``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,24 @@ from typing import Any
 
 import yaml
 
-__all__ = ["BOOTSTRAP_KEYS", "ConfigFileError", "ProxyFile", "load", "parse"]
+__all__ = [
+    "BOOTSTRAP_KEYS",
+    "IDENTITY_KEY",
+    "ConfigFileError",
+    "IdentityFiles",
+    "IdentityPem",
+    "ProxyFile",
+    "load",
+    "parse",
+]
 
 BOOTSTRAP_KEYS = ("admin", "workers")
 """Top-level keys that configure the process (fixed until restart); the rest is the snapshot."""
+
+IDENTITY_KEY = "identity"
+"""Top-level key naming the identity's PEM files; neither bootstrap nor snapshot."""
+
+_IDENTITY_FIELDS = ("cert_chain", "key", "roots")
 
 
 class ConfigFileError(Exception):
@@ -24,11 +40,61 @@ class ConfigFileError(Exception):
 
 
 @dataclass(frozen=True)
+class IdentityPem:
+    """The content of the identity files, for ``_core.Proxy.set_identity``."""
+
+    cert_chain: str
+    key: str
+    roots: str
+
+
+@dataclass(frozen=True)
+class IdentityFiles:
+    """Where the proxy's certificate chain, private key and trust roots are (PEM files)."""
+
+    cert_chain: Path
+    key: Path
+    roots: Path
+
+    @classmethod
+    def resolve(cls, value: object, base: Path | None) -> IdentityFiles:
+        """Check an ``identity`` mapping and resolve its relative paths against ``base``."""
+        if not isinstance(value, dict):
+            msg = f"{IDENTITY_KEY}: expected a mapping with cert_chain, key and roots"
+            raise ConfigFileError(msg)
+        unknown = sorted(str(k) for k in value if k not in _IDENTITY_FIELDS)
+        if unknown:
+            msg = f"{IDENTITY_KEY}.{unknown[0]}: unknown field, expected cert_chain, key or roots"
+            raise ConfigFileError(msg)
+        paths: dict[str, Path] = {}
+        for name in _IDENTITY_FIELDS:
+            path = value.get(name)
+            if not isinstance(path, str) or not path:
+                what = "missing" if path is None else "must be a file path"
+                raise ConfigFileError(f"{IDENTITY_KEY}.{name}: {what}")
+            paths[name] = (base or Path()) / path
+        return cls(**paths)
+
+    def read(self) -> IdentityPem:
+        """Read the three files; raise ConfigFileError naming the one that failed."""
+        texts: dict[str, str] = {}
+        for name in _IDENTITY_FIELDS:
+            path: Path = getattr(self, name)
+            try:
+                texts[name] = path.read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ConfigFileError(f"{IDENTITY_KEY}.{name}: {path}: {reason}") from exc
+        return IdentityPem(**texts)
+
+
+@dataclass(frozen=True)
 class ProxyFile:
-    """A config file's content, split into the bootstrap and the snapshot."""
+    """A config file's content, split into the bootstrap, the snapshot and the identity files."""
 
     bootstrap: dict[str, Any]
     snapshot: dict[str, Any]
+    identity: IdentityFiles | None = None
 
     def bootstrap_json(self) -> str:
         """Return the JSON for ``_core.Proxy(...)``."""
@@ -47,11 +113,12 @@ def load(path: str | Path) -> ProxyFile:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigFileError(reason) from exc
-    return parse(text, as_json=_looks_like_json(path, text))
+    return parse(text, as_json=_looks_like_json(path, text), base=path.parent)
 
 
-def parse(text: str, *, as_json: bool = False) -> ProxyFile:
-    """Parse a config document (YAML unless ``as_json``) and split it."""
+def parse(text: str, *, as_json: bool = False, base: Path | None = None) -> ProxyFile:
+    """Parse a config document (YAML unless ``as_json``) and split it; relative identity
+    paths are resolved against ``base`` (the config file's directory)."""
     data = _parse_json(text) if as_json else _parse_yaml(text)
     if not isinstance(data, dict):
         kind = "nothing" if data is None else type(data).__name__
@@ -62,8 +129,10 @@ def parse(text: str, *, as_json: bool = False) -> ProxyFile:
         msg = f"top-level keys must be strings, got {bad_keys[0]!r}"
         raise ConfigFileError(msg)
     bootstrap = {k: v for k, v in data.items() if k in BOOTSTRAP_KEYS}
-    snapshot = {k: v for k, v in data.items() if k not in BOOTSTRAP_KEYS}
-    return ProxyFile(bootstrap=bootstrap, snapshot=snapshot)
+    snapshot = {k: v for k, v in data.items() if k not in (*BOOTSTRAP_KEYS, IDENTITY_KEY)}
+    files = data.get(IDENTITY_KEY)
+    identity = None if files is None else IdentityFiles.resolve(files, base)
+    return ProxyFile(bootstrap=bootstrap, snapshot=snapshot, identity=identity)
 
 
 def _looks_like_json(path: Path, text: str) -> bool:

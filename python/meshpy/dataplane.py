@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import sys
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypedDict, cast
 
 from pydantic import (
     AfterValidator,
@@ -30,15 +32,19 @@ from pydantic import (
 )
 
 from meshpy import _core
-from meshpy.configfile import BOOTSTRAP_KEYS
+from meshpy.configfile import BOOTSTRAP_KEYS, IDENTITY_KEY, IdentityFiles
 from meshpy.durations import DURATION_PATTERN, format_duration, parse_duration
 
 __all__ = [
     "Bootstrap",
+    "CertificateInfo",
     "Cluster",
+    "ClusterTls",
     "Duration",
+    "IdentityPaths",
     "Limits",
     "Listener",
+    "ListenerTls",
     "NameValue",
     "PathMatch",
     "Pool",
@@ -48,6 +54,7 @@ __all__ = [
     "RouteRule",
     "RuleTimeouts",
     "Snapshot",
+    "SpiffeId",
     "Timeouts",
     "VirtualHost",
     "WeightedBackend",
@@ -159,6 +166,40 @@ Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=253)]
 """A listener or cluster name: lower-case letters, digits, '_', '.', '-'."""
 
 
+_SPIFFE_PATTERN = r"^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)+$"
+_SPIFFE_ID = re.compile(_SPIFFE_PATTERN)
+
+
+def _check_spiffe_id(value: str) -> str:
+    """The core's rules: scheme spiffe, a lowercase trust domain without port or user info,
+    a non-empty path of segments of letters, digits, '.', '-', '_' (not '.' or '..')."""
+    if len(value) > 2048 or not _SPIFFE_ID.match(value):
+        msg = (
+            f"{value!r} is not a workload SPIFFE ID: expected "
+            "spiffe://<trust domain>/<path>, e.g. spiffe://meshpy.local/ns/default/sa/web"
+        )
+        raise ValueError(msg)
+    if any(segment in (".", "..") for segment in value.split("/")[3:]):
+        msg = f"{value!r}: path segments must not be '.' or '..'"
+        raise ValueError(msg)
+    return value
+
+
+SpiffeId = Annotated[
+    str,
+    AfterValidator(_check_spiffe_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _SPIFFE_PATTERN,
+            "maxLength": 2048,
+            "description": "A workload SPIFFE ID, e.g. spiffe://meshpy.local/ns/default/sa/web.",
+        }
+    ),
+]
+"""A workload SPIFFE ID: ``spiffe://<trust domain>/<path>``, no port, query or fragment."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -257,6 +298,16 @@ class VirtualHost(_Model):
     )
 
 
+class ListenerTls(_Model):
+    """mTLS termination (a sidecar's inbound): TLS 1.3, a client X.509-SVID from the roots."""
+
+    mode: Literal["strict", "permissive"] = Field(
+        default="strict",
+        description="strict: only mTLS, plaintext connections are closed; permissive: mTLS "
+        "when the first byte opens a TLS handshake, plaintext otherwise.",
+    )
+
+
 class Listener(_Model):
     """A downstream socket: where the proxy accepts connections and where their traffic goes."""
 
@@ -282,6 +333,11 @@ class Listener(_Model):
     )
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Time limits.")
     limits: Limits = Field(default_factory=Limits, description="Connection and header limits.")
+    tls: ListenerTls | None = Field(
+        default=None,
+        description="Terminate mTLS; requests that arrive over it carry x-meshpy-client-id "
+        "(the client's SPIFFE ID). Absent: plaintext only.",
+    )
 
 
 class Pool(_Model):
@@ -336,6 +392,14 @@ EndpointItem = Annotated[
 """An upstream endpoint in either form the core accepts."""
 
 
+class ClusterTls(_Model):
+    """mTLS to a cluster's endpoints: TLS 1.3, the proxy's certificate, an exact server identity."""
+
+    identity: SpiffeId = Field(
+        description="The SPIFFE ID the endpoints' certificates must carry; any other is a 502."
+    )
+
+
 class Cluster(_Model):
     """A set of upstream endpoints and how to pick one and connect to it."""
 
@@ -348,12 +412,17 @@ class Cluster(_Model):
         default="round_robin", description="How an endpoint is chosen for each request."
     )
     protocol: Literal["http1", "http2"] = Field(
-        default="http1", description="Upstream HTTP version (ignored for tcp listeners)."
+        default="http1",
+        description="Upstream HTTP version (ignored for tcp listeners; with tls, always HTTP/2).",
     )
     connect_timeout: Duration = _duration_field(
         "2s", "Give up on an upstream connect after this long."
     )
     pool: Pool = Field(default_factory=Pool, description="Upstream connection pooling.")
+    tls: ClusterTls | None = Field(
+        default=None,
+        description="Reach the endpoints over mTLS (HTTP as HTTP/2, ALPN h2). Absent: plaintext.",
+    )
 
 
 class Bootstrap(_Model):
@@ -427,8 +496,31 @@ def _check_unique(kind: str, field: str, values: list[str | None]) -> None:
             seen.add(value)
 
 
+class IdentityPaths(_Model):
+    """PEM files of the proxy's mTLS identity; relative paths are relative to the config file."""
+
+    cert_chain: str = Field(
+        min_length=1, description="The X.509-SVID, then its intermediates (PEM)."
+    )
+    key: str = Field(
+        min_length=1, description='Its private key: PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY".'
+    )
+    roots: str = Field(min_length=1, description="Trust roots (PEM, one or more, all trusted).")
+
+    def files(self, base: Path | None = None) -> IdentityFiles:
+        """The three paths, relative ones resolved against ``base``."""
+        return IdentityFiles.resolve(self.model_dump(), base)
+
+
 class ProxyConfig(Bootstrap, Snapshot):
-    """A whole proxy config file: the bootstrap keys (admin, workers) plus a snapshot."""
+    """A whole proxy config file: the bootstrap keys (admin, workers), a snapshot, and the
+    identity files (read and reloaded by ``meshpy proxy run``)."""
+
+    identity: IdentityPaths | None = Field(
+        default=None,
+        description="Files of the proxy's mTLS identity, loaded at start and on SIGHUP. "
+        "Needed when a listener or cluster has tls.",
+    )
 
     def bootstrap(self) -> Bootstrap:
         """Return the bootstrap part."""
@@ -436,7 +528,7 @@ class ProxyConfig(Bootstrap, Snapshot):
 
     def snapshot(self) -> Snapshot:
         """Return the snapshot part."""
-        return Snapshot.model_validate(self.model_dump(exclude=set(BOOTSTRAP_KEYS)))
+        return Snapshot.model_validate(self.model_dump(exclude={*BOOTSTRAP_KEYS, IDENTITY_KEY}))
 
     def bootstrap_json(self) -> str:
         """Return the JSON that ``_core.Proxy(...)`` takes."""
@@ -465,11 +557,23 @@ def _as_json(value: BaseModel | Mapping[str, Any] | str | None, model: type[Base
     return value.model_dump_json()
 
 
+class CertificateInfo(TypedDict):
+    """What a certificate says: ``Proxy.set_identity`` returns it for the proxy's own."""
+
+    identity: str | None
+    not_before: float
+    not_after: float
+    serial: str
+    issuer: str
+    subject: str
+    is_ca: bool
+
+
 class Proxy:
     """A data plane proxy in this process; threads and sockets are owned by the Rust core.
 
     ``with Proxy(bootstrap, snapshot) as p:`` starts it and shuts it down on exit.
-    Errors are the ``_core`` exceptions: ConfigError, BindError, StateError.
+    Errors are the ``_core`` exceptions: ConfigError, BindError, IdentityError, StateError.
     """
 
     def __init__(
@@ -486,11 +590,25 @@ class Proxy:
             self.apply(snapshot)
 
     @classmethod
-    def from_config(cls, config: ProxyConfig | Mapping[str, Any], *, grace_s: float = 10.0) -> Self:
-        """Create a proxy from a whole config (bootstrap and snapshot keys together)."""
+    def from_config(
+        cls,
+        config: ProxyConfig | Mapping[str, Any],
+        *,
+        grace_s: float = 10.0,
+        base: Path | None = None,
+    ) -> Self:
+        """Create a proxy from a whole config (bootstrap, snapshot and identity together).
+
+        Relative identity paths are resolved against ``base`` (default: the working directory).
+        """
         if not isinstance(config, ProxyConfig):
             config = ProxyConfig.model_validate(config)
-        return cls(config.bootstrap_json(), config.snapshot_json(), grace_s=grace_s)
+        proxy = cls(config.bootstrap_json(), grace_s=grace_s)
+        if config.identity is not None:
+            pem = config.identity.files(base).read()
+            proxy.set_identity(pem.cert_chain, pem.key, pem.roots)
+        proxy.apply(config.snapshot_json())
+        return proxy
 
     def start(self) -> dict[str, str]:
         """Bind the admin listener and listeners; return ``{name: "ip:port"}``."""
@@ -513,8 +631,21 @@ class Proxy:
         return self._inner.metrics()
 
     def ready(self) -> bool:
-        """Whether the proxy is started with a snapshot and not shutting down."""
+        """Whether the proxy is started with a snapshot, not shutting down, and has an
+        identity if the snapshot uses tls."""
         return self._inner.ready()
+
+    def not_ready_reason(self) -> str | None:
+        """Why the proxy is not ready, or None when it is."""
+        return self._inner.not_ready_reason()
+
+    def set_identity(self, chain_pem: str, key_pem: str, roots_pem: str) -> CertificateInfo:
+        """Put an mTLS identity in force for new handshakes; IdentityError leaves the old one."""
+        return cast(CertificateInfo, self._inner.set_identity(chain_pem, key_pem, roots_pem))
+
+    def identity(self) -> CertificateInfo | None:
+        """The identity in force, or None before the first ``set_identity``."""
+        return cast(CertificateInfo | None, self._inner.identity())
 
     def shutdown(self, grace_s: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish for up to ``grace_s``, then close."""

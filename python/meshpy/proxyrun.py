@@ -4,6 +4,8 @@ Light on purpose (no pydantic, no httpx): the Rust core validates the config. Li
 stderr, whose format tests and tools rely on::
 
     meshpy proxy: admin 127.0.0.1:9901, web 127.0.0.1:8000   bound addresses (start, changes)
+    meshpy proxy: identity spiffe://td/ns/default/sa/web serial 1f valid until 2026-05-01T12:00:00Z
+                                                             an identity went live (start, changes)
     meshpy proxy: applied version 7                          a snapshot went live
     meshpy proxy: draining for up to 10s                     SIGTERM/SIGINT received
     meshpy proxy: stopped
@@ -18,11 +20,12 @@ import json
 import re
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from meshpy import _core
-from meshpy.configfile import ConfigFileError, ProxyFile, load
+from meshpy.configfile import ConfigFileError, IdentityFiles, ProxyFile, load
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "format_addresses", "parse_addresses", "run"]
 
@@ -69,6 +72,8 @@ class _Runner:
     bootstrap: dict[str, object] = field(default_factory=dict)
     version: int = 0
     addresses: dict[str, str] = field(default_factory=dict)
+    identity: dict[str, Any] | None = None
+    """What the certificate in force says, once an identity was set."""
 
     def say(self, line: str) -> None:
         self.err.write(f"meshpy proxy: {line}\n")
@@ -85,6 +90,20 @@ class _Runner:
             self.out.write(json.dumps(addresses) + "\n")
             self.out.flush()
 
+    def set_identity(self, files: IdentityFiles) -> None:
+        """Read the identity files and put them in force; raise ConfigFileError or
+        IdentityError (the previous identity then stays)."""
+        assert self.proxy is not None
+        pem = files.read()
+        info = self.proxy.set_identity(pem.cert_chain, pem.key, pem.roots)
+        changed = self.identity is None or any(
+            info[key] != self.identity[key] for key in ("identity", "serial")
+        )
+        self.identity = info
+        if changed:
+            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["not_after"]))
+            self.say(f"identity {info['identity']} serial {info['serial']} valid until {until}")
+
     def start(self) -> int:
         try:
             loaded = load(self.config_path)
@@ -93,9 +112,14 @@ class _Runner:
             return EXIT_BAD_CONFIG
         try:
             self.proxy = _core.Proxy(loaded.bootstrap_json())
+            if loaded.identity is not None:
+                self.set_identity(loaded.identity)
             self.version = self.proxy.apply(loaded.snapshot_json())
         except _core.ConfigError as exc:
             self.error(describe(exc))
+            return EXIT_BAD_CONFIG
+        except (ConfigFileError, _core.IdentityError) as exc:
+            self.error(str(exc))
             return EXIT_BAD_CONFIG
         self.bootstrap = loaded.bootstrap
         try:
@@ -116,6 +140,7 @@ class _Runner:
             self.error(f"{exc} {keeping}")
             return
         self._warn_bootstrap_change(loaded)
+        self._reload_identity(loaded)
         try:
             self.version = self.proxy.apply(loaded.snapshot_json())
         except _core.ConfigError as exc:
@@ -128,6 +153,22 @@ class _Runner:
         addresses = self.proxy.addresses()
         if addresses != self.addresses:
             self.announce(addresses)
+
+    def _reload_identity(self, loaded: ProxyFile) -> None:
+        """Re-read the identity files; a bad identity is reported and the old one serves on."""
+        serving = self.identity["identity"] if self.identity else None
+        if loaded.identity is None:
+            if serving is not None:
+                self.error(
+                    f"identity removed from the file: still serving {serving} until restart",
+                    level="warning",
+                )
+            return
+        try:
+            self.set_identity(loaded.identity)
+        except (ConfigFileError, _core.IdentityError) as exc:
+            keeping = f"still serving identity {serving}" if serving else "no identity set"
+            self.error(f"{exc} ({keeping})")
 
     def _warn_bootstrap_change(self, loaded: ProxyFile) -> None:
         changed = sorted(

@@ -14,7 +14,10 @@ EXPORTS = {
     "ConfigError",
     "BindError",
     "StateError",
+    "IdentityError",
     "Proxy",
+    "generate_csr",
+    "certificate_info",
 }
 
 
@@ -24,7 +27,7 @@ def test_exports_are_pinned() -> None:
 
 def test_exception_tree() -> None:
     assert issubclass(_core.MeshpyError, Exception)
-    for name in ("ConfigError", "BindError", "StateError"):
+    for name in ("ConfigError", "BindError", "StateError", "IdentityError"):
         assert issubclass(getattr(_core, name), _core.MeshpyError)
 
 

@@ -26,5 +26,6 @@ def test_schema_describes_every_field() -> None:
         "version",
         "listeners",
         "clusters",
+        "identity",
     }
     assert schema["additionalProperties"] is False
