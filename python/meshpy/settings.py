@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshpy.ca.spiffeid import check_trust_domain
 from meshpy.durations import parse_seconds
+from meshpy.snapshot import MtlsMode
 
 __all__ = ["DEFAULT_LISTEN", "Settings", "parse_listen"]
 
@@ -36,6 +37,11 @@ def parse_listen(value: str) -> tuple[str, int]:
         msg = f"invalid listen address {value!r}: use HOST:PORT, e.g. {DEFAULT_LISTEN}"
         raise ValueError(msg)
     return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _lowercase(value: object) -> object:
+    """``STRICT`` and ``strict`` alike, as users write modes both ways."""
+    return value.lower() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -102,6 +108,11 @@ class Settings(BaseSettings):
     )
     cert_burst: int = Field(
         default=20, ge=1, le=100_000, description="Certificates one join token may get at once."
+    )
+    mtls: Annotated[MtlsMode, BeforeValidator(_lowercase)] = Field(
+        default="strict",
+        description="Sidecar inbound mTLS: strict (mTLS only), permissive (plaintext "
+        "accepted too), or disabled (plaintext between sidecars: development only).",
     )
     cert_retention: Seconds = Field(
         default=7 * 86400.0,

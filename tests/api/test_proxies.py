@@ -8,13 +8,15 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
 from meshpy import _core
-from meshpy.snapshot import build_snapshot
+from meshpy.snapshot import MeshIdentity, build_snapshot
+from tests.api.conftest import StartServer
 from tests.api.live import LiveServer
 
 ROUTE = {
@@ -181,10 +183,12 @@ def backends() -> Iterator[dict[str, int]]:
 
 
 def test_a_real_core_routes_by_the_distributed_snapshot(
-    api: LiveServer, backends: dict[str, int]
+    start_server: StartServer, backends: dict[str, int]
 ) -> None:
     """Registry → snapshot → long-poll → core: a canary split reaches real backends."""
-    # Each payment instance's "sidecar inbound" is the app itself here: no mTLS yet.
+    # Each payment instance's "sidecar inbound" is the app itself here, so plaintext; the
+    # same over mTLS between real sidecars is in tests/integration/test_sidecar_mesh.py.
+    api = start_server(mtls="disabled")
     _healthy(api, "payment", version="v1", inbound_port=backends["v1"])
     _healthy(api, "payment", version="v2", inbound_port=backends["v2"])
     cart = _healthy(api, "cart")
@@ -226,7 +230,11 @@ def test_served_snapshot_equals_the_pure_builder(api: LiveServer) -> None:
             mesh = load_mesh_state(session)
     finally:
         db.dispose()
-    assert served == build_snapshot(mesh, cart, SidecarPorts(outbound=0))
+    identity = MeshIdentity(trust_domain=api.settings.trust_domain, mtls=api.settings.mtls)
+    assert served == build_snapshot(
+        replace(mesh, identity=identity), cart, SidecarPorts(outbound=0)
+    )
+    assert served["clusters"][0]["tls"] == {"identity": "spiffe://meshpy.local/ns/default/sa/cart"}
 
 
 def test_large_snapshots_are_gzipped_for_clients_that_accept_it(api: LiveServer) -> None:

@@ -49,3 +49,13 @@ def test_invalid(bad: dict[str, str]) -> None:
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
     assert parse_listen("[::1]:15010") == ("::1", 15010)
+
+
+def test_mtls_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MESHPY_MTLS", raising=False)
+    assert Settings().mtls == "strict"
+    monkeypatch.setenv("MESHPY_MTLS", "PERMISSIVE")
+    assert Settings().mtls == "permissive"
+    monkeypatch.setenv("MESHPY_MTLS", "off")
+    with pytest.raises(ValidationError, match="'strict', 'permissive' or 'disabled'"):
+        Settings()

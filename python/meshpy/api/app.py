@@ -40,6 +40,7 @@ from meshpy.ca.authority import Authority, Clock, utcnow
 from meshpy.registry import migrations, repository
 from meshpy.registry.db import Database, psycopg_conninfo
 from meshpy.settings import Settings
+from meshpy.snapshot import MeshIdentity
 
 __all__ = ["create_app"]
 
@@ -103,7 +104,11 @@ async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState
         admin_token=admin_token,
         policy=lease_policy(settings),
         metrics=metrics,
-        distributor=Distributor(store, feed),
+        distributor=Distributor(
+            store,
+            feed,
+            MeshIdentity(trust_domain=authority.trust_domain, mtls=settings.mtls),
+        ),
         authority=authority,
         cert_limits=TokenBuckets(settings.cert_rate / 60.0, settings.cert_burst),
     )

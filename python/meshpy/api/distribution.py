@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import hashlib
 import json
 import time
@@ -79,9 +80,12 @@ def etag_of(outbound_digest: str, own_listeners: list[str], own_clusters: list[s
 class Distributor:
     """Builds and caches snapshots for the sidecars this server answers."""
 
-    def __init__(self, store: Store, feed: ChangeFeed) -> None:
+    def __init__(
+        self, store: Store, feed: ChangeFeed, identity: snapshot.MeshIdentity | None = None
+    ) -> None:
         self._store = store
         self._feed = feed
+        self._identity = identity
         self._mesh: snapshot.MeshState | None = None
         self._outbound: dict[str, _Outbound] = {}
         self._lock = asyncio.Lock()
@@ -99,6 +103,8 @@ class Distributor:
                 return mesh
             started = time.perf_counter()
             mesh = await self._store.read(load_mesh_state)
+            if self._identity is not None:
+                mesh = dataclasses.replace(mesh, identity=self._identity)
             self.last_load_s = time.perf_counter() - started
             self._mesh, self._outbound = mesh, {}
             await self._feed.changed(mesh.revision)
