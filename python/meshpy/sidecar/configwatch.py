@@ -98,6 +98,8 @@ class ConfigWatcher:
             try:
                 applied = self.poll_once()
             except ControlPlaneError as err:
+                if stop.is_set():
+                    return
                 delay = self.backoff.next(err.retry_after or 0.0)
                 log.warning("config watch failed (%s); next try in %.1fs", err, delay)
                 stop.wait(delay)

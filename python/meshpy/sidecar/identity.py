@@ -113,6 +113,8 @@ class IdentityAgent:
             try:
                 cert = self.renew()
             except (ControlPlaneError, _core.MeshpyError, KeyError, ValueError) as err:
+                if stop.is_set():
+                    return
                 at_least = getattr(err, "retry_after", None) or 0.0
                 delay = self._retry_delay(at_least)
                 log.warning("certificate renewal failed (%s); next try in %.1fs", err, delay)

@@ -69,7 +69,6 @@ class Registrar:
         answer = self.client.request("POST", path, body=self.spec.body()).json()
         self.instance = str(answer["id"])
         self.renew_every_s = float(answer.get("renew_every_s", self.renew_every_s))
-        log.info("registered instance %s", self.instance)
         return self.instance
 
     def renew(self) -> None:
@@ -87,6 +86,7 @@ class Registrar:
             log.warning("instance %s is no longer registered; registering again", self.instance)
             self.instance = None
             self.register()
+            log.info("registered again as instance %s", self.instance)
             return
         self.renew_every_s = float(answer.get("renew_every_s", self.renew_every_s))
 
@@ -97,6 +97,8 @@ class Registrar:
             try:
                 self.renew()
             except ControlPlaneError as err:
+                if stop.is_set():
+                    return
                 delay = self.backoff.next(err.retry_after or 0.0)
                 # Never wait so long that the lease runs out because of the backoff alone.
                 delay = min(delay, self.renew_every_s)
