@@ -189,6 +189,31 @@ fn a_server_with_another_identity_gets_502_and_no_request() {
 }
 
 #[test]
+fn a_server_refuses_a_client_certificate_it_does_not_trust() {
+    let pki = pki();
+    let other = Ca::root("another root");
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("app"));
+    let (b, b_addr) = start(&inbound("http", "strict", backend));
+    set(&b, &pki.b, &pki.root.pem);
+    let (a, a_addr) = start(&outbound("http", b_addr.get("web"), B_ID));
+    // A trusts B, but B does not trust A's issuer.
+    let bundle = format!("{}{}", pki.root.pem, other.pem);
+    set(&a, &other.leaf(A_ID, 6), &bundle);
+    rt.block_on(async {
+        // With TLS 1.3 the refusal reaches A after its side of the handshake,
+        // as an alert that ends the HTTP/2 connection.
+        let got = H1Client::connect(a_addr.get("web")).await.get("/").await;
+        assert_eq!(got.status, 502, "{}", got.body);
+    });
+    assert_eq!(requests_total(&b), 0);
+    assert_metric(
+        &b,
+        r#"meshpy_tls_handshakes_total{listener="web",result="failed"} 1"#,
+    );
+}
+
+#[test]
 fn strict_refuses_plaintext_and_permissive_serves_both() {
     let pki = pki();
     let rt = client_runtime();
