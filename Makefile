@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages needed to build and test (the bench ones are in bench-setup).
-APT_PACKAGES       := build-essential pkg-config curl ca-certificates
+APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark
 APT_BENCH_PACKAGES := nginx haproxy wrk nghttp2-client
 
 SCHEMA  := api/proxy-config.schema.json

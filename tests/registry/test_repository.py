@@ -123,6 +123,20 @@ def test_expire_then_remove(db: Database) -> None:
         assert (resolved["status"], resolved["reason"]) == ("False", "BackendNotFound")
 
 
+def test_leases_that_ended_before_a_restart_get_a_grace(db: Database) -> None:
+    """A restarted server only expires leases that ended after it started (for one TTL)."""
+    _register(db)  # its lease ends at T0 + 15 s
+    started = T0 + timedelta(seconds=40)
+    with db.transaction() as s:
+        expired = repository.expire_leases(
+            s, now=started + timedelta(seconds=1), policy=POLICY, ended_after=started
+        )
+    assert expired == repository.Expired()
+    with db.transaction() as s:
+        expired = repository.expire_leases(s, now=started + timedelta(seconds=16), policy=POLICY)
+    assert expired == repository.Expired(unhealthy=1)
+
+
 def test_join_tokens(db: Database) -> None:
     with db.transaction() as s:
         row, token = repository.create_join_token(

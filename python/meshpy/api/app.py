@@ -129,12 +129,24 @@ async def _stop(state: AppState) -> None:
 
 
 async def _reap(state: AppState) -> None:
-    """Expire leases every ``reaper_interval`` seconds (runs until cancelled)."""
+    """Expire leases every ``reaper_interval`` seconds (runs until cancelled).
+
+    Leases that ran out while no server was running are not the instances' fault: they
+    could not renew. For one lease TTL after start they get the chance to, and only
+    leases that end after the start are expired. A stopping server expires nothing, as it
+    no longer takes renewals.
+    """
     interval = state.settings.reaper_interval
-    while True:
+    started = repository.utcnow()
+    grace_until = started + state.policy.ttl
+    while not state.feed.closing:
         try:
+            now = repository.utcnow()
             expired = await state.store.write(
-                repository.expire_leases, now=repository.utcnow(), policy=state.policy
+                repository.expire_leases,
+                now=now,
+                policy=state.policy,
+                ended_after=started if now < grace_until else None,
             )
             if expired.unhealthy or expired.removed:
                 log.info(

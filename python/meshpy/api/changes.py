@@ -36,6 +36,21 @@ class ChangeFeed:
     def __init__(self, revision: int = 0) -> None:
         self._revision = revision
         self._event = asyncio.Event()
+        self._closing = False
+
+    @property
+    def closing(self) -> bool:
+        """Whether the server is stopping: waits end at once, and no lease is expired."""
+        return self._closing
+
+    def close(self) -> None:
+        """The server is stopping: wake every waiter, and make later waits return at once.
+
+        Long-polls then end with "unchanged" instead of holding the shutdown, and sidecars
+        ask again (another server, or this one restarted).
+        """
+        self._closing = True
+        self._event.set()
 
     @property
     def revision(self) -> int:
@@ -55,7 +70,7 @@ class ChangeFeed:
         current revision (still ``<= revision`` on timeout)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._revision <= revision:
+        while self._revision <= revision and not self._closing:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break

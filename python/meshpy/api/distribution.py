@@ -176,7 +176,7 @@ class Distributor:
                 elif built.etag != etag:
                     return built
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self._feed.closing:
                     return None
                 await self._feed.wait_newer(mesh.revision, remaining)
         finally:

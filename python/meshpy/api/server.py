@@ -10,6 +10,8 @@ tasks and closes the database.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -44,6 +46,12 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit:
             _say(f"{signal.Signals(sig).name}: finishing in-flight requests, then stopping")
+            state = getattr(getattr(self.config.app, "state", None), "meshpy", None)
+            if state is not None:
+                # Ends the config long-polls now (they would hold the shutdown for their
+                # whole wait) and stops the lease reaper: no renewals arrive any more.
+                with contextlib.suppress(RuntimeError):  # no running loop: nothing waits
+                    asyncio.get_running_loop().call_soon_threadsafe(state.feed.close)
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after its graceful shutdown (exit status -15); like
         # `meshpy proxy run`, exit 0 instead once everything has stopped cleanly.

@@ -358,13 +358,23 @@ class Expired:
 
 
 def expire_leases(
-    session: Session, *, now: datetime, policy: leases.LeasePolicy, limit: int = 1000
+    session: Session,
+    *,
+    now: datetime,
+    policy: leases.LeasePolicy,
+    limit: int = 1000,
+    ended_after: datetime | None = None,
 ) -> Expired:
-    """Mark instances whose lease ended unhealthy, and remove those past the grace."""
+    """Mark instances whose lease ended unhealthy, and remove those past the grace.
+
+    ``ended_after``: only leases that ended after this instant count (see the reaper).
+    """
     candidates = or_(
         and_(Instance.lease_expires_at <= now, Instance.state != leases.State.UNHEALTHY),
         Instance.lease_expires_at <= now - policy.removal_grace,
     )
+    if ended_after is not None:
+        candidates = and_(candidates, Instance.lease_expires_at > ended_after)
     # A cheap unlocked look first: most passes find nothing and take no lock.
     if session.execute(select(Instance.id).where(candidates).limit(1)).first() is None:
         return Expired()
