@@ -10,7 +10,7 @@ from meshpy.registry.leases import Health, Lease, LeasePolicy, State, drain, reg
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = LeasePolicy(ttl=timedelta(seconds=15), removal_grace=timedelta(seconds=60), threshold=2)
-P, F = Health.PASSING, Health.FAILING
+P, F, C = Health.PASSING, Health.FAILING, Health.CRITICAL
 
 
 def run(reports: list[Health], start: State = State.STARTING) -> list[State]:
@@ -39,6 +39,10 @@ S, H, U, D = State.STARTING, State.HEALTHY, State.UNHEALTHY, State.DRAINING
         (U, [P, P], [U, H]),
         (U, [P, F, P, P], [U, U, U, H]),
         (D, [P, P, F, F], [D, D, D, D]),  # draining stays draining
+        (H, [C], [U]),  # the app exited: at once
+        (S, [C], [U]),
+        (H, [F, C, P, P], [H, U, U, H]),  # and back after threshold x passing
+        (D, [C], [D]),
     ],
 )
 def test_reports(start: State, reports: list[Health], states: list[State]) -> None:

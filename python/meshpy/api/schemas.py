@@ -120,7 +120,10 @@ class InstanceCreate(_In):
 class HealthReport(_In):
     """A lease renewal, with the application's health."""
 
-    health: Literal["passing", "failing"]
+    health: Literal["passing", "failing", "critical"] = Field(
+        description="The app's health: failing flips the instance to unhealthy after "
+        "consecutive reports; critical (the app exited) at once."
+    )
 
 
 class InstancePublic(BaseModel):

@@ -12,7 +12,8 @@
 - A renewal (``report``) extends the lease by the TTL and counts the reported health.
   ``starting`` becomes ``healthy`` on its first passing report (there is no earlier
   state to protect); flipping between ``healthy`` and ``unhealthy`` needs ``threshold``
-  consecutive reports of the other kind, so one odd report changes nothing.
+  consecutive reports of the other kind, so one odd report changes nothing. A
+  ``critical`` report (the app exited: no check can pass) makes it ``unhealthy`` at once.
 - ``tick`` is what the reaper applies: a lease past its end makes the instance
   ``unhealthy`` (it leaves the endpoints), and one past its end plus the removal grace
   removes it. An instance that is unhealthy but still renewing is never removed.
@@ -42,6 +43,8 @@ class Health(StrEnum):
 
     PASSING = "passing"
     FAILING = "failing"
+    CRITICAL = "critical"
+    """The app is down (its process exited): unhealthy at once, whatever the threshold."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def report(lease: Lease, health: Health, now: datetime, policy: LeasePolicy) -> 
     """Renew ``lease`` at ``now`` with a health report."""
     if health is Health.PASSING:
         passing, failing = lease.passing + 1, 0
+    elif health is Health.CRITICAL:
+        passing, failing = 0, max(lease.failing + 1, policy.threshold)
     else:
         passing, failing = 0, lease.failing + 1
     state = lease.state
