@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import signal
 import sys
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from meshpy import _core
+from meshpy.addresses import format_addresses, parse_addresses
 from meshpy.configfile import ConfigFileError, IdentityFiles, ProxyFile, load
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "format_addresses", "parse_addresses", "run"]
@@ -33,24 +33,6 @@ EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 _STOP = frozenset({signal.SIGTERM, signal.SIGINT})
 _HANDLED = frozenset({signal.SIGHUP, *_STOP})
-
-
-_ITEM = r"[a-z0-9][a-z0-9_.-]* (?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}"
-_ADDRESS_LINE = re.compile(rf"^meshpy proxy: ({_ITEM}(?:, {_ITEM})*)$")
-
-
-def format_addresses(addresses: dict[str, str]) -> str:
-    """Return ``admin 127.0.0.1:9901, web 127.0.0.1:8000``: admin first, then listeners."""
-    names = sorted(addresses, key=lambda name: name != "admin")
-    return ", ".join(f"{name} {addresses[name]}" for name in names) or "no listeners"
-
-
-def parse_addresses(line: str) -> dict[str, str] | None:
-    """Return the addresses of a ``meshpy proxy: admin ..., web ...`` line, else None."""
-    match = _ADDRESS_LINE.match(line.rstrip("\n"))
-    if match is None:
-        return None
-    return dict(item.split(" ", 1) for item in match.group(1).split(", "))
 
 
 def describe(error: _core.ConfigError) -> str:

@@ -47,9 +47,9 @@ def test_proxy_run_rejects_a_bad_drain_timeout(value: str, message: str) -> None
 
 @pytest.mark.parametrize(("value", "seconds"), [("10", 10.0), ("2.5", 2.5), ("500ms", 0.5)])
 def test_drain_timeout_takes_seconds_or_a_duration(value: str, seconds: float) -> None:
-    from meshpy.cli.proxy import _seconds
+    from meshpy.cli.run import parse_seconds_option
 
-    assert _seconds(value) == seconds
+    assert parse_seconds_option(value, "--drain-timeout") == seconds
 
 
 @pytest.mark.parametrize(
@@ -71,5 +71,19 @@ def test_cli_and_proxy_path_import_nothing_heavy(argv: list[str] | None) -> None
         f"    {invoke or 'pass'}\n"
         "heavy = sorted({'pydantic', 'httpx', 'fastapi', 'sqlalchemy'} & set(sys.modules))\n"
         "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, timeout=30)
+
+
+def test_the_sidecar_process_imports_only_the_standard_library_and_the_core() -> None:
+    check = (
+        "import sys\n"
+        "import meshpy.sidecar.__main__, meshpy.sidecar.runner\n"
+        "third = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)\n"
+        # setuptools' .pth hook may be there in any Python process.
+        "assert third <= {'meshpy', '__main__', '_distutils_hack'}, sorted(third)\n"
+        "ours = {m for m in sys.modules if m.startswith('meshpy.')}\n"
+        "allowed = ('meshpy._core', 'meshpy.addresses', 'meshpy.sidecar')\n"
+        "assert all(m.startswith(allowed) for m in ours), sorted(ours)\n"
     )
     subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, timeout=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from meshpy.cli import db, identity, proxy, resources, service, token
+from meshpy.cli.run import run
 from meshpy.cli.server import server
 
 __all__ = ["app", "main"]
@@ -22,6 +23,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: instant, and no colour codes
 )
 app.command("server")(server)
+app.command("run")(run)
 app.command("apply")(resources.apply)
 app.command("get")(resources.get)
 app.command("describe")(resources.describe)

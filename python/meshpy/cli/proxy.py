@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from meshpy.cli import run as run_options
 from meshpy.cli._client import SERVER_OPTION, TOKEN_OPTION
 from meshpy.cli._output import OUTPUT_OPTION, Format
 
@@ -77,40 +78,22 @@ def run(
         metavar="NAME",
         help="Run as the sidecar of this service: register, get an identity and config.",
     ),
-    namespace: str = typer.Option("default", "--namespace", "-n", help="The service's namespace."),
-    version: str | None = typer.Option(None, "--version", help="The instance's version (v2)."),
+    namespace: str = run_options.NAMESPACE_OPTION,
+    version: str | None = run_options.VERSION_OPTION,
     app_port: int | None = typer.Option(
         None, "--app-port", min=1, max=65535, help="Port the app listens on (inbound goes there)."
     ),
-    address: str = typer.Option(
-        "127.0.0.1", "--address", help="Address other sidecars reach this one at."
-    ),
-    inbound_port: int = typer.Option(
-        0, "--inbound-port", min=0, max=65535, help="Inbound (mTLS) port; 0 picks a free one."
-    ),
-    outbound_port: int = typer.Option(
-        0, "--outbound-port", min=0, max=65535, help="Outbound port for the app; 0 picks one."
-    ),
-    admin: str = typer.Option(
-        "127.0.0.1:0", "--admin", metavar="IP:PORT", help="Admin listener (/ready, /metrics)."
-    ),
-    zone: str | None = typer.Option(None, "--zone", help="Locality, for zone-aware balancing."),
-    server: str | None = typer.Option(
-        None, "--server", envvar="MESHPY_SERVER", metavar="URL", help="Control plane URL."
-    ),
-    token: str | None = typer.Option(
-        None,
-        "--token",
-        envvar="MESHPY_TOKEN",
-        metavar="TOKEN",
-        help="Join token of the service (meshpy token create --service NAME).",
-    ),
-    drain_timeout: str = typer.Option(
-        "10s",
-        "--drain-timeout",
-        metavar="DURATION",
-        help="On SIGTERM/SIGINT, how long in-flight requests may finish: 10, 500ms, 10s.",
-    ),
+    address: str = run_options.ADDRESS_OPTION,
+    inbound_port: int = run_options.INBOUND_OPTION,
+    outbound_port: int = run_options.OUTBOUND_OPTION,
+    admin: str = run_options.ADMIN_OPTION,
+    zone: str | None = run_options.ZONE_OPTION,
+    label: list[str] | None = run_options.LABEL_OPTION,
+    server: str = run_options.SERVER_OPTION,
+    token: str | None = run_options.TOKEN_OPTION,
+    state_dir: str | None = run_options.STATE_DIR_OPTION,
+    drain_timeout: str = run_options.DRAIN_TIMEOUT_OPTION,
+    drain_delay: str = run_options.DRAIN_DELAY_OPTION,
     addresses_json: bool = typer.Option(
         False,
         "--addresses-json",
@@ -122,28 +105,24 @@ def run(
     With --config, SIGHUP re-reads FILE; a bad file exits 2 with the field named, and on
     SIGHUP a bad file is reported and the running config keeps serving.
 
-    With --service, the proxy registers an instance with the control plane (--server,
-    --token: a join token), gets its certificate from the mesh CA and renews it, follows
-    its config, and reports healthy once it can serve; SIGTERM deregisters, drains and
-    stops. Without --app-port it only carries the app's outbound calls.
+    With --service, the proxy is the sidecar of an app that something else runs (systemd,
+    another supervisor): it registers an instance with the control plane (--server, a
+    join token in MESHPY_TOKEN), gets its certificate from the mesh CA and renews it,
+    follows its config, and reports it healthy once it can serve (and the app, at
+    --app-port, accepts connections); SIGTERM deregisters, drains and stops. To have
+    meshpy run the app as well, use `meshpy run`.
 
     The bound addresses go to stderr as "meshpy proxy: admin IP:PORT, NAME IP:PORT, ...".
     """
-    drain_s = _seconds(drain_timeout)
     if (config is None) == (service is None):
         raise typer.BadParameter("give either --config FILE or --service NAME")
     if config is not None:
         from meshpy import proxyrun
 
+        drain_s = run_options.parse_seconds_option(drain_timeout, "--drain-timeout")
         raise typer.Exit(proxyrun.run(config, drain_s=drain_s, addresses_json=addresses_json))
-    if not token:
-        raise typer.BadParameter("a sidecar needs a join token", param_hint="--token")
-    from meshpy.sidecar import main
-    from meshpy.sidecar.runner import SidecarOptions
-
-    assert service is not None
-    options = SidecarOptions(
-        server=server or "http://127.0.0.1:15010",
+    run_options.launch_sidecar(
+        server=server,
         token=token,
         namespace=namespace,
         service=service,
@@ -154,19 +133,10 @@ def run(
         outbound_port=outbound_port,
         admin=admin or None,
         zone=zone,
+        label=label,
+        health="tcp" if app_port is not None else None,
+        state_dir=state_dir,
+        drain_timeout=drain_timeout,
+        drain_delay=drain_delay,
+        addresses_json=addresses_json,
     )
-    raise typer.Exit(main.run(options, drain_s=drain_s, addresses_json=addresses_json))
-
-
-def _seconds(text: str) -> float:
-    """Read "10" as 10 seconds and "500ms", "10s", "1m" as durations."""
-    from meshpy.durations import parse_seconds
-
-    try:
-        seconds = parse_seconds(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--drain-timeout") from exc
-    if not 0 <= seconds < 1e9:
-        msg = f"{text!r} is not a number of seconds >= 0"
-        raise typer.BadParameter(msg, param_hint="--drain-timeout")
-    return seconds

@@ -45,6 +45,8 @@ class ConfigWatcher:
     etag: str | None = None
     version: int | None = None
     """Version of the snapshot the proxy runs; None until the first one is applied."""
+    on_applied_body: Callable[[str], None] | None = None
+    """Called with each snapshot the proxy applied (to save it)."""
     _unsent_ack: dict[str, object] | None = None
 
     def follow(self, instance: str) -> None:
@@ -71,8 +73,9 @@ class ConfigWatcher:
         etag = answer.headers.get("etag", "").strip('"')
         version = int(answer.headers.get("x-meshpy-version", "0"))
         error = None
+        body = answer.body.decode()
         try:
-            self.proxy.apply(answer.body.decode())
+            self.proxy.apply(body)
         except _core.ConfigError as err:
             error = str(err)
             log.error("snapshot %d rejected: %s", version, error)
@@ -81,6 +84,8 @@ class ConfigWatcher:
         if error is None:
             self.version = version
             log.info("applied config version %d", version)
+            if self.on_applied_body is not None:
+                self.on_applied_body(body)
         # Kept until sent: an ack lost to a control plane hiccup goes with the next poll.
         self._unsent_ack = {"version": version, "etag": etag or "none", "error": error}
         self._send_ack()

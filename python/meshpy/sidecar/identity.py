@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from meshpy import _core
 from meshpy.sidecar.backoff import Backoff
 from meshpy.sidecar.controlplane import ControlPlaneClient, ControlPlaneError
+from meshpy.sidecar.state import SavedIdentity
 
 __all__ = ["Certificate", "IdentityAgent", "IdentityTarget"]
 
@@ -62,6 +63,8 @@ class IdentityAgent:
     rng: random.Random = field(default_factory=random.Random)
     backoff: Backoff = field(default_factory=Backoff)
     current: Certificate | None = None
+    on_installed: Callable[[SavedIdentity], None] | None = None
+    """Called with the PEMs of each certificate put in force (to save them)."""
     _trust_domain: str | None = None
 
     def spiffe_id(self) -> str:
@@ -94,6 +97,10 @@ class IdentityAgent:
             received_at=self.clock(),
         )
         self.current = cert
+        if self.on_installed is not None:
+            self.on_installed(
+                SavedIdentity(answer["certificate_chain"], key_pem, answer["trust_bundle"])
+            )
         return cert
 
     def renewal_delay(self, cert: Certificate) -> float:

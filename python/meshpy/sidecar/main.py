@@ -1,4 +1,10 @@
-"""``meshpy proxy run --service NAME``: one sidecar in the foreground until SIGTERM/SIGINT.
+"""A sidecar in the foreground until SIGTERM/SIGINT: `meshpy run`, `meshpy proxy run --service`.
+
+The CLI parses and checks the options, then replaces itself with ``python -m
+meshpy.sidecar`` (``exec_sidecar``): the process that stays, next to every app, imports
+only the standard library and the proxy core, not the CLI's libraries. The join token
+travels in the environment (``MESHPY_TOKEN``), never on a command line, and the app does
+not get it.
 
 Lines on stderr, whose format tests and tools rely on::
 
@@ -8,28 +14,64 @@ Lines on stderr, whose format tests and tools rely on::
     meshpy sidecar: draining for up to 10s
     meshpy sidecar: stopped
 
-and the identity, config and lease threads log what they do as ``meshpy sidecar: ...``.
+and the identity, config, lease and app threads log what they do as ``meshpy sidecar: ...``.
+SIGHUP, SIGUSR1 and SIGUSR2 are passed on to the app. When the app exits for good
+(``--restart never``, or ``on-failure`` after a clean exit), the sidecar stops too and
+exits with the app's code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from meshpy import _core
-from meshpy.proxyrun import format_addresses
+from meshpy.addresses import format_addresses
 from meshpy.sidecar.controlplane import ControlPlaneError
 from meshpy.sidecar.runner import Sidecar, SidecarOptions
+from meshpy.sidecar.supervisor import AppSpec
 
-__all__ = ["run"]
+__all__ = ["exec_sidecar", "options_from_json", "options_to_json", "run"]
 
 EXIT_FAILED = 1
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def options_to_json(options: SidecarOptions, *, drain_s: float, addresses_json: bool) -> str:
+    """The options as the light process reads them, without the token."""
+    data = dataclasses.asdict(options)
+    data.pop("token")
+    return json.dumps({"options": data, "drain_s": drain_s, "addresses_json": addresses_json})
+
+
+def options_from_json(text: str, token: str) -> tuple[SidecarOptions, float, bool]:
+    """Inverse of ``options_to_json``."""
+    data: dict[str, Any] = json.loads(text)
+    fields = dict(data["options"])
+    app = fields.pop("app")
+    options = SidecarOptions(
+        **fields,
+        token=token,
+        app=AppSpec(**{**app, "command": tuple(app["command"])}) if app else None,
+    )
+    return options, float(data["drain_s"]), bool(data["addresses_json"])
+
+
+def exec_sidecar(options: SidecarOptions, *, drain_s: float, addresses_json: bool) -> None:
+    """Replace this process with the light sidecar process; does not return."""
+    os.environ["MESHPY_TOKEN"] = options.token
+    sys.stdout.flush()
+    sys.stderr.flush()
+    payload = options_to_json(options, drain_s=drain_s, addresses_json=addresses_json)
+    os.execv(sys.executable, [sys.executable, "-m", "meshpy.sidecar", payload])
 
 
 def run(
@@ -40,17 +82,23 @@ def run(
     err: TextIO = sys.stderr,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the sidecar until SIGTERM/SIGINT; returns the exit code."""
+    """Run the sidecar until SIGTERM/SIGINT (or its app is gone); returns the exit code."""
     _log_to(err)
     stop = threading.Event()
+    sidecar: list[Sidecar] = []
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+    def on_forwarded(signum: int, _frame: FrameType | None) -> None:
+        if sidecar and sidecar[0].app is not None:
+            sidecar[0].app.signal(signum)
+
+    previous = {sig: signal.signal(sig, on_stop) for sig in _STOP_SIGNALS}
+    previous.update({sig: signal.signal(sig, on_forwarded) for sig in _FORWARDED})
     try:
         return _serve(
-            options, stop, drain_s=drain_s, addresses_json=addresses_json, err=err, out=out
+            options, stop, sidecar, drain_s=drain_s, addresses_json=addresses_json, err=err, out=out
         )
     finally:
         for sig, handler in previous.items():
@@ -60,6 +108,7 @@ def run(
 def _serve(
     options: SidecarOptions,
     stop: threading.Event,
+    holder: list[Sidecar],
     *,
     drain_s: float,
     addresses_json: bool,
@@ -71,15 +120,18 @@ def _serve(
         err.flush()
 
     try:
-        sidecar = Sidecar(options)
+        sidecar = Sidecar(options, base_env=os.environ)
+        holder.append(sidecar)
         sidecar.start()
-    except (ControlPlaneError, _core.MeshpyError, ValueError) as exc:
+    except (ControlPlaneError, _core.MeshpyError, OSError, ValueError) as exc:
         err.write(f"error: {exc}\n")
         return EXIT_FAILED
     spec = sidecar.registrar.spec
-    say(f"registered {spec.namespace}/{spec.service} instance {sidecar.registrar.instance}")
+    instance = sidecar.registrar.instance or "(not registered yet)"
+    say(f"registered {spec.namespace}/{spec.service} instance {instance}")
     announced: dict[str, str] = {}
     was_ready = False
+    app_gone = False
     while not stop.wait(0.1):
         addresses = sidecar.proxy.addresses()
         if addresses != announced:
@@ -93,9 +145,14 @@ def _serve(
         if ready != was_ready:
             say("ready" if ready else "not ready")
             was_ready = ready
+        if sidecar.app is not None and sidecar.app_finished():
+            app_gone = True
+            break
     say(f"draining for up to {drain_s:g}s")
     sidecar.stop(drain_s)
     say("stopped")
+    if app_gone and sidecar.app is not None:
+        return sidecar.app.returncode or 0
     return 0
 
 

@@ -1,7 +1,8 @@
 """Registers this sidecar's instance and keeps its lease, reporting whether it can serve.
 
-The instance reports ``passing`` only while ``ready()`` says so (the proxy has its
-identity and config, and the app answers), so it gets traffic only then. When the
+The instance reports what ``health()`` says: ``passing`` once the proxy has its
+identity and config and the app answers (only then does it get traffic), ``failing``
+otherwise, ``critical`` while the app is not running at all. When the
 control plane has forgotten the instance (404 on renewal: its lease ran out while the
 control plane was unreachable) it registers again, under a new id.
 """
@@ -12,12 +13,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from meshpy.sidecar.backoff import Backoff
 from meshpy.sidecar.controlplane import ControlPlaneClient, ControlPlaneError, instance_path
 
-__all__ = ["InstanceSpec", "Registrar"]
+__all__ = ["Health", "InstanceSpec", "Registrar"]
+
+Health = Literal["passing", "failing", "critical"]
 
 log = logging.getLogger("meshpy.sidecar.registration")
 
@@ -53,9 +56,11 @@ class Registrar:
 
     client: ControlPlaneClient
     spec: InstanceSpec
-    ready: Callable[[], bool]
+    health: Callable[[], Health]
     backoff: Backoff = field(default_factory=Backoff)
     instance: str | None = None
+    announced: str | None = None
+    """The instance id last passed to ``on_registered``."""
     renew_every_s: float = 5.0
     _wake: threading.Event = field(default_factory=threading.Event)
 
@@ -77,9 +82,8 @@ class Registrar:
             self.register()
             return
         path = instance_path(self.spec.namespace, self.spec.service, self.instance) + "/lease"
-        health = "passing" if self.ready() else "failing"
         try:
-            answer = self.client.request("PUT", path, body={"health": health}).json()
+            answer = self.client.request("PUT", path, body={"health": self.health()}).json()
         except ControlPlaneError as err:
             if err.status != 404:
                 raise
@@ -93,7 +97,6 @@ class Registrar:
     def run(self, stop: threading.Event, on_registered: Callable[[str], None]) -> None:
         """Renew until ``stop``; ``on_registered(id)`` after each (re-)registration."""
         while not stop.is_set():
-            before = self.instance
             try:
                 self.renew()
             except ControlPlaneError as err:
@@ -107,7 +110,8 @@ class Registrar:
                 self._wake.clear()
                 continue
             self.backoff.reset()
-            if self.instance is not None and self.instance != before:
+            if self.instance is not None and self.instance != self.announced:
+                self.announced = self.instance
                 on_registered(self.instance)
             self._wake.wait(self.renew_every_s)
             self._wake.clear()
