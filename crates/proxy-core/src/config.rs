@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod authz;
 mod route;
 mod tls;
+pub use authz::{
+    Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
+    AuthzTarget,
+};
 pub use route::{
     EndpointConfig, NameValue, PathMatch, PathMatchType, RouteMatch, RouteRule, RuleTimeouts,
     VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_WEIGHT,
@@ -149,6 +154,9 @@ pub struct Listener {
     /// Terminate mTLS (a sidecar's inbound listener); absent means plaintext only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
+    /// Who may send which requests (HTTP) or open connections (TCP); absent allows everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
 }
 
 /// Timeouts of a listener.
@@ -393,6 +401,9 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
         }
         check_positive(listener.timeouts.request, &at("timeouts.request"))?;
         check_positive(listener.timeouts.idle, &at("timeouts.idle"))?;
+        if let Some(authorization) = &listener.authorization {
+            authz::validate_authorization(i, authorization)?;
+        }
         let limits = &listener.limits;
         if limits.max_connections == 0 {
             return Err(ConfigError::new(

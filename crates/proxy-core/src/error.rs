@@ -30,6 +30,10 @@ pub enum ErrorKind {
     UpstreamTls,
     /// The endpoint's certificate is valid but names another workload than the cluster's `identity`.
     UpstreamIdentityMismatch,
+    /// The listener's authorization refused the request.
+    Unauthorized,
+    /// The request path has a malformed percent-encoding, so it cannot be normalised for authorization.
+    InvalidPath,
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -39,6 +43,8 @@ pub enum Side {
     Upstream,
     /// This proxy's own configuration or state.
     Internal,
+    /// The client: its request was refused or malformed.
+    Downstream,
 }
 
 /// A failure on the request path, with the error that caused it.
@@ -77,6 +83,7 @@ impl ProxyError {
             | ErrorKind::NoBackend
             | ErrorKind::NoEndpoints
             | ErrorKind::NoIdentity => Side::Internal,
+            ErrorKind::Unauthorized | ErrorKind::InvalidPath => Side::Downstream,
             _ => Side::Upstream,
         }
     }
@@ -105,6 +112,8 @@ impl ProxyError {
             | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamIdentityMismatch => StatusCode::BAD_GATEWAY,
             ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
+            ErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -122,6 +131,8 @@ impl ProxyError {
             ErrorKind::NoIdentity => "no-identity",
             ErrorKind::UpstreamTls => "upstream-tls-failed",
             ErrorKind::UpstreamIdentityMismatch => "upstream-identity-mismatch",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::InvalidPath => "invalid-path",
         }
     }
 
@@ -138,6 +149,8 @@ impl ProxyError {
             ErrorKind::NoIdentity => "no identity: the proxy has no certificate for mTLS yet",
             ErrorKind::UpstreamTls => "upstream TLS handshake failed",
             ErrorKind::UpstreamIdentityMismatch => "upstream identity mismatch",
+            ErrorKind::Unauthorized => "unauthorized: the caller may not make this request",
+            ErrorKind::InvalidPath => "invalid request path",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -182,6 +195,8 @@ mod tests {
                 true,
                 Side::Upstream,
             ),
+            (ErrorKind::Unauthorized, 403, false, Side::Downstream),
+            (ErrorKind::InvalidPath, 400, false, Side::Downstream),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

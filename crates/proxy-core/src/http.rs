@@ -1,5 +1,6 @@
 //! The HTTP listener: serves HTTP/1.1 and h2c on a connection and forwards each request to its cluster.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -17,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 
+use crate::authz::{self, AuthzRequest, Decider, HttpView};
 use crate::body::ProxyBody;
 use crate::cluster::Cluster;
 use crate::config::ListenerProtocol;
@@ -24,7 +27,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
 use crate::inbound::{self, PeerIdentity};
 use crate::io::{self, ClientStream, Detected};
-use crate::listener::{ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
 use crate::metrics::Wire;
 use crate::rng;
 use crate::route::{Miss, RequestView};
@@ -225,7 +228,7 @@ async fn handle(mut req: Request<Incoming>, conn: &Connection) -> Response<Proxy
     if let Some(peer) = &conn.peer {
         req.extensions_mut().insert(peer.clone());
     }
-    let response = match forward(req, &route, &conn.client).await {
+    let response = match forward(req, &route, conn).await {
         Ok(response) => response,
         Err(err) => {
             metrics.error(err.reason());
@@ -238,11 +241,11 @@ async fn handle(mut req: Request<Incoming>, conn: &Connection) -> Response<Proxy
     response
 }
 
-/// Sends the request to an endpoint of the route's cluster and streams the response back.
+/// Authorizes the request, then sends it to an endpoint of the route's cluster and streams the response back.
 async fn forward(
     mut req: Request<Incoming>,
     route: &ListenerRoute,
-    client: &ClientHeaders,
+    conn: &Connection,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     // HTTP/1 header counts are enforced by the parser; HTTP/2 ones here.
     if req.headers().len() > route.limits.max_headers {
@@ -251,6 +254,10 @@ async fn forward(
             "too many request headers\n",
         ));
     }
+    if let Some(authz) = &route.authz {
+        authorize(&mut req, authz, conn)?;
+    }
+    let client = &conn.client;
     let (cluster, timeout) = choose_cluster(&req, route)?;
     let endpoint = cluster
         .pick()
@@ -273,6 +280,61 @@ async fn forward(
         parts,
         ProxyBody::upstream(body, lease),
     ))
+}
+
+/// Normalises the request's path (what routing, authorization and the app all
+/// see from then on), then lets the listener's policies decide.
+fn authorize(
+    req: &mut Request<Incoming>,
+    authz: &ListenerAuthz,
+    conn: &Connection,
+) -> Result<(), ProxyError> {
+    let normalized = match authz::normalize_path(req.uri().path()) {
+        Ok(Cow::Borrowed(_)) => None,
+        Ok(Cow::Owned(path)) => Some(path),
+        Err(err) => return Err(ProxyError::with_source(ErrorKind::InvalidPath, err)),
+    };
+    if let Some(path) = normalized {
+        set_path(req, path)?;
+    }
+    let identity = conn.peer.as_ref().map(|PeerIdentity(id)| id.as_str());
+    let decision = authz.decide(&AuthzRequest {
+        identity,
+        http: Some(HttpView {
+            method: req.method(),
+            path: req.uri().path(),
+        }),
+    });
+    if decision.allowed {
+        return Ok(());
+    }
+    tracing::debug!(
+        listener = %conn.shared.name,
+        client = identity.unwrap_or("(unauthenticated)"),
+        method = %req.method(),
+        path = req.uri().path(),
+        policy = authz.policies.label(decision.by),
+        no_allow_match = decision.by == Decider::NoAllowMatch,
+        "request refused by authorization"
+    );
+    // The body says no more than "unauthorized": policy names stay with the operator.
+    Err(ProxyError::new(ErrorKind::Unauthorized))
+}
+
+/// Replaces the request's path, keeping its query exactly as it came.
+fn set_path(req: &mut Request<Incoming>, path: String) -> Result<(), ProxyError> {
+    let target = match req.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(
+        PathAndQuery::try_from(target)
+            .map_err(|err| ProxyError::with_source(ErrorKind::InvalidPath, err))?,
+    );
+    *req.uri_mut() = Uri::from_parts(parts)
+        .map_err(|err| ProxyError::with_source(ErrorKind::InvalidPath, err))?;
+    Ok(())
 }
 
 /// The cluster a request goes to, and its request timeout.

@@ -6,6 +6,7 @@
 //!
 //! - `listener` accepts connections; `http` and `tcp` serve them;
 //! - `headers` holds the proxy header rules as pure functions;
+//! - `authz` normalises paths and decides who may call, as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
 //! - `error` maps every failure to a status code; `metrics` and `state` report;
 //! - `identity` vets and holds the proxy's X.509-SVID; `spiffe` parses SPIFFE IDs;
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+pub mod authz;
 pub mod balance;
 mod body;
 mod cluster;

@@ -13,12 +13,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::authz::{Authorizer, AuthzRequest, Decision};
 use crate::cluster::Cluster;
 use crate::config::{
     self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
 };
 use crate::identity::IdentityStore;
-use crate::metrics::ListenerMetrics;
+use crate::metrics::{AuthzCounters, ListenerMetrics, Metrics};
 use crate::route::RouteTable;
 use crate::{http, tcp};
 
@@ -29,6 +30,26 @@ pub enum Target {
     Cluster(Arc<Cluster>),
     /// HTTP requests by host and rules.
     Routes(RouteTable<Arc<Cluster>>),
+}
+
+/// A listener's authorization: its compiled policies and their counters.
+#[derive(Debug)]
+pub struct ListenerAuthz {
+    /// The policies.
+    pub policies: Authorizer,
+    /// Decisions and audit matches.
+    pub counters: AuthzCounters,
+}
+
+impl ListenerAuthz {
+    /// Decides on `req`, counting the decision and audit matches.
+    pub fn decide(&self, req: &AuthzRequest<'_>) -> Decision {
+        let decision = self
+            .policies
+            .evaluate(req, |index| self.counters.audited(index));
+        self.counters.decided(&decision);
+        decision
+    }
 }
 
 /// What a listener's new connections and requests follow; replaced whole on reload.
@@ -46,11 +67,18 @@ pub struct ListenerRoute {
     pub limits: ListenerLimits,
     /// mTLS termination, if the listener has `tls`.
     pub tls: Option<TlsMode>,
+    /// Authorization, if the listener has `authorization`.
+    pub authz: Option<ListenerAuthz>,
 }
 
 impl ListenerRoute {
-    /// Combines a listener's config with its compiled clusters (validated to exist).
-    pub fn new(cfg: &config::Listener, clusters: &HashMap<&str, Arc<Cluster>>) -> Self {
+    /// Combines a listener's config with its compiled clusters (validated to exist)
+    /// and its authorization, compiled with its counters.
+    pub fn new(
+        cfg: &config::Listener,
+        clusters: &HashMap<&str, Arc<Cluster>>,
+        metrics: &Metrics,
+    ) -> Self {
         let resolve = |name: &str| clusters.get(name).cloned();
         let target = match cfg.cluster.as_deref().and_then(resolve) {
             Some(cluster) => Target::Cluster(cluster),
@@ -63,6 +91,10 @@ impl ListenerRoute {
             timeouts: cfg.timeouts,
             limits: cfg.limits,
             tls: cfg.tls.map(|tls| tls.mode),
+            authz: cfg.authorization.as_ref().map(|authz| ListenerAuthz {
+                policies: Authorizer::compile(authz),
+                counters: metrics.authz(&cfg.name, authz),
+            }),
         }
     }
 }

@@ -10,6 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::authz::{Decider, Decision};
+use crate::config::{Authorization, AuthzAction};
+
 /// Latency buckets in seconds: 100 µs to 30 s.
 const LATENCY_BUCKETS: [f64; 17] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -57,6 +60,19 @@ struct UpstreamHandshakeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthzLabels {
+    listener: String,
+    decision: &'static str,
+    policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    listener: String,
+    policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WireLabels {
     listener: String,
     tls: &'static str,
@@ -85,7 +101,7 @@ const WIRES: [&str; 2] = ["mtls", "plaintext"];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 10] = [
+pub const ERROR_REASONS: [&str; 12] = [
     "no_route",
     "no_backend",
     "no_endpoints",
@@ -96,6 +112,8 @@ pub const ERROR_REASONS: [&str; 10] = [
     "no-identity",
     "upstream-tls-failed",
     "upstream-identity-mismatch",
+    "unauthorized",
+    "invalid-path",
 ];
 
 fn latency_histogram() -> Histogram {
@@ -116,6 +134,8 @@ pub struct Metrics {
     config_reloads: Family<ResultLabel, Counter>,
     tls: TlsFamilies,
     upstream_handshakes: Family<UpstreamHandshakeLabels, Counter>,
+    authz_requests: Family<AuthzLabels, Counter>,
+    authz_audit: Family<AuditLabels, Counter>,
     /// Version of the snapshot being served.
     pub config_version: Gauge<u64, AtomicU64>,
     /// `not_after` of the proxy's certificate, Unix seconds; 0 before an identity is set.
@@ -153,6 +173,8 @@ impl Metrics {
         let tls = TlsFamilies::default();
         let upstream_handshakes = Family::<UpstreamHandshakeLabels, Counter>::default();
         let identity_expiration = Gauge::<f64, AtomicU64>::default();
+        let authz_requests = Family::<AuthzLabels, Counter>::default();
+        let authz_audit = Family::<AuditLabels, Counter>::default();
         registry.register(
             "meshpy_requests",
             "HTTP requests served, by listener and status class",
@@ -223,6 +245,17 @@ impl Metrics {
             "When the proxy's certificate expires (its not_after), Unix seconds",
             identity_expiration.clone(),
         );
+        registry.register(
+            "meshpy_authz_requests",
+            "HTTP requests and TCP connections authorized on listeners with authorization, \
+             by decision (allow, deny) and the policy that decided (or default)",
+            authz_requests.clone(),
+        );
+        registry.register(
+            "meshpy_authz_audit",
+            "HTTP requests and TCP connections that a rule of an audit policy matched",
+            authz_audit.clone(),
+        );
         Self {
             registry,
             requests,
@@ -235,6 +268,8 @@ impl Metrics {
             config_reloads,
             tls,
             upstream_handshakes,
+            authz_requests,
+            authz_audit,
             config_version,
             identity_expiration,
         }
@@ -300,6 +335,40 @@ impl Metrics {
         }
     }
 
+    /// Authorization counters of one listener for its policies, resolved when
+    /// a snapshot is applied so that requests touch only atomics.
+    pub fn authz(&self, listener: &str, config: &Authorization) -> AuthzCounters {
+        let decided = |decision, policy: &str| {
+            self.authz_requests
+                .get_or_create(&AuthzLabels {
+                    listener: listener.to_string(),
+                    decision,
+                    policy: policy.to_string(),
+                })
+                .clone()
+        };
+        let policies = config
+            .policies
+            .iter()
+            .map(|policy| match policy.action {
+                AuthzAction::Allow => decided("allow", &policy.name),
+                AuthzAction::Deny => decided("deny", &policy.name),
+                AuthzAction::Audit => self
+                    .authz_audit
+                    .get_or_create(&AuditLabels {
+                        listener: listener.to_string(),
+                        policy: policy.name.clone(),
+                    })
+                    .clone(),
+            })
+            .collect();
+        AuthzCounters {
+            policies,
+            default_allow: decided("allow", "default"),
+            default_deny: decided("deny", "default"),
+        }
+    }
+
     /// Counts a snapshot applied (`true`) or rejected.
     pub fn config_reload(&self, applied: bool) {
         let result = if applied { "applied" } else { "rejected" };
@@ -329,6 +398,38 @@ impl Handshakes {
     /// Counts one handshake.
     pub fn count(&self, ok: bool) {
         if ok { &self.ok } else { &self.failed }.inc();
+    }
+}
+
+/// The authorization counters of one listener, by the index of a policy in its config.
+#[derive(Debug, Clone, Default)]
+pub struct AuthzCounters {
+    /// Per policy: its decisions (allow or deny policies) or its matches (audit policies).
+    policies: Vec<Counter>,
+    default_allow: Counter,
+    default_deny: Counter,
+}
+
+impl AuthzCounters {
+    /// Counts a decision.
+    pub fn decided(&self, decision: &Decision) {
+        let counter = match decision.by {
+            Decider::Policy(index) => self.policies.get(index),
+            Decider::NoAllowMatch | Decider::Default if decision.allowed => {
+                Some(&self.default_allow)
+            }
+            Decider::NoAllowMatch | Decider::Default => Some(&self.default_deny),
+        };
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+    }
+
+    /// Counts a match of the audit policy at `index`.
+    pub fn audited(&self, index: usize) {
+        if let Some(counter) = self.policies.get(index) {
+            counter.inc();
+        }
     }
 }
 

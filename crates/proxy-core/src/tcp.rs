@@ -8,10 +8,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
+use crate::authz::AuthzRequest;
 use crate::config::ListenerProtocol;
-use crate::inbound;
+use crate::inbound::{self, PeerIdentity};
 use crate::io::ClientStream;
-use crate::listener::{ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
 use crate::metrics::Wire;
 
 /// Relays one connection until either side closes, it idles out, or the proxy stops.
@@ -46,16 +47,22 @@ pub async fn serve_connection(
         metrics.bytes_sent.clone(),
     )
     .with_activity(activity.clone());
-    // The client proves who it is before anything is opened upstream.
-    let mut client = match wire {
+    // The client proves who it is, and is authorized, before anything is opened upstream.
+    let (mut client, peer) = match wire {
         Some(Wire::Mtls) => {
             match inbound::handshake(client, shared, ListenerProtocol::Tcp, &shutdown).await {
-                Some((tls, _peer)) => Either::Right(tls),
+                Some((tls, peer)) => (Either::Right(tls), Some(peer)),
                 None => return,
             }
         }
-        _ => Either::Left(client),
+        _ => (Either::Left(client), None),
     };
+    if let Some(authz) = &route.authz {
+        if !authorize(authz, peer.as_ref(), shared) {
+            // Closing is the only refusal a byte stream has.
+            return;
+        }
+    }
     let Some(endpoint) = cluster.pick() else {
         metrics.error("no_endpoints");
         return;
@@ -89,6 +96,26 @@ pub async fn serve_connection(
         _ = idle_watch => tracing::debug!(listener = %shared.name, "tcp relay idle timeout"),
         _ = shutdown.stop.cancelled() => {}
     }
+}
+
+/// Decides once for the whole connection: sources apply, request conditions
+/// cannot (see `authz`: allow rules with them do not match, deny rules do).
+fn authorize(authz: &ListenerAuthz, peer: Option<&PeerIdentity>, shared: &ListenerShared) -> bool {
+    let identity = peer.map(|PeerIdentity(id)| id.as_str());
+    let decision = authz.decide(&AuthzRequest {
+        identity,
+        http: None,
+    });
+    if !decision.allowed {
+        shared.metrics.error("unauthorized");
+        tracing::debug!(
+            listener = %shared.name,
+            client = identity.unwrap_or("(unauthenticated)"),
+            policy = authz.policies.label(decision.by),
+            "connection refused by authorization"
+        );
+    }
+    decision.allowed
 }
 
 async fn relay<C, U>(client: &mut C, upstream: &mut U) -> std::io::Result<(u64, u64)>

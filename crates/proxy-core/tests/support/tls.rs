@@ -128,13 +128,25 @@ pub fn presented(stream: &TlsStream<TcpStream>) -> (String, String) {
 /// (empty if the server closed); `Err` is a handshake or I/O error. With TLS
 /// 1.3 a refused client certificate shows up after the handshake, on read.
 pub async fn tls_get(addr: SocketAddr, leaf: Option<&Leaf>) -> Result<String, String> {
+    tls_exchange(
+        addr,
+        leaf,
+        b"GET / HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n",
+    )
+    .await
+}
+
+/// Sends `request` as it is on a fresh TLS connection (ALPN http/1.1) and reads
+/// until the server closes; results as for [`tls_get`].
+pub async fn tls_exchange(
+    addr: SocketAddr,
+    leaf: Option<&Leaf>,
+    request: &[u8],
+) -> Result<String, String> {
     let mut stream = tls_connect(addr, leaf, &[b"http/1.1"])
         .await
         .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
+    stream.write_all(request).await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     match tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await {
         Ok(Ok(_)) => Ok(String::from_utf8_lossy(&out).into_owned()),
