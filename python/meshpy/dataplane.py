@@ -36,18 +36,26 @@ from meshpy.configfile import BOOTSTRAP_KEYS, IDENTITY_KEY, IdentityFiles
 from meshpy.durations import DURATION_PATTERN, format_duration, parse_duration
 
 __all__ = [
+    "Authorization",
+    "AuthzPolicy",
+    "AuthzRule",
+    "AuthzTarget",
     "Bootstrap",
     "CertificateInfo",
     "Cluster",
     "ClusterTls",
     "Duration",
+    "ExactPath",
     "IdentityPaths",
+    "IdentityPrefixSource",
+    "IdentitySource",
     "Limits",
     "Listener",
     "ListenerTls",
     "NameValue",
     "PathMatch",
     "Pool",
+    "PrefixPath",
     "Proxy",
     "ProxyConfig",
     "RouteMatch",
@@ -308,6 +316,128 @@ class ListenerTls(_Model):
     )
 
 
+_AUTHZ_PATH_PATTERN = r"^/[!$-;=@-\[\]_a-z~]*$"
+_PERCENT_ENCODINGS = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
+
+
+def _check_percent_encodings(value: str) -> str:
+    if not _PERCENT_ENCODINGS.fullmatch(value):
+        msg = f"{value!r} has a malformed percent-encoding ('%' and two hex digits)"
+        raise ValueError(msg)
+    return value
+
+
+AuthzPathValue = Annotated[
+    str,
+    Field(pattern=_AUTHZ_PATH_PATTERN, max_length=1024),
+    AfterValidator(_check_percent_encodings),
+]
+"""An absolute path of URI path characters (no query); matched after normalisation."""
+
+
+class IdentitySource(_Model):
+    """A caller whose verified SPIFFE ID is exactly this."""
+
+    identity: SpiffeId = Field(description="The caller's SPIFFE ID.")
+
+
+class IdentityPrefixSource(_Model):
+    """Callers whose verified SPIFFE ID starts with this prefix."""
+
+    identity_prefix: str = Field(
+        pattern=r"^spiffe://[a-z0-9._-]+/[A-Za-z0-9._/-]*$",
+        max_length=2048,
+        description="spiffe://<trust domain>/ and a path prefix, e.g. "
+        "spiffe://meshpy.local/ns/ops/sa/ (every service of namespace ops).",
+    )
+
+
+class ExactPath(_Model):
+    """The whole normalised path equals this."""
+
+    exact: AuthzPathValue = Field(description="An absolute path, e.g. /charge.")
+
+
+class PrefixPath(_Model):
+    """The normalised path starts with this, byte for byte."""
+
+    prefix: AuthzPathValue = Field(description="A path prefix, e.g. /refunds/.")
+
+
+class AuthzTarget(_Model):
+    """Requests: any of ``paths`` and any of ``methods``; an empty list matches any."""
+
+    paths: list[ExactPath | PrefixPath] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Conditions on the normalised path (OR); empty = any path. "
+        "On a tcp listener a condition makes allow rules miss and deny rules match.",
+    )
+    methods: list[Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Methods as sent, e.g. POST (OR); empty = any method.",
+    )
+
+
+class AuthzRule(_Model):
+    """A rule matches when a source matches and a ``to`` entry matches."""
+
+    sources: list[IdentitySource | IdentityPrefixSource] | None = Field(
+        default=None,
+        max_length=64,
+        description="Callers (OR) by verified mTLS identity; absent = any caller, "
+        "unauthenticated ones too; [] = nobody.",
+    )
+    to: list[AuthzTarget] | None = Field(
+        default=None, max_length=16, description="Requests (OR); absent = any; [] = none."
+    )
+
+
+class AuthzPolicy(_Model):
+    """A named policy: what its rules' matches lead to."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_./-]*$",
+        max_length=320,
+        description="Unique in the listener, e.g. default/payment-callers (a metric label); "
+        '"default" is reserved.',
+    )
+    action: Literal["allow", "deny", "audit"] = Field(
+        description="deny: a match refuses; allow: once any allow policy exists, only a "
+        "match allows; audit: a match is only counted."
+    )
+    rules: list[AuthzRule] = Field(
+        default_factory=list, max_length=64, description="Alternatives (OR); none matches nothing."
+    )
+
+
+class Authorization(_Model):
+    """Who may send which requests (http) or open connections (tcp) on a listener."""
+
+    default: Literal["all_unauthenticated", "all_authenticated", "deny"] = Field(
+        default="all_unauthenticated",
+        description="When no deny policy matches and there is no allow policy: everyone, "
+        "callers with a verified mTLS identity, or nobody.",
+    )
+    policies: list[AuthzPolicy] = Field(
+        default_factory=list, max_length=1024, description="The policies."
+    )
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Self:
+        seen: set[str] = set()
+        for i, policy in enumerate(self.policies):
+            if policy.name == "default":
+                msg = f'policies[{i}].name: "default" is reserved for the default decision'
+                raise ValueError(msg)
+            if policy.name in seen:
+                msg = f"policies[{i}].name: duplicate policy name {policy.name!r}"
+                raise ValueError(msg)
+            seen.add(policy.name)
+        return self
+
+
 class Listener(_Model):
     """A downstream socket: where the proxy accepts connections and where their traffic goes."""
 
@@ -337,6 +467,12 @@ class Listener(_Model):
         default=None,
         description="Terminate mTLS; requests that arrive over it carry x-meshpy-client-id "
         "(the client's SPIFFE ID). Absent: plaintext only.",
+    )
+    authorization: Authorization | None = Field(
+        default=None,
+        description="Policies on who may call: refused http requests get 403 "
+        "(x-meshpy-error: unauthorized), refused tcp connections are closed. "
+        "Absent: everything is allowed.",
     )
 
 
