@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshpy.authz import AuthzDefault
 from meshpy.ca.spiffeid import check_trust_domain
 from meshpy.durations import parse_seconds
 from meshpy.snapshot import MtlsMode
@@ -113,6 +114,12 @@ class Settings(BaseSettings):
         default="strict",
         description="Sidecar inbound mTLS: strict (mTLS only), permissive (plaintext "
         "accepted too), or disabled (plaintext between sidecars: development only).",
+    )
+    authz_default: Annotated[AuthzDefault, BeforeValidator(_lowercase)] = Field(
+        default="all-unauthenticated",
+        description="Who may call a service when no AuthorizationPolicy decides: "
+        "all-unauthenticated (everyone), all-authenticated (callers with a verified mTLS "
+        "identity), or deny (nobody). ALLOW policies on a service replace it.",
     )
     cert_retention: Seconds = Field(
         default=7 * 86400.0,

@@ -17,6 +17,11 @@ takes in ``Proxy.apply``:
   empty cluster ``unresolved-backend``; weights are kept;
 - for the sidecar's own instance, an ``inbound`` listener on its inbound port to the
   ``local-app`` cluster at ``127.0.0.1:<app_port>`` (none without an app port);
+- the inbound listener's ``authorization``, from the AuthorizationPolicies that target the
+  instance's service or its version service (``meshpy.authz``): sources become SPIFFE IDs
+  of the mesh's trust domain, and the mesh default (``MeshIdentity.authz_default``, or
+  all-unauthenticated without an identity) decides when no policy does; left out when
+  there is nothing to enforce;
 - with a mesh identity (``MeshState.identity``), mutual TLS between sidecars: the inbound
   listener terminates mTLS (``strict``: nothing else; ``permissive``: plaintext too), and
   every service cluster connects with mTLS and expects the service's SPIFFE identity
@@ -40,7 +45,6 @@ Not yet sent to the data plane (the core cannot express them yet):
 - BackendPolicy: only ``loadBalancer.type``, and peak_ewma (the default), ring_hash and
   maglev are sent as least_request until the core has them; hashOn, outlierDetection,
   connectionLimits, retryBudget, slowStart and faultInjection are not sent;
-- AuthorizationPolicy: nothing yet;
 - instance zones and labels; TCP services get clusters but no listener.
 """
 
@@ -52,6 +56,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from meshpy.authz import AuthzDefault, inbound_authorization
 from meshpy.durations import format_duration
 from meshpy.resources import (
     BackendPolicySpec,
@@ -107,10 +112,11 @@ MTLS_MODES: tuple[MtlsMode, ...] = ("strict", "permissive", "disabled")
 
 @dataclass(frozen=True, kw_only=True)
 class MeshIdentity:
-    """The mesh's trust domain and mTLS mode."""
+    """The mesh's trust domain, mTLS mode, and who may call a service no policy decides on."""
 
     trust_domain: str
     mtls: MtlsMode = "strict"
+    authz_default: AuthzDefault = "all-unauthenticated"
 
 
 def spiffe_id(trust_domain: str, namespace: str, service: str) -> str:
@@ -330,7 +336,8 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
 
 
 def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
-    """What is the sidecar's own: the inbound listener to its app (none without an app port)."""
+    """What is the sidecar's own: the inbound listener to its app, with its mTLS and
+    authorization (no listener without an app port)."""
     if own.app_port is None:
         return Part([], [])
     own_service = state.service_index().get((own.namespace, own.service))
@@ -342,6 +349,18 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     }
     if state.mtls is not None:
         listener["tls"] = {"mode": state.mtls.mtls}
+    version = version_service_name(own.service, own.version)
+    services = (own.service,) if version is None else (own.service, version)
+    identity = state.identity
+    authorization = inbound_authorization(
+        state.authorization_policies,
+        own.namespace,
+        services,
+        identity.trust_domain if identity is not None else None,
+        identity.authz_default if identity is not None else "all-unauthenticated",
+    )
+    if authorization is not None:
+        listener["authorization"] = authorization
     cluster = _cluster(LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin")
     return Part([listener], [cluster])
 

@@ -59,3 +59,13 @@ def test_mtls_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESHPY_MTLS", "off")
     with pytest.raises(ValidationError, match="'strict', 'permissive' or 'disabled'"):
         Settings()
+
+
+def test_authz_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MESHPY_AUTHZ_DEFAULT", raising=False)
+    assert Settings().authz_default == "all-unauthenticated"
+    monkeypatch.setenv("MESHPY_AUTHZ_DEFAULT", "All-Authenticated")
+    assert Settings().authz_default == "all-authenticated"
+    monkeypatch.setenv("MESHPY_AUTHZ_DEFAULT", "allow")
+    with pytest.raises(ValidationError, match="'all-unauthenticated', 'all-authenticated' or"):
+        Settings()

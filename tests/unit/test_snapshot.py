@@ -587,3 +587,100 @@ def test_permissive_mtls_and_disabled() -> None:
 
 def test_spiffe_ids() -> None:
     assert spiffe_id("meshpy.local", "shop", "cart") == "spiffe://meshpy.local/ns/shop/sa/cart"
+
+
+def authz_policy(
+    name: str,
+    targets: list[str],
+    action: str,
+    rules: list[dict[str, Any]],
+    namespace: str = "default",
+) -> Resource:
+    return parse(
+        {
+            "apiVersion": "policy.meshpy.io/v1alpha1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "targetRefs": [{"kind": "Service", "name": t} for t in targets],
+                "action": action,
+                "rules": rules,
+            },
+        }
+    )
+
+
+CART_CHARGES = authz_policy(
+    "payment-callers",
+    ["payment"],
+    "ALLOW",
+    [
+        {
+            "sources": [{"type": "ServiceAccount", "serviceAccount": {"name": "cart"}}],
+            "to": [{"paths": ["/charge"], "methods": ["POST"]}],
+        }
+    ],
+)
+V2_DENY = authz_policy(
+    "v2-no-refunds", ["payment-v2"], "DENY", [{"to": [{"paths": ["/refunds/*"]}]}]
+)
+
+
+def test_authorization_policies_reach_the_inbound_listener_of_their_targets() -> None:
+    state = replace(
+        SHOP,
+        identity=MeshIdentity(trust_domain="example.org"),
+        authorization_policies=(CART_CHARGES, V2_DENY),
+    )
+    allow = {
+        "name": "default/payment-callers",
+        "action": "allow",
+        "rules": [
+            {
+                "sources": [{"identity": "spiffe://example.org/ns/default/sa/cart"}],
+                "to": [{"paths": [{"exact": "/charge"}], "methods": ["POST"]}],
+            }
+        ],
+    }
+    deny = {
+        "name": "default/v2-no-refunds",
+        "action": "deny",
+        "rules": [{"to": [{"paths": [{"prefix": "/refunds/"}]}]}],
+    }
+    # A v1 instance: the policy on payment; a v2 instance: the version service's too.
+    assert listener(build_snapshot(state, "pay-1"), "inbound")["authorization"] == {
+        "default": "all_unauthenticated",
+        "policies": [allow],
+    }
+    assert listener(build_snapshot(state, "pay-3"), "inbound")["authorization"] == {
+        "default": "all_unauthenticated",
+        "policies": [allow, deny],
+    }
+    # Not targeted, and everyone allowed by default: nothing to enforce.
+    assert "authorization" not in listener(build_snapshot(state, "cart-1"), "inbound")
+    # Only the inbound listener is authorized; the outbound one is the app's own.
+    assert "authorization" not in listener(build_snapshot(state, "pay-1"), "outbound")
+
+
+@pytest.mark.parametrize(
+    ("default", "sent"),
+    [("all-authenticated", "all_authenticated"), ("deny", "deny")],
+)
+def test_the_mesh_default_reaches_every_inbound_listener(default: Any, sent: str) -> None:
+    state = replace(SHOP, identity=MeshIdentity(trust_domain="example.org", authz_default=default))
+    for instance in ("cart-1", "pay-1", "ledger-1", "redis-1"):
+        got = listener(build_snapshot(state, instance), "inbound")["authorization"]
+        assert got == {"default": sent, "policies": []}, instance
+
+
+def test_without_a_mesh_identity_source_rules_match_no_caller() -> None:
+    state = replace(SHOP, authorization_policies=(CART_CHARGES,))
+    authorization = listener(build_snapshot(state, "pay-1"), "inbound")["authorization"]
+    assert authorization["default"] == "all_unauthenticated"
+    assert authorization["policies"][0]["rules"][0]["sources"] == []
+
+
+def test_policies_of_another_namespace_do_not_apply() -> None:
+    elsewhere = authz_policy("x", ["payment"], "DENY", [{}], namespace="billing")
+    state = replace(SHOP, authorization_policies=(elsewhere,))
+    assert "authorization" not in listener(build_snapshot(state, "pay-1"), "inbound")

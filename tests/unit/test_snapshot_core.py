@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from meshpy import _core
+from meshpy.authz import AUTHZ_DEFAULTS, AuthzDefault
 from meshpy.resources import Resource, parse
 from meshpy.snapshot import (
     MTLS_MODES,
@@ -170,5 +171,70 @@ def test_the_dataplane_models_accept_it_unchanged(instance: str, mtls: MtlsMode 
 
     identity = MeshIdentity(trust_domain="meshpy.local", mtls=mtls) if mtls else None
     snapshot = build_snapshot(replace(MESH, identity=identity), instance)
+    model = Snapshot.model_validate(snapshot)
+    assert _core.Proxy("{}").apply(model.model_dump_json()) == 42
+
+
+def _authz(name: str, targets: list[str], action: str, rules: list[dict[str, Any]]) -> Resource:
+    return parse(
+        {
+            "apiVersion": "policy.meshpy.io/v1alpha1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "targetRefs": [{"kind": "Service", "name": t} for t in targets],
+                "action": action,
+                "rules": rules,
+            },
+        }
+    )
+
+
+AUTHZ_POLICIES = (
+    _authz(
+        "payment-callers",
+        ["payment", "redis"],
+        "ALLOW",
+        [
+            {
+                "sources": [
+                    {"type": "ServiceAccount", "serviceAccount": {"name": "cart"}},
+                    {"type": "ServiceAccount", "serviceAccount": {"namespace": "ops", "name": "*"}},
+                    {"type": "SPIFFE", "spiffe": "spiffe://other.org/ns/x/sa/y"},
+                ],
+                "to": [
+                    {"paths": ["/charge", "/refunds/*", "/a%2fb", "/%7Euser"], "methods": ["POST"]},
+                    {"paths": ["/*"]},
+                    {"methods": ["GET", "HEAD"]},
+                ],
+            },
+            {"sources": []},
+            {"to": []},
+            {},
+        ],
+    ),
+    _authz("v2-no-refunds", ["payment-v2"], "DENY", [{"to": [{"paths": ["/refunds/*"]}]}]),
+    _authz("watch", ["payment", "cart"], "AUDIT", []),
+)
+
+
+@pytest.mark.parametrize("default", AUTHZ_DEFAULTS)
+@pytest.mark.parametrize("mtls", [None, *MTLS_MODES])
+@pytest.mark.parametrize("instance", ["cart-1", "pay-3", "redis-1"])
+def test_the_core_and_the_models_accept_authorization(
+    instance: str, mtls: MtlsMode | None, default: AuthzDefault
+) -> None:
+    from meshpy.dataplane import Snapshot
+
+    identity = (
+        MeshIdentity(trust_domain="meshpy.local", mtls=mtls, authz_default=default)
+        if mtls
+        else None
+    )
+    state = replace(MESH, identity=identity, authorization_policies=AUTHZ_POLICIES)
+    snapshot = build_snapshot(state, instance)
+    [inbound] = [lst for lst in snapshot["listeners"] if lst["name"] == "inbound"]
+    assert inbound["authorization"]["policies"], "every instance is targeted"
+    assert _core.Proxy("{}").apply(json.dumps(snapshot)) == 42
     model = Snapshot.model_validate(snapshot)
     assert _core.Proxy("{}").apply(model.model_dump_json()) == 42

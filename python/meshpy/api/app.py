@@ -107,7 +107,11 @@ async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState
         distributor=Distributor(
             store,
             feed,
-            MeshIdentity(trust_domain=authority.trust_domain, mtls=settings.mtls),
+            MeshIdentity(
+                trust_domain=authority.trust_domain,
+                mtls=settings.mtls,
+                authz_default=settings.authz_default,
+            ),
         ),
         authority=authority,
         cert_limits=TokenBuckets(settings.cert_rate / 60.0, settings.cert_burst),
