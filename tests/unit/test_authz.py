@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from meshpy.authz import inbound_authorization
@@ -114,3 +115,36 @@ def test_without_a_trust_domain_service_accounts_match_nobody() -> None:
     assert got["policies"][0]["rules"][0]["sources"] == [
         {"identity": "spiffe://other.org/ns/x/sa/y"}
     ]
+
+
+def test_a_spiffe_id_no_certificate_can_carry_matches_nobody() -> None:
+    dotted = policy(
+        "dotted",
+        {
+            "targetRefs": [{"kind": "Service", "name": "payment"}],
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "sources": [
+                        {"type": "SPIFFE", "spiffe": "spiffe://t/ns/../sa/cart"},
+                        {"type": "SPIFFE", "spiffe": "spiffe://t/ns/x/sa/."},
+                        {"type": "SPIFFE", "spiffe": "spiffe://t/ns/x/sa/.cart"},
+                    ]
+                }
+            ],
+        },
+    )
+    got = inbound_authorization((dotted,), "default", ("payment",), "t", "all-unauthenticated")
+    assert got is not None
+    assert got["policies"][0]["rules"][0]["sources"] == [{"identity": "spiffe://t/ns/x/sa/.cart"}]
+    from meshpy import _core
+
+    listener = {
+        "name": "in",
+        "address": "127.0.0.1:0",
+        "protocol": "http",
+        "cluster": "b",
+        "authorization": got,
+    }
+    snapshot = {"listeners": [listener], "clusters": [{"name": "b"}]}
+    assert _core.Proxy("{}").apply(json.dumps(snapshot)) == 1
