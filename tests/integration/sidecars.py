@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
+import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from meshpy.proxyrun import parse_addresses
 from tests.integration.proxyproc import ProxyProcess, meshpy_cmd
@@ -24,19 +31,40 @@ def join_token(server: ServerProcess, service: str, namespace: str = "default") 
     return str(answer.json()["token"])
 
 
+REPO = Path(__file__).resolve().parents[2]
+APP = (sys.executable, "-m", "tests.integration.meshapp")
+"""The test app (tests/integration/meshapp.py) as a `meshpy run` command."""
+
+
 def spawn_sidecar(
-    tmp: Path, server: ServerProcess, service: str, *args: str, name: str | None = None
+    tmp: Path,
+    server: ServerProcess,
+    service: str,
+    *args: str,
+    name: str | None = None,
+    app: tuple[str, ...] | None = None,
+    token: str | None = None,
 ) -> ProxyProcess:
-    """Start the sidecar of ``service`` (with its own join token), without waiting for it."""
+    """Start the sidecar of ``service`` (with its own join token), without waiting for it.
+
+    With ``app``, ``meshpy run ... -- app`` (the sidecar runs the app); else
+    ``meshpy proxy run --service``. ``token``: a join token, else a new one is made.
+    """
     name = name or service
     log_path, out_path = tmp / f"{name}.sidecar.stderr", tmp / f"{name}.sidecar.stdout"
-    command = [
-        *meshpy_cmd("proxy", "run", "--service", service, "--server", server.url, *args),
-        "--token",
-        join_token(server, service),
-    ]
+    if app is None:
+        command = meshpy_cmd("proxy", "run", "--service", service, "--server", server.url, *args)
+    else:
+        command = meshpy_cmd("run", "--service", service, "--server", server.url, *args, "--", *app)
+    env = {
+        **os.environ,
+        "MESHPY_TOKEN": token or join_token(server, service),
+        "PYTHONPATH": str(REPO),
+    }
     with log_path.open("wb") as err, out_path.open("wb") as out:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=tmp)
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=tmp, env=env
+        )
     return ProxyProcess(tmp / f"{name}.no-config", log_path, out_path, proc)
 
 
@@ -64,3 +92,75 @@ def wait_for_new_serial(sidecar: ProxyProcess, after: int, timeout: float) -> li
             raise AssertionError(msg)
         time.sleep(0.1)
     return found
+
+
+@dataclass
+class Load:
+    """GET ``url`` with ``Host: host`` in a loop on a few threads, counting answers.
+
+    ``rate`` (requests per second, all threads together) paces it; half the threads
+    reuse their connection, half open a new one for each request. Anything but a 200 is
+    a failure.
+    """
+
+    url: str
+    host: str
+    rate: float = 200.0
+    threads: int = 8
+    ok: int = 0
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    """(time.monotonic(), what went wrong) of each failed request."""
+    answers: list[tuple[float, dict[str, object]]] = field(default_factory=list)
+    """(time.monotonic(), JSON body) of each 200, for tests that look at who answered."""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def rate_achieved(self) -> float:
+        """Requests per second answered, from the first answer to the last."""
+        times = [at for at, _ in self.answers]
+        return len(times) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    def __enter__(self) -> Load:
+        for i in range(self.threads):
+            worker = threading.Thread(target=self._loop, args=(i,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(15)
+
+    def _loop(self, i: int) -> None:
+        # Odd threads keep no idle connection: a new one for every request.
+        limits = httpx.Limits(max_keepalive_connections=1 if i % 2 == 0 else 0)
+        interval = self.threads / self.rate
+        client = httpx.Client(timeout=10, limits=limits)
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                failed: str | None = None
+                body: dict[str, object] = {}
+                try:
+                    answer = client.get(self.url, headers={"host": self.host})
+                    if answer.status_code == 200:
+                        with contextlib.suppress(ValueError):
+                            body = answer.json()
+                    else:
+                        reason = answer.headers.get("x-meshpy-error")
+                        failed = f"{answer.status_code} {reason}"
+                except httpx.HTTPError as err:
+                    failed = repr(err)
+                with self._lock:
+                    if failed is None:
+                        self.ok += 1
+                        self.answers.append((time.monotonic(), body))
+                    else:
+                        self.failures.append((time.monotonic(), failed))
+                next_at += interval
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+        finally:
+            client.close()

@@ -11,7 +11,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from tests.integration.conftest import StartServer
 from tests.integration.proxyproc import ProxyProcess
 from tests.integration.serverproc import ServerProcess
 from tests.integration.sidecars import (
+    Load,
     serials,
     spawn_sidecar,
     wait_for_new_serial,
@@ -212,57 +212,9 @@ def _payloads(capture: Path) -> list[bytes]:
     return [bytes.fromhex(line.replace(":", "")) for line in fields.split() if line]
 
 
-@dataclass
-class Load:
-    """Requests from cart to payment in a loop on a few threads, counting failures."""
-
-    mesh: Mesh
-    threads: int = 4
-    ok: int = 0
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Load:
-        for i in range(self.threads):
-            worker = threading.Thread(target=self._loop, args=(i,), daemon=True)
-            worker.start()
-            self._workers.append(worker)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(10)
-
-    def _loop(self, i: int) -> None:
-        # Half the threads reuse one connection to the cart sidecar, half open a new one
-        # for every request.
-        keep_alive = i % 2 == 0
-        client = httpx.Client(timeout=10)
-        try:
-            while not self._stop.is_set():
-                if not keep_alive:
-                    client.close()
-                    client = httpx.Client(timeout=10)
-                try:
-                    answer = self.mesh.call_payment(client)
-                    failed = (
-                        None
-                        if answer.status_code == 200
-                        else f"{answer.status_code} {answer.headers.get('x-meshpy-error')}"
-                    )
-                except httpx.HTTPError as err:
-                    failed = repr(err)
-                with self._lock:
-                    if failed is None:
-                        self.ok += 1
-                    else:
-                        self.failures.append(failed)
-                time.sleep(0.005)
-        finally:
-            client.close()
+def _load(mesh: Mesh) -> Load:
+    """Requests from the cart app's side to payment, through cart's sidecar."""
+    return Load(f"http://{mesh.cart.addresses['outbound']}/charge", host="payment")
 
 
 def _served_certificate(sidecar: ProxyProcess) -> str:
@@ -290,7 +242,7 @@ def test_certificates_and_the_root_rotate_under_load_without_a_failed_request(
     # 30 s leaves, renewed at ~2/3 of their life, over two minutes; the root rotates too.
     mesh = start_mesh(MESHPY_CERT_TTL="30s")
     first = mesh.server.client().get("/api/v1/identity/trust-bundle").json()
-    with Load(mesh) as load:
+    with _load(mesh) as load:
         time.sleep(5)
         rotated = mesh.server.client().post("/api/v1/identity/ca/rotate")
         assert rotated.status_code == 200, rotated.text
@@ -329,7 +281,7 @@ def test_sidecars_keep_serving_while_the_ca_is_down_and_recover(
     assert mesh.server.stop() == 0
     # The sidecars' config long-polls (30 s) do not hold the shutdown up.
     assert time.monotonic() - stopping < 8
-    with Load(mesh) as load:
+    with _load(mesh) as load:
         # Renewals are due at ~13 s: they fail, and the old certificates keep serving.
         mesh.payment.wait_for_log(r"certificate renewal failed", timeout=25)
         time.sleep(2)

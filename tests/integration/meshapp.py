@@ -1,0 +1,64 @@
+"""A tiny app for `meshpy run` tests: ``python -m tests.integration.meshapp``.
+
+It listens on ``$PORT`` and answers every request with JSON naming itself (service,
+version, pid). ``/call/<service>/<path>`` calls another service by name through the
+sidecar (``HTTP_PROXY``), as a real app would with any HTTP client, and answers with
+what it got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/call/"):
+            service, _, rest = self.path[len("/call/") :].partition("/")
+            status, body = _call(f"http://{service}/{rest}")
+        else:
+            status, body = (
+                200,
+                {
+                    "service": os.environ.get("MESHPY_SERVICE"),
+                    "version": os.environ.get("MESHPY_VERSION"),
+                    "pid": os.getpid(),
+                    "path": self.path,
+                    "client_id": self.headers.get("x-meshpy-client-id"),
+                },
+            )
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _call(url: str) -> tuple[int, object]:
+    # urllib reads HTTP_PROXY from the environment, like most HTTP clients.
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return 200, {"status": answer.status, "body": json.loads(answer.read())}
+    except urllib.error.HTTPError as err:
+        return 502, {"status": err.code, "error": err.headers.get("x-meshpy-error")}
+
+
+def main() -> None:
+    """Serve on 127.0.0.1:$PORT until killed."""
+    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), _Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
