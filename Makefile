@@ -117,6 +117,10 @@ bench-setup: setup ## install the load generator and the proxies we compare agai
 bench: bench-setup build ## run the benchmarks in benches/
 	$(PY) benches/run.py --write-readme
 
+.PHONY: bench-memory
+bench-memory: bench-setup build ## idle memory (PSS) of a whole meshpy sidecar process vs Envoy
+	$(PY) benches/memory.py --write-readme
+
 .PHONY: bench-mtls
 bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar path vs Envoy
 	$(PY) benches/mtls.py --write-readme
