@@ -551,6 +551,13 @@ CASES = [
         make=authz,
     ),
     case(
+        "az-spiffe-dot-segment",
+        "spec.rules[0].sources[0].spiffe",
+        "spiffe://meshpy.local/ns/../sa/b",
+        "is not a SPIFFE ID",
+        make=authz,
+    ),
+    case(
         "az-account-missing",
         "spec.rules[0].sources[0]",
         {"type": "ServiceAccount", "spiffe": "spiffe://a/b"},

@@ -66,7 +66,9 @@ _AUTHZ_PATH = re.compile(r"/(?:[-A-Za-z0-9/._~!$&'()+,;=:@]|%[0-9a-fA-F]{2})*\*?
 
 
 def _check_spiffe(value: str) -> str:
-    if len(value) > 2048 or not _SPIFFE.fullmatch(value):
+    # The SPIFFE ID spec forbids "." and ".." path segments; the data plane refuses them.
+    segments = value.split("/")[3:]
+    if len(value) > 2048 or not _SPIFFE.fullmatch(value) or {".", ".."} & set(segments):
         msg = f"{value!r} is not a SPIFFE ID such as spiffe://meshpy.local/ns/default/sa/cart"
         raise value_error(msg)
     return value
