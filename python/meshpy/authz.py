@@ -79,10 +79,6 @@ def _source(
     source: AuthorizationSource, namespace: str, trust_domain: str | None
 ) -> dict[str, str] | None:
     if source.spiffe is not None:
-        # The data plane refuses an ID with '.' or '..' segments, as no certificate may
-        # carry one: such a source matches nobody, rather than fail the whole snapshot.
-        if any(segment in (".", "..") for segment in source.spiffe.split("/")[3:]):
-            return None
         return {"identity": source.spiffe}
     account = source.service_account
     if account is None or trust_domain is None:

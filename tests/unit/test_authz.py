@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from meshpy import _core
 from meshpy.authz import inbound_authorization
-from meshpy.resources import Resource, parse
+from meshpy.resources import Resource, ResourceError, parse
 
 
 def policy(name: str, spec: dict[str, Any], namespace: str = "default") -> Resource:
@@ -117,28 +120,27 @@ def test_without_a_trust_domain_service_accounts_match_nobody() -> None:
     ]
 
 
-def test_a_spiffe_id_no_certificate_can_carry_matches_nobody() -> None:
-    dotted = policy(
-        "dotted",
+def test_a_spiffe_id_no_certificate_can_carry_is_refused_at_apply() -> None:
+    # The data plane refuses "." and ".." segments; the resource refuses them first.
+    with pytest.raises(ResourceError, match="is not a SPIFFE ID"):
+        policy(
+            "dotted",
+            {
+                "targetRefs": [{"kind": "Service", "name": "payment"}],
+                "action": "ALLOW",
+                "rules": [{"sources": [{"type": "SPIFFE", "spiffe": "spiffe://t/ns/../sa/cart"}]}],
+            },
+        )
+    dotted_name = policy(
+        "dotted-name",
         {
             "targetRefs": [{"kind": "Service", "name": "payment"}],
             "action": "ALLOW",
-            "rules": [
-                {
-                    "sources": [
-                        {"type": "SPIFFE", "spiffe": "spiffe://t/ns/../sa/cart"},
-                        {"type": "SPIFFE", "spiffe": "spiffe://t/ns/x/sa/."},
-                        {"type": "SPIFFE", "spiffe": "spiffe://t/ns/x/sa/.cart"},
-                    ]
-                }
-            ],
+            "rules": [{"sources": [{"type": "SPIFFE", "spiffe": "spiffe://t/ns/x/sa/.cart"}]}],
         },
     )
-    got = inbound_authorization((dotted,), "default", ("payment",), "t", "all-unauthenticated")
+    got = inbound_authorization((dotted_name,), "default", ("payment",), "t", "deny")
     assert got is not None
-    assert got["policies"][0]["rules"][0]["sources"] == [{"identity": "spiffe://t/ns/x/sa/.cart"}]
-    from meshpy import _core
-
     listener = {
         "name": "in",
         "address": "127.0.0.1:0",
