@@ -161,3 +161,14 @@ def test_acks(db: Database) -> None:
         assert not repository.record_ack(s, "no-such-instance", 1, now=T0)
     with db.transaction() as s:  # acks go with their instance
         assert repository.deregister_instance(s, "default", "cart", instance_id, now=T0)
+
+
+def test_insert_ignore_tells_whether_it_inserted(db: Database) -> None:
+    """On PostgreSQL the driver reports no row count for ON CONFLICT DO NOTHING."""
+    from meshpy.registry.models import Service
+
+    values = {"namespace": "default", "name": "once", "protocol": "http", "ports": []}
+    with db.transaction() as s:
+        assert repository._insert_ignore(s, Service, values, now=T0)
+    with db.transaction() as s:
+        assert not repository._insert_ignore(s, Service, values, now=T0)

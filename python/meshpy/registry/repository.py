@@ -211,6 +211,12 @@ class NewInstance:
     labels: Mapping[str, str] = field(default_factory=dict)
     app_port: int | None = None
     zone: str | None = None
+    protocol: str | None = None
+    """``http`` or ``tcp``: sets the protocol of a service that has no instances yet."""
+
+
+class ProtocolConflictError(Exception):
+    """An instance says its service speaks another protocol than its running instances."""
 
 
 def register_instance(
@@ -222,14 +228,20 @@ def register_instance(
     now: datetime,
     policy: leases.LeasePolicy,
 ) -> Instance:
-    """Add an instance (state ``starting``) and its service if absent."""
+    """Add an instance (state ``starting``) and its service if absent.
+
+    Raises ProtocolConflictError when ``new.protocol`` differs from the protocol of a
+    service that has instances (a service without any takes the new one).
+    """
     lock_changes(session)
     created = _insert_ignore(
         session,
         Service,
-        {"namespace": namespace, "name": service, "protocol": "http", "ports": []},
+        {"namespace": namespace, "name": service, "protocol": new.protocol or "http", "ports": []},
         now=now,
     )
+    if not created and new.protocol is not None:
+        _set_protocol(session, namespace, service, new.protocol)
     new_version_service = new.version is not None and not _has_version(
         session, namespace, service, new.version
     )
@@ -479,6 +491,19 @@ class ServiceView:
     """Number of endpoints per state."""
     endpoints: list[Instance] | None = None
     """The instances, when asked for one service."""
+
+
+def _set_protocol(session: Session, namespace: str, service: str, protocol: str) -> None:
+    row = session.get(Service, (namespace, service))
+    if row is None or row.protocol == protocol:
+        return
+    running = session.execute(
+        select(Instance.id).where(Instance.namespace == namespace, Instance.service == service)
+    ).first()
+    if running is not None:
+        msg = f"service {namespace}/{service} speaks {row.protocol}, not {protocol}"
+        raise ProtocolConflictError(msg)
+    row.protocol = protocol
 
 
 class ServiceInUseError(Exception):
@@ -868,4 +893,5 @@ def _insert_ignore(
     """INSERT ... ON CONFLICT DO NOTHING; True if the row was inserted."""
     insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     statement = insert(model).values(created_at=now, **values).on_conflict_do_nothing()
-    return _affected(session.execute(statement))
+    # RETURNING, not rowcount: psycopg reports -1 ("unknown") for this statement.
+    return session.execute(statement.returning(model.created_at)).first() is not None
