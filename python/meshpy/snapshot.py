@@ -15,6 +15,8 @@ takes in ``Proxy.apply``:
   left out); a backendRef to a missing service goes to an empty cluster of that name (the
   core answers 503), one that cannot be resolved (another namespace, not a Service) to the
   empty cluster ``unresolved-backend``; weights are kept;
+- a TCP listener ``upstream-<port>`` on 127.0.0.1 for each upstream the sidecar asked
+  for (``SidecarPorts.upstreams``: ``meshpy run --upstream payment-db=5433``);
 - for the sidecar's own instance, an ``inbound`` listener on its inbound port to the
   ``local-app`` cluster at ``127.0.0.1:<app_port>`` (none without an app port);
 - the inbound listener's ``authorization``, from the AuthorizationPolicies that target the
@@ -45,7 +47,7 @@ Not yet sent to the data plane (the core cannot express them yet):
 - BackendPolicy: only ``loadBalancer.type``, and peak_ewma (the default), ring_hash and
   maglev are sent as least_request until the core has them; hashOn, outlierDetection,
   connectionLimits, retryBudget, slowStart and faultInjection are not sent;
-- instance zones and labels; TCP services get clusters but no listener.
+- instance zones and labels.
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ __all__ = [
     "ServiceInfo",
     "SidecarPorts",
     "UnknownInstanceError",
+    "Upstream",
     "build_inbound",
     "build_outbound",
     "build_snapshot",
+    "build_upstreams",
     "spiffe_id",
     "version_service_name",
 ]
@@ -194,12 +198,23 @@ class MeshState:
             raise UnknownInstanceError(instance_id) from None
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """A local TCP port through which the sidecar's app reaches one service."""
+
+    service: str
+    port: int
+    namespace: str | None = None
+    """None: the sidecar's own namespace."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class SidecarPorts:
     """What a sidecar binds locally besides its inbound port (which comes from the instance)."""
 
     outbound: int = 15001
     outbound_host: str = "127.0.0.1"
+    upstreams: tuple[Upstream, ...] = ()
 
 
 class UnknownInstanceError(LookupError):
@@ -269,11 +284,12 @@ def build_snapshot(
     own = state.instance(instance_id)
     outbound = build_outbound(state, own.namespace, ports)
     inbound = build_inbound(state, own)
+    upstreams = build_upstreams(state, own.namespace, ports)
     clusters = {c["name"]: c for c in outbound.clusters}
     clusters.update((c["name"], c) for c in inbound.clusters)
     return {
         "version": state.revision,
-        "listeners": [*inbound.listeners, *outbound.listeners],
+        "listeners": [*inbound.listeners, *outbound.listeners, *upstreams],
         "clusters": [clusters[name] for name in sorted(clusters)],
     }
 
@@ -333,6 +349,29 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
         "routes": vhosts,
     }
     return Part([listener], [clusters[name] for name in sorted(clusters)])
+
+
+def build_upstreams(
+    state: MeshState, namespace: str, ports: SidecarPorts = SidecarPorts()
+) -> list[dict[str, Any]]:
+    """A TCP listener on 127.0.0.1 per upstream the sidecar asked for, to that service's
+    cluster (over mTLS like any other). An upstream naming no known service gets no
+    listener until the service appears: connecting to its port is refused meanwhile."""
+    services = state.service_index()
+    listeners = []
+    for up in sorted(ports.upstreams, key=lambda u: u.port):
+        key = (up.namespace or namespace, up.service)
+        if key not in services:
+            continue
+        listeners.append(
+            {
+                "name": f"upstream-{up.port}",
+                "address": f"{_host(ports.outbound_host)}:{up.port}",
+                "protocol": "tcp",
+                "cluster": _cluster_name(*key),
+            }
+        )
+    return listeners
 
 
 def build_inbound(state: MeshState, own: InstanceInfo) -> Part:

@@ -180,3 +180,23 @@ def test_registration_is_validated(api: LiveServer) -> None:
     )
     assert too_long.status_code == 422
     assert too_long.json()["errors"][0]["path"] == "version"
+
+
+def test_the_first_instance_sets_the_services_protocol(api: LiveServer) -> None:
+    first = api.register("ledger-db", protocol="tcp")
+    view = api.admin.get("/api/v1/namespaces/default/services/ledger-db").json()
+    assert view["protocol"] == "tcp"
+    api.register("ledger-db", protocol="tcp", inbound_port=15007)
+    clash = api.admin.post(
+        "/api/v1/namespaces/default/services/ledger-db/instances",
+        json={"address": "127.0.0.1", "inbound_port": 15008, "protocol": "http"},
+    )
+    assert clash.status_code == 409
+    assert "speaks tcp, not http" in clash.json()["detail"]
+    # Without instances the service takes what the next one says.
+    for reg in api.admin.get("/api/v1/namespaces/default/services/ledger-db").json()["endpoints"]:
+        api.admin.delete(f"/api/v1/namespaces/default/services/ledger-db/instances/{reg['id']}")
+    api.register("ledger-db", protocol="http")
+    view = api.admin.get("/api/v1/namespaces/default/services/ledger-db").json()
+    assert view["protocol"] == "http"
+    assert first["service"] == "ledger-db"

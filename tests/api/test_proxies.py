@@ -253,3 +253,24 @@ def test_large_snapshots_are_gzipped_for_clients_that_accept_it(api: LiveServer)
     assert len(plain.content) > 4096
     assert plain.json() == zipped.json()
     assert plain.headers["etag"] == zipped.headers["etag"]
+
+
+def test_upstreams_add_local_tcp_listeners_and_keep_the_etag(api: LiveServer) -> None:
+    cart = _healthy(api, "cart")
+    _healthy(api, "payment", inbound_port=16002)
+    plain = _config(api.admin, cart)
+    with_upstreams = _config(api.admin, cart, upstreams="payment:7000,nothing.billing:7001")
+    listeners = {lst["name"]: lst for lst in with_upstreams.json()["listeners"]}
+    assert listeners["upstream-7000"] == {
+        "name": "upstream-7000",
+        "address": "127.0.0.1:7000",
+        "protocol": "tcp",
+        "cluster": "payment.default",
+    }
+    assert "upstream-7001" not in listeners  # no such service (yet)
+    assert _etag(with_upstreams) == _etag(plain)
+    assert _core.Proxy("{}").apply(with_upstreams.text) == with_upstreams.json()["version"]
+    for bad in ("payment", "Payment:7000", "payment:0", "payment:7000,cart:7000", "payment:99999"):
+        answer = _config(api.admin, cart, upstreams=bad)
+        assert answer.status_code == 422, bad
+        assert answer.json()["errors"][0]["path"] == "upstreams"

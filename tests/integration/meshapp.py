@@ -1,4 +1,4 @@
-"""A tiny app for `meshpy run` tests: ``python -m tests.integration.meshapp``.
+"""A tiny app for `meshpy run` tests: ``python -m tests.integration.meshapp [echo]``.
 
 It listens on ``$PORT`` and answers every request with JSON naming itself (service,
 version, pid). ``/call/<service>/<path>`` calls another service by name through the
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import socketserver
+import sys
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,9 +55,20 @@ def _call(url: str) -> tuple[int, object]:
         return 502, {"status": err.code, "error": err.headers.get("x-meshpy-error")}
 
 
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
 def main() -> None:
-    """Serve on 127.0.0.1:$PORT until killed."""
-    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), _Handler)
+    """Serve HTTP (or, with the argument ``echo``, a TCP echo) on 127.0.0.1:$PORT."""
+    address = ("127.0.0.1", int(os.environ["PORT"]))
+    server: socketserver.ThreadingTCPServer
+    if sys.argv[1:] == ["echo"]:
+        server = socketserver.ThreadingTCPServer(address, _Echo)
+    else:
+        server = ThreadingHTTPServer(address, _Handler)
     server.daemon_threads = True
     server.serve_forever()
 

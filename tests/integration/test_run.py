@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from meshpy.sidecar.runner import free_port
 from tests.integration.conftest import StartServer
 from tests.integration.proxyproc import ProxyProcess
 from tests.integration.serverproc import ServerProcess
@@ -229,3 +231,28 @@ def test_control_plane_down_for_30s_under_load_fails_no_request(
     # The sidecars found the control plane again by themselves.
     statuses = back.client().get("/api/v1/proxies").json()
     assert {p["service"] for p in statuses} == {"payment", "cart"}
+
+
+def test_a_tcp_service_through_a_local_upstream_port(
+    server: ServerProcess, start_sidecar: StartSidecar
+) -> None:
+    start_sidecar("echo", "--protocol", "tcp", app=(*APP, "echo"))
+    port = free_port("127.0.0.1")
+    cart = start_sidecar("cart", "--upstream", f"echo={port}")
+    services = {
+        s["name"]: s["protocol"] for s in server.client().get("/api/v1/services").json()["items"]
+    }
+    assert services["echo"] == "tcp"
+
+    def echoed() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"ping over mTLS\n")
+                return sock.recv(64) == b"ping over mTLS\n"
+        except OSError:
+            return False
+
+    _wait(echoed, 30, "an echo through the upstream port")
+    stats = httpx.get(f"http://{cart.addresses['admin']}/stats", timeout=5).json()
+    assert stats["listeners"][f"upstream-{port}"]["protocol"] == "tcp"
+    assert stats["clusters"]["echo.default"]["tls"] is not None

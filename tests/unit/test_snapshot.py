@@ -19,6 +19,7 @@ from meshpy.snapshot import (
     ServiceInfo,
     SidecarPorts,
     UnknownInstanceError,
+    Upstream,
     build_snapshot,
     spiffe_id,
     version_service_name,
@@ -684,3 +685,31 @@ def test_policies_of_another_namespace_do_not_apply() -> None:
     elsewhere = authz_policy("x", ["payment"], "DENY", [{}], namespace="billing")
     state = replace(SHOP, authorization_policies=(elsewhere,))
     assert "authorization" not in listener(build_snapshot(state, "pay-1"), "inbound")
+
+
+def test_upstreams_get_local_tcp_listeners() -> None:
+    ports = SidecarPorts(
+        upstreams=(
+            Upstream("redis", 16379),
+            Upstream("ledger", 7000, namespace="billing"),
+            Upstream("nowhere", 7001),
+        )
+    )
+    snap = build_snapshot(SHOP, "cart-1", ports)
+    assert [lst for lst in snap["listeners"] if lst["name"].startswith("upstream-")] == [
+        {
+            "name": "upstream-7000",
+            "address": "127.0.0.1:7000",
+            "protocol": "tcp",
+            "cluster": "ledger.billing",
+        },
+        {
+            "name": "upstream-16379",
+            "address": "127.0.0.1:16379",
+            "protocol": "tcp",
+            "cluster": "redis.default",
+        },
+    ]
+    # The rest of the snapshot is what it is without upstreams.
+    plain = build_snapshot(SHOP, "cart-1")
+    assert snap["clusters"] == plain["clusters"]

@@ -110,8 +110,19 @@ class Distributor:
             await self._feed.changed(mesh.revision)
             return mesh
 
-    def build(self, mesh: snapshot.MeshState, instance_id: str, outbound_port: int) -> Built:
-        """The snapshot of one sidecar; raises ``snapshot.UnknownInstanceError``."""
+    def build(
+        self,
+        mesh: snapshot.MeshState,
+        instance_id: str,
+        outbound_port: int,
+        upstreams: tuple[snapshot.Upstream, ...] = (),
+    ) -> Built:
+        """The snapshot of one sidecar; raises ``snapshot.UnknownInstanceError``.
+
+        Like the outbound port, the upstream listeners are the sidecar's own choice and
+        depend otherwise only on which services exist (in the outbound digest): the ETag
+        leaves them out, so any server, and ``meshpy proxy status``, computes the same.
+        """
         own = mesh.instance(instance_id)
         outbound = self._outbound_part(mesh, own.namespace)
         inbound = snapshot.build_inbound(mesh, own)
@@ -126,9 +137,13 @@ class Distributor:
         clusters = ",".join(
             part for part in (outbound.joined_before, *own_clusters, outbound.joined_after) if part
         )
+        ports = snapshot.SidecarPorts(outbound=outbound_port, upstreams=upstreams)
+        upstream_listeners = [
+            _encode(item) for item in snapshot.build_upstreams(mesh, own.namespace, ports)
+        ]
         body = '{"version":%d,"listeners":[%s],"clusters":[%s]}' % (  # noqa: UP031
             mesh.revision,
-            ",".join([*own_listeners, listener]),
+            ",".join([*own_listeners, listener, *upstream_listeners]),
             clusters,
         )
         etag = etag_of(outbound.digest, own_listeners, own_clusters)
@@ -158,7 +173,9 @@ class Distributor:
         etag: str | None,
         wait_s: float,
         outbound_port: int,
+        *,
         newer_than: int | None = None,
+        upstreams: tuple[snapshot.Upstream, ...] = (),
     ) -> Built | None:
         """The sidecar's snapshot once its ETag differs from ``etag`` (at once if it does
         already), or None after ``wait_s`` seconds without a change. Without an ETag,
@@ -169,7 +186,7 @@ class Distributor:
         try:
             while True:
                 mesh = await self.mesh()
-                built = self.build(mesh, instance_id, outbound_port)
+                built = self.build(mesh, instance_id, outbound_port, upstreams)
                 if etag is None and newer_than is not None:
                     if built.version > newer_than:
                         return built

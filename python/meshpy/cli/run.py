@@ -20,9 +20,11 @@ __all__ = [
     "LABEL_OPTION",
     "NAMESPACE_OPTION",
     "OUTBOUND_OPTION",
+    "PROTOCOL_OPTION",
     "SERVER_OPTION",
     "STATE_DIR_OPTION",
     "TOKEN_OPTION",
+    "UPSTREAM_OPTION",
     "VERSION_OPTION",
     "ZONE_OPTION",
     "launch_sidecar",
@@ -72,6 +74,17 @@ STATE_DIR_OPTION: Any = typer.Option(
     help="Keep the last config and certificate here, to serve with them when restarted "
     "while the control plane is down.",
 )
+PROTOCOL_OPTION: Any = typer.Option(
+    None, "--protocol", metavar="http|tcp", help="What the service speaks [default: http]."
+)
+UPSTREAM_OPTION: Any = typer.Option(
+    None,
+    "--upstream",
+    "-u",
+    metavar="SERVICE[.NS]=PORT",
+    help="A local TCP port (127.0.0.1:PORT) to reach SERVICE, for non-HTTP clients "
+    "(repeatable): --upstream payment-db=5433.",
+)
 DRAIN_TIMEOUT_OPTION: Any = typer.Option(
     "10s",
     "--drain-timeout",
@@ -110,6 +123,16 @@ def _labels(pairs: list[str] | None) -> dict[str, str]:
     return labels
 
 
+def _upstreams(pairs: list[str] | None) -> dict[str, int]:
+    upstreams = {}
+    for pair in pairs or []:
+        name, sep, port = pair.partition("=")
+        if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise typer.BadParameter(f"{pair!r} is not SERVICE=PORT", param_hint="--upstream")
+        upstreams[name] = int(port)
+    return upstreams
+
+
 def launch_sidecar(**fields: Any) -> None:
     """Check the options, then become the sidecar process; does not return."""
     from meshpy.sidecar.main import exec_sidecar
@@ -122,6 +145,10 @@ def launch_sidecar(**fields: Any) -> None:
     drain_s = parse_seconds_option(fields.pop("drain_timeout"), "--drain-timeout")
     fields["drain_delay_s"] = parse_seconds_option(fields.pop("drain_delay"), "--drain-delay")
     fields["labels"] = _labels(fields.pop("label"))
+    fields["upstreams"] = _upstreams(fields.pop("upstream"))
+    protocol = fields.get("protocol")
+    if protocol not in (None, "http", "tcp"):
+        raise typer.BadParameter("use http or tcp", param_hint="--protocol")
     addresses_json = fields.pop("addresses_json")
     try:
         options = SidecarOptions(**fields)
@@ -163,6 +190,8 @@ def run(
     admin: str = ADMIN_OPTION,
     zone: str | None = ZONE_OPTION,
     label: list[str] | None = LABEL_OPTION,
+    protocol: str | None = PROTOCOL_OPTION,
+    upstream: list[str] | None = UPSTREAM_OPTION,
     server: str = SERVER_OPTION,
     token: str | None = TOKEN_OPTION,
     state_dir: str | None = STATE_DIR_OPTION,
@@ -204,6 +233,8 @@ def run(
         admin=admin or None,
         zone=zone,
         label=label,
+        protocol=protocol,
+        upstream=upstream,
         app=app,
         health=health,
         state_dir=state_dir,

@@ -41,6 +41,8 @@ class ConfigWatcher:
     proxy: SnapshotTarget
     instance: str
     outbound_port: int
+    upstreams: str = ""
+    """``payment-db:5433,...``: local TCP ports for services (the config endpoint's query)."""
     backoff: Backoff = field(default_factory=Backoff)
     etag: str | None = None
     version: int | None = None
@@ -60,10 +62,13 @@ class ConfigWatcher:
         self._send_ack()
         path = f"/api/v1/proxies/{quote(self.instance)}/config"
         headers = {"If-None-Match": f'"{self.etag}"'} if self.etag else {}
+        query = {"wait": f"{wait_s:g}s", "outbound_port": str(self.outbound_port)}
+        if self.upstreams:
+            query["upstreams"] = self.upstreams
         answer = self.client.request(
             "GET",
             path,
-            query={"wait": f"{wait_s:g}s", "outbound_port": str(self.outbound_port)},
+            query=query,
             headers=headers,
             timeout=wait_s + 10,
             ok=(200, 304),

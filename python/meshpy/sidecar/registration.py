@@ -37,10 +37,12 @@ class InstanceSpec:
     version: str | None = None
     zone: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    protocol: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The registration request body."""
-        return {
+        extra = {"protocol": self.protocol} if self.protocol else {}
+        return extra | {
             "version": self.version,
             "labels": self.labels,
             "address": self.address,

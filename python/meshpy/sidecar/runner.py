@@ -66,6 +66,10 @@ class SidecarOptions:
     """How the app is checked: an HTTP path ("/healthz"), "tcp", or None (no check)."""
     state_dir: str | None = None
     drain_delay_s: float = 2.0
+    protocol: str | None = None
+    """``http`` or ``tcp``: what the service speaks (set with its first instance)."""
+    upstreams: dict[str, int] = field(default_factory=dict)
+    """``{"payment-db": 5433}``: a local TCP port for the app to reach each service."""
 
 
 def free_port(host: str) -> int:
@@ -119,12 +123,19 @@ class Sidecar:
                 version=options.version,
                 zone=options.zone,
                 labels=dict(options.labels),
+                protocol=options.protocol,
             ),
             health=self._health,
             instance=saved.instance if saved else None,
         )
         self.identity = IdentityAgent(self.client, self.proxy, options.namespace, options.service)
-        self.config = ConfigWatcher(self.client, self.proxy, "", self.outbound_port)
+        self.config = ConfigWatcher(
+            self.client,
+            self.proxy,
+            "",
+            self.outbound_port,
+            upstreams=",".join(f"{name}:{port}" for name, port in options.upstreams.items()),
+        )
         if self.state is not None:
             self.identity.on_installed = self.state.save_identity
             self.config.on_applied_body = self.state.save_snapshot

@@ -79,15 +79,19 @@ async def register_instance(
         labels=body.labels,
         app_port=body.app_port,
         zone=body.zone,
+        protocol=body.protocol,
     )
-    row = await state.store.write(
-        repository.register_instance,
-        namespace,
-        service,
-        new,
-        now=repository.utcnow(),
-        policy=state.policy,
-    )
+    try:
+        row = await state.store.write(
+            repository.register_instance,
+            namespace,
+            service,
+            new,
+            now=repository.utcnow(),
+            policy=state.policy,
+        )
+    except repository.ProtocolConflictError as err:
+        raise problems.conflict(str(err)) from None
     return _registration(state, row)
 
 

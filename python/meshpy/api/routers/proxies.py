@@ -27,6 +27,7 @@ from meshpy.api.deps import AdminDep, JoinTokenDep, StateDep
 from meshpy.api.state import AppState
 from meshpy.durations import parse_seconds
 from meshpy.registry import repository
+from meshpy.resources._common import is_dns_label
 
 __all__ = ["MAX_WAIT_S", "router"]
 
@@ -75,6 +76,31 @@ def _wait_seconds(text: str) -> float:
     return seconds
 
 
+_MAX_UPSTREAMS = 64
+
+
+def _upstreams(text: str, outbound_port: int) -> tuple[snapshot.Upstream, ...]:
+    """``payment-db:5433,ledger.billing:6000`` -> Upstreams; 400 naming the bad item."""
+    found: list[snapshot.Upstream] = []
+    ports = {outbound_port}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, port_text = item.rpartition(":")
+        service, _, namespace = name.partition(".")
+        port = int(port_text) if port_text.isdigit() else 0
+        if not (is_dns_label(service) and (not namespace or is_dns_label(namespace))):
+            problem = f"{item!r}: give SERVICE[.NAMESPACE]:PORT"
+        elif not 0 < port < 65536 or port in ports:
+            problem = f"{item!r}: the port must be 1-65535 and used once"
+        elif len(found) == _MAX_UPSTREAMS:
+            problem = f"at most {_MAX_UPSTREAMS} upstreams"
+        else:
+            found.append(snapshot.Upstream(service, port, namespace or None))
+            ports.add(port)
+            continue
+        raise problems.invalid([problems.ErrorItem(path="upstreams", message=problem)])
+    return tuple(found)
+
+
 async def _owned_instance(state: AppState, who: JoinTokenDep, instance_id: UUID) -> None:
     """404 unless registered; 403 unless the caller's token is for its service."""
     row = await state.store.read(repository.find_instance, str(instance_id))
@@ -111,6 +137,11 @@ async def get_config(
     outbound_port: int = Query(
         default=15001, ge=0, le=65535, description="Port of the sidecar's outbound listener."
     ),
+    upstreams: str = Query(
+        default="",
+        max_length=4096,
+        description="Local TCP ports for services: payment-db:5433,ledger.billing:6000.",
+    ),
     if_none_match: str | None = Header(default=None, max_length=80),
     accept_encoding: str | None = Header(default=None, max_length=200),
 ) -> Response:
@@ -119,7 +150,12 @@ async def get_config(
     etag = if_none_match.strip().strip('"') if if_none_match else None
     try:
         built = await state.distributor.wait_for_change(
-            str(instance_id), etag, _wait_seconds(wait), outbound_port, newer_than=version
+            str(instance_id),
+            etag,
+            _wait_seconds(wait),
+            outbound_port,
+            newer_than=version,
+            upstreams=_upstreams(upstreams, outbound_port),
         )
     except snapshot.UnknownInstanceError:
         raise problems.not_found(f"instance {instance_id}") from None
