@@ -1,0 +1,166 @@
+"""`meshpy up`'s mesh file: what it accepts, and bad files refused with exit 2 naming the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meshpy.cli import app
+from meshpy.up.meshfile import MeshFileError, load, parse
+
+runner = CliRunner()
+
+SHOP = """\
+name: shop
+services:
+  cart:
+    run: python -m meshpy.demo.shop cart
+    replicas: 2
+    health: /healthz
+    env: {GREETING: hi, RETRIES: 3, DEBUG: true}
+    depends_on: [payment]
+  payment:
+    health: /healthz
+    env: {REGION: eu}
+    versions:
+      v1: {run: python -m meshpy.demo.shop payment, replicas: 2}
+      v2: {run: [python, -m, meshpy.demo.shop, payment, --fail-rate, "0.02"], restart: never}
+resources: [routes/canary.yaml]
+"""
+
+ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: payment-canary}
+spec:
+  parentRefs: [{group: "", kind: Service, name: payment}]
+  rules:
+  - backendRefs:
+    - {name: payment-v1, port: 80, weight: 90}
+    - {name: payment-v2, port: 80, weight: 10}
+"""
+
+
+def test_a_mesh_file_becomes_replicas_in_dependency_order(tmp_path: Path) -> None:
+    (tmp_path / "routes").mkdir()
+    (tmp_path / "routes" / "canary.yaml").write_text(ROUTE)
+    (tmp_path / "mesh.yaml").write_text(SHOP)
+    mesh, resources = load(tmp_path / "mesh.yaml")
+    assert resources == [tmp_path / "routes" / "canary.yaml"]
+    assert mesh.waves() == [["payment"], ["cart"]]
+    replicas = {r.name: r for r in mesh.replicas()}
+    assert list(replicas) == ["payment-v1-1", "payment-v1-2", "payment-v2-1", "cart-1", "cart-2"]
+    v2 = replicas["payment-v2-1"]
+    assert (v2.service, v2.version, v2.health, v2.restart) == ("payment", "v2", "/healthz", "never")
+    assert v2.command == ("python", "-m", "meshpy.demo.shop", "payment", "--fail-rate", "0.02")
+    assert v2.env == {"REGION": "eu"}
+    cart = replicas["cart-1"]
+    assert cart.command == ("python", "-m", "meshpy.demo.shop", "cart")
+    assert (cart.version, cart.wave) == (None, 1)
+    assert cart.env == {"GREETING": "hi", "RETRIES": "3", "DEBUG": "true"}
+
+
+def test_defaults() -> None:
+    mesh = parse({"services": {"web": {"run": "python app.py"}}})
+    (replica,) = mesh.replicas()
+    assert (replica.name, replica.health, replica.restart, replica.env) == (
+        "web-1",
+        "tcp",
+        "always",
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("services: {cart: {run: x, replicas: two}}", "services.cart.replicas: Input should be"),
+        ("services: {cart: {run: x, replica: 2}}", "services.cart.replica: unknown field"),
+        ("services: {cart: {run: x}}\nextra: 1", "mesh.yaml: extra: unknown field"),
+        ("services: {cart: {replicas: 2}}", "services.cart: give run"),
+        ("services: {Cart: {run: x}}", "services.Cart: expected lowercase letters"),
+        (
+            "services: {cart: {run: x, versions: {v1: {run: y}}}}",
+            "services.cart: give run and replicas, or versions, not both",
+        ),
+        (
+            "services: {p: {versions: {v1: {run: y, replicas: -1}}}}",
+            "services.p.versions.v1.replicas: Input should be greater than or equal to 0",
+        ),
+        ("services: {p: {versions: {v1: {run: y, port: 1}}}}", "services.p.versions.v1.port"),
+        ("services: {p: {run: x, health: http}}", "services.p.health: expected an HTTP path"),
+        ("services: {p: {run: ''}}", "services.p.run: the command is empty"),
+        ("services: {p: {run: 'a \"b'}}", "services.p.run: cannot split the command line"),
+        ("services: {p: {run: x, env: {A: [1]}}}", "services.p.env: A: expected a string"),
+        ("services: {p: {run: x, restart: sometimes}}", "services.p.restart: Input should be"),
+        ("services: {p: {run: x, depends_on: [q]}}", "services.p.depends_on[0]: no service 'q'"),
+        (
+            "services: {a: {run: x, depends_on: [b]}, b: {run: x, depends_on: [a]}}",
+            "services.a.depends_on: a dependency cycle: a -> b -> a",
+        ),
+        (
+            "services: {p: {versions: {v2: {run: x}}}, p-v2: {run: y}}",
+            "services.p.versions.v2: 'p-v2' is also a service",
+        ),
+        ("services: {}", "services: name at least one service"),
+        ("name: shop", "services: required"),
+        ("- a\n- b", "expected a mapping with services, not a list"),
+        ("", "expected a mapping with services, not empty"),
+        ("services: {a: {run: x}, a: {run: y}}", "duplicate key 'a'"),
+        ("services: [", "line 2, column 1"),
+        ("services: {p: {run: x}}\nresources: [absent.yaml]", "resources[0]: no such file"),
+    ],
+)
+def test_bad_mesh_files_exit_2_naming_the_field(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "mesh.yaml").write_text(text)
+    result = runner.invoke(app, ["up", str(tmp_path / "mesh.yaml")], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {tmp_path / 'mesh.yaml'}: "), result.output
+    assert expected in result.output
+
+
+def test_a_bad_resource_file_exits_2_naming_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "route.yaml").write_text(ROUTE.replace("weight: 10", "weight: lots"))
+    (tmp_path / "mesh.yaml").write_text("services: {p: {run: x}}\nresources: [route.yaml]\n")
+    result = runner.invoke(app, ["up", str(tmp_path / "mesh.yaml")], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert "resources[0]" in result.output
+    assert "route.yaml: [0].spec.rules[0].backendRefs[1].weight: must be" in result.output
+
+
+def test_errors_are_mesh_file_errors() -> None:
+    with pytest.raises(MeshFileError) as caught:
+        parse({"services": {"a": {"run": "x", "replicas": 100}}}, "m.yaml")
+    assert caught.value.problems[0][0] == "services.a.replicas"
+    assert str(caught.value).startswith("m.yaml: services.a.replicas: ")
+
+
+def test_a_missing_mesh_file_exits_2_from_the_real_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "meshpy", "up"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "error: mesh.yaml: No such file or directory\n"
+    assert not (tmp_path / ".meshpy").exists()  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["up", "--help"], ["MESH_FILE", "--listen", "--duration", "--ready-timeout", "SIGTERM"]),
+    ],
+)
+def test_help(argv: list[str], expected: list[str]) -> None:
+    result = runner.invoke(app, argv, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for text in expected:
+        assert text in result.output
