@@ -125,8 +125,8 @@ bench-memory: bench-setup build ## idle memory (PSS) of a whole meshpy sidecar p
 bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar path vs Envoy
 	$(PY) benches/mtls.py --write-readme
 
-demo: build ## start a backend and a proxy (examples/proxy-demo.yaml), curl through it, show /stats
-	bash scripts/proxy-demo.sh $(PY)
+demo: build ## run the demo shop for 30 s: a mesh of sidecars over mTLS, a canary, a live table
+	$(BIN)/meshpy demo --duration 30
 
 clean: ## remove build output, .venv and caches
 	$(CARGO) clean

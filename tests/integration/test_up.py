@@ -1,8 +1,8 @@
-"""`meshpy up` as real processes: a control plane, sidecars and apps.
+"""`meshpy up` and `meshpy demo` as real processes: a control plane, sidecars and apps.
 
-Each test starts `meshpy up` with its own MESHPY_HOME and a free port, talks to the mesh it
-runs from outside, stops it with SIGTERM, and checks that every process it ever had below it
-is gone.
+Each test starts `meshpy up` (or `meshpy demo`) with its own MESHPY_HOME and a free port,
+talks to the mesh it runs from outside, stops it with SIGTERM (or lets --duration end it),
+and checks that every process it ever had below it is gone.
 """
 
 from __future__ import annotations
@@ -228,3 +228,44 @@ def test_up_exits_1_with_the_log_of_what_failed_to_start(
     assert "meshpy up: broken-1: its app exited with code 3 (restart: never)" in err
     assert "no database here" in err  # the tail of its log
     assert up.left_running() == []
+
+
+@pytest.mark.timeout(120)
+def test_demo_shows_the_canary_share_and_mtls_on_every_hop(
+    tmp_path: Path, start_up: list[UpProcess]
+) -> None:
+    up = spawn_up(tmp_path, "demo", "--duration", "15")
+    start_up.append(up)
+    up.wait_for(r"^meshpy up: ready: 8 instances of 4 services", READY_TIMEOUT_S)
+    up.look()
+    up.wait_for(r"^  payment: v1 [\d.]+% / v2 [\d.]+%", 20)
+    up.look()
+    assert up.proc.wait(60) == 0, up.output()
+    assert up.left_running() == []
+
+    text = up.out()
+    summary = text[text.index("meshpy up: summary of shop") :]
+    counts = {
+        (m.group(1), m.group(2)): int(m.group(3))
+        for m in re.finditer(r"^  (\w+)(?: (v\d))? +(\d+) requests in", summary, re.MULTILINE)
+    }
+    assert set(counts) == {
+        ("recommendation", None),
+        ("payment", "v1"),
+        ("payment", "v2"),
+        ("cart", None),
+        ("loadgen", None),
+    }, summary
+    assert counts[("cart", None)] > 100, summary  # about 25 a second
+    share = re.search(r"^  payment v2 +\d+ requests in, ([\d.]+)% of payment", summary, re.M)
+    assert share, summary
+    assert 3.0 <= float(share.group(1)) <= 20.0, summary
+    mtls = re.search(
+        r"^  mTLS: every hop between services was mutual TLS: (\d+) requests into 8 sidecars, "
+        r"0 in plaintext; inbound listeners strict; "
+        r"identities spiffe://meshpy\.local/ns/default/sa/\{cart,loadgen,payment,recommendation\}$",
+        summary,
+        re.MULTILINE,
+    )
+    assert mtls, summary
+    assert int(mtls.group(1)) == sum(counts.values()), summary  # every request into a sidecar

@@ -75,6 +75,17 @@ def test_defaults() -> None:
     )
 
 
+def test_the_demo_mesh_file_is_valid() -> None:
+    from meshpy import demo
+
+    mesh, resources = load(Path(demo.__file__).parent / "mesh.yaml")
+    assert [r.name for r in resources] == ["payment-canary.yaml"]
+    versions = [(r.service, r.version) for r in mesh.replicas()]
+    assert versions.count(("payment", "v1")) == 2
+    assert versions.count(("payment", "v2")) == 1
+    assert mesh.waves()[-1] == ["loadgen"]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -157,6 +168,7 @@ def test_a_missing_mesh_file_exits_2_from_the_real_command(tmp_path: Path) -> No
     ("argv", "expected"),
     [
         (["up", "--help"], ["MESH_FILE", "--listen", "--duration", "--ready-timeout", "SIGTERM"]),
+        (["demo", "--help"], ["--duration", "--listen", "canary"]),
     ],
 )
 def test_help(argv: list[str], expected: list[str]) -> None:

@@ -11,7 +11,7 @@ import typer
 from meshpy.cli import db, identity, proxy, resources, service, token
 from meshpy.cli.run import run
 from meshpy.cli.server import server
-from meshpy.cli.up import up
+from meshpy.cli.up import demo, up
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.command("server")(server)
 app.command("run")(run)
 app.command("up")(up)
+app.command("demo")(demo)
 app.command("apply")(resources.apply)
 app.command("get")(resources.get)
 app.command("describe")(resources.describe)

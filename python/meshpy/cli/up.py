@@ -1,4 +1,4 @@
-"""``meshpy up [mesh.yaml]``: a whole mesh on this machine, watched live."""
+"""``meshpy up [mesh.yaml]`` and ``meshpy demo``: a whole mesh on this machine, watched live."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from meshpy.up.display import View
     from meshpy.up.meshfile import MeshFile
 
-__all__ = ["up"]
+__all__ = ["demo", "up"]
 
 EXIT_USAGE = 2
 
@@ -55,6 +55,31 @@ def up(
     mesh, resources = _load(mesh_file)
     code = _run(mesh, resources, mesh_file.resolve().parent, listen, duration, ready_timeout)
     raise typer.Exit(code)
+
+
+def demo(
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        min=0.0,
+        metavar="SECONDS",
+        help="Stop by itself after this long, with a summary [default: until Ctrl-C].",
+    ),
+    listen: str = LISTEN_OPTION,
+    ready_timeout: float = READY_TIMEOUT_OPTION,
+) -> None:
+    """Run the demo shop: cart, recommendation, payment v1 and a v2 canary, and a load generator.
+
+    Every call between them goes through the sidecars over mutual TLS; payment v2 gets 10%
+    of payment's traffic (an HTTPRoute) and fails 2% of its answers. The summary shows the
+    requests per service and version, the canary's share, success rates and how the
+    requests travelled. The files are in the meshpy.demo package (mesh.yaml, shop.py).
+    """
+    from meshpy import demo as demo_package
+
+    mesh_file = Path(demo_package.__file__).parent / "mesh.yaml"
+    mesh, resources = _load(mesh_file)
+    raise typer.Exit(_run(mesh, resources, mesh_file.parent, listen, duration, ready_timeout))
 
 
 def _load(mesh_file: Path) -> tuple[MeshFile, list[Path]]:
