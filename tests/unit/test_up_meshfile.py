@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from meshpy.cli import app
@@ -162,6 +163,20 @@ def test_a_missing_mesh_file_exits_2_from_the_real_command(tmp_path: Path) -> No
     assert done.returncode == 2, done.stderr
     assert done.stderr == "error: mesh.yaml: No such file or directory\n"
     assert not (tmp_path / ".meshpy").exists()  # nothing was started
+
+
+def test_the_readme_mesh_file_is_valid() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### The mesh file") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("```\n", 8)]
+    mesh = parse(yaml.safe_load(block))
+    assert [r.name for r in mesh.replicas()] == [
+        "payment-v1-1",
+        "payment-v1-2",
+        "payment-v2-1",
+        "cart-1",
+        "cart-2",
+    ]
 
 
 @pytest.mark.parametrize(
