@@ -34,12 +34,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mtls import (
-    HTTP_OPTIONS,
     SERVER_ID,
     TLS_SOCKETS,
     envoy_cluster,
     envoy_listener,
     envoy_tls_common,
+    envoy_upstream_mtls,
     make_pki,
     meshpy_identity,
 )
@@ -228,20 +228,7 @@ def measure_envoy(started: Started, envoy: str, tmp: Path, settle: float) -> Mem
           "@type": {TLS_SOCKETS}.DownstreamTlsContext
           require_client_certificate: true
 {envoy_tls_common(pki.server, pki.root, ["h2", "http/1.1"], 10)}"""
-    upstream = envoy_tls_common(pki.server, pki.root, ["h2"], 8)
-    upstream += f"""            match_typed_subject_alt_names:
-            - san_type: URI
-              matcher: {{exact: "{SERVER_ID}"}}
-"""
-    payment_extra = f"""    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": {HTTP_OPTIONS}
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": {TLS_SOCKETS}.UpstreamTlsContext
-{upstream}"""
+    payment_extra = envoy_upstream_mtls(pki.server, pki.root)
     conf = tmp / "envoy-sidecar.yaml"
     conf.write_text(
         f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {p['admin']}}}}}\n"

@@ -319,14 +319,14 @@ def envoy_inbound(tmp: Path, pki: Pki, port: int, backend: int) -> Path:
     return conf
 
 
-def envoy_outbound(tmp: Path, pki: Pki, port: int, upstream: int) -> Path:
-    """Envoy A: plaintext HTTP/1.1 listener -> cluster over mTLS and HTTP/2, B's ID checked."""
-    common = envoy_tls_common(pki.client, pki.root, ["h2"], 8)
+def envoy_upstream_mtls(ident: Identity, root: Path) -> str:
+    """A cluster's HTTP/2 over mTLS, presenting ``ident``, checking the server is payment."""
+    common = envoy_tls_common(ident, root, ["h2"], 8)
     common += f"""            match_typed_subject_alt_names:
             - san_type: URI
               matcher: {{exact: "{SERVER_ID}"}}
 """
-    extra = f"""    typed_extension_protocol_options:
+    return f"""    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": {HTTP_OPTIONS}
         explicit_http_config: {{http2_protocol_options: {{}}}}
@@ -335,6 +335,11 @@ def envoy_outbound(tmp: Path, pki: Pki, port: int, upstream: int) -> Path:
       typed_config:
         "@type": {TLS_SOCKETS}.UpstreamTlsContext
 {common}"""
+
+
+def envoy_outbound(tmp: Path, pki: Pki, port: int, upstream: int) -> Path:
+    """Envoy A: plaintext HTTP/1.1 listener -> cluster over mTLS and HTTP/2, B's ID checked."""
+    extra = envoy_upstream_mtls(pki.client, pki.root)
     conf = tmp / "envoy-outbound.yaml"
     conf.write_text(
         "static_resources:\n  listeners:\n"
