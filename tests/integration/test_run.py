@@ -256,3 +256,12 @@ def test_a_tcp_service_through_a_local_upstream_port(
     stats = httpx.get(f"http://{cart.addresses['admin']}/stats", timeout=5).json()
     assert stats["listeners"][f"upstream-{port}"]["protocol"] == "tcp"
     assert stats["clusters"]["echo.default"]["tls"] is not None
+
+
+def test_with_restart_never_the_sidecar_leaves_with_its_app(start_sidecar: StartSidecar) -> None:
+    quitter = ("sh", "-c", "sleep 1; exit 3")
+    sidecar = start_sidecar("batch", "--restart", "never", app=quitter, ready=False)
+    assert sidecar.wait(30) == 3
+    log = sidecar.log()
+    assert "app exited with 3; not restarting (--restart never)" in log
+    assert log.rstrip().endswith("meshpy sidecar: stopped")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["HealthCheck", "probe"]
@@ -42,11 +43,14 @@ class HealthCheck:
     timeout: float = 1.0
     failures: int = 3
     healthy: bool = False
+    on_change: Callable[[bool], None] | None = None
+    """Called when the verdict flips (to report it at once, not at the next renewal)."""
     _failed: int = 0
     _wake: threading.Event = field(default_factory=threading.Event)
 
     def check(self) -> bool:
         """Probe once and update ``healthy``; returns the new verdict."""
+        before = self.healthy
         if probe(self.port, self.path, self.timeout):
             self._failed = 0
             self.healthy = True
@@ -54,6 +58,8 @@ class HealthCheck:
             self._failed += 1
             if self._failed >= self.failures or not self.healthy:
                 self.healthy = False
+        if self.healthy != before and self.on_change is not None:
+            self.on_change(self.healthy)
         return self.healthy
 
     def mark_down(self) -> None:

@@ -292,12 +292,16 @@ class Sidecar:
         if self.options.health is None or self.app_port is None:
             return None
         path = None if self.options.health == "tcp" else self.options.health
-        return HealthCheck(self.app_port, path)
+        return HealthCheck(self.app_port, path, on_change=self._health_changed)
 
     def _app_exited(self, code: int) -> None:
         if self.health is not None:
             self.health.mark_down()
         # Report at once: the instance must stop getting traffic now, not at the next renewal.
+        self.registrar.poke()
+
+    def _health_changed(self, _: bool) -> None:
+        # The app started or stopped answering: report it now, not at the next renewal.
         self.registrar.poke()
 
     def _became_ready(self, _: object) -> None:

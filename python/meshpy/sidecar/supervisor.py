@@ -99,10 +99,10 @@ class AppSupervisor:
             self.on_exit(code)
             if time.monotonic() - started >= _STABLE_S:
                 self.backoff.reset()
-            if self.spec.restart == "never" or (self.spec.restart == "on-failure" and code == 0):
-                log.info(
-                    "app exited with %d; not restarting (--restart %s)", code, self.spec.restart
-                )
+            policy = self.spec.restart
+            if policy == "never" or (policy == "on-failure" and code == 0):
+                log.info("app exited with %d; not restarting (--restart %s)", code, policy)
+                self.finished.set()
                 return
             delay = self.backoff.next()
             log.warning("app exited with %d; restarting in %.1fs", code, delay)
