@@ -130,12 +130,15 @@ def _app_port(sidecar: ProxyProcess) -> int:
 def test_a_killed_app_is_restarted_and_gets_no_traffic_meanwhile(
     server: ServerProcess, start_sidecar: StartSidecar
 ) -> None:
-    first = start_sidecar("payment", app=APP, name="payment-1")
+    # An app that takes 2 s to listen: after its restart the instance stays unhealthy
+    # long enough to see that it gets no traffic meanwhile.
+    slow = ("sh", "-c", f"sleep 2; exec {' '.join(APP)}")
+    first = start_sidecar("payment", app=slow, name="payment-1")
     second = start_sidecar("payment", app=APP, name="payment-2")
     cart = start_sidecar("cart")
     _wait_routed(cart, "payment", count=2)
     victim = _instance(first)
-    [old_pid] = _app_pids(first)
+    [old_pid] = _app_pids(first)  # `exec`: the shell's pid becomes the app's
     with Load(f"http://{cart.addresses['outbound']}/", host="payment", rate=100) as load:
         time.sleep(1)
         killed = time.monotonic()
