@@ -127,8 +127,10 @@ def _serve(
         err.write(f"error: {exc}\n")
         return EXIT_FAILED
     spec = sidecar.registrar.spec
-    instance = sidecar.registrar.instance or "(not registered yet)"
-    say(f"registered {spec.namespace}/{spec.service} instance {instance}")
+    if sidecar.registrar.instance is not None:
+        say(f"registered {spec.namespace}/{spec.service} instance {sidecar.registrar.instance}")
+    else:
+        say(f"serving {spec.namespace}/{spec.service} from the saved state; registering later")
     announced: dict[str, str] = {}
     was_ready = False
     app_gone = False
