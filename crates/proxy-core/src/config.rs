@@ -19,8 +19,10 @@ pub use authz::{
     AuthzTarget,
 };
 pub use route::{
-    EndpointConfig, NameValue, PathMatch, PathMatchType, RouteMatch, RouteRule, RuleTimeouts,
-    VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_WEIGHT,
+    compile_regex, EndpointConfig, HeaderModifier, HeaderPair, NameValue, PathMatch, PathMatchType,
+    PathRewrite, PathRewriteType, RouteFilters, RouteMatch, RouteRule, RuleTimeouts, UrlRewrite,
+    ValueMatchType, VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_REGEX_LEN,
+    MAX_REGEX_SIZE, MAX_WEIGHT,
 };
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
 

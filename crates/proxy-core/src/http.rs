@@ -24,6 +24,7 @@ use crate::body::ProxyBody;
 use crate::cluster::Cluster;
 use crate::config::ListenerProtocol;
 use crate::error::{ErrorKind, ProxyError};
+use crate::filters::Filters;
 use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
 use crate::inbound::{self, PeerIdentity};
 use crate::io::{self, ClientStream, Detected};
@@ -258,10 +259,16 @@ async fn forward(
         authorize(&mut req, authz, conn)?;
     }
     let client = &conn.client;
-    let (cluster, timeout) = choose_cluster(&req, route)?;
+    let chosen = choose_cluster(&req, route)?;
+    let cluster = chosen.cluster;
     let endpoint = cluster
         .pick()
         .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
+    if let Some(filters) = chosen.filters {
+        // Before prepare_request: a rewritten host becomes the upstream's target
+        // authority, and no filter can put back a header the proxy strips or owns.
+        apply_request_filters(&mut req, filters, chosen.matched_prefix)?;
+    }
     headers::prepare_request(
         &mut req,
         client,
@@ -272,10 +279,19 @@ async fn forward(
     if cluster.tls_identity().is_some() {
         headers::use_https(&mut req);
     }
-    let sent = tokio::time::timeout(timeout, endpoint.send(req)).await;
+    // backendRequest bounds the one upstream attempt; request bounds all of it.
+    // With no retries they end at the same moment unless backendRequest is shorter.
+    let attempt = match chosen.backend_timeout {
+        Some(limit) => limit.min(chosen.timeout),
+        None => chosen.timeout,
+    };
+    let sent = tokio::time::timeout(attempt, endpoint.send(req)).await;
     let (response, lease) = sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))??;
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, route.proxy_header);
+    if let Some(filters) = chosen.filters {
+        filters.edit_response_headers(&mut parts.headers);
+    }
     Ok(Response::from_parts(
         parts,
         ProxyBody::upstream(body, lease),
@@ -337,13 +353,49 @@ fn set_path(req: &mut Request<Incoming>, path: String) -> Result<(), ProxyError>
     Ok(())
 }
 
-/// The cluster a request goes to, and its request timeout.
+/// Applies a backend's request filters: URL rewrite (host, path), then header modifiers.
+fn apply_request_filters(
+    req: &mut Request<Incoming>,
+    filters: &Filters,
+    matched_prefix: &str,
+) -> Result<(), ProxyError> {
+    if let Some(path) = &filters.path {
+        let rewritten = path.apply(req.uri().path(), matched_prefix);
+        set_path(req, rewritten)?;
+    }
+    if let Some(host) = &filters.hostname {
+        req.headers_mut().insert(header::HOST, host.clone());
+    }
+    filters.edit_request_headers(req.headers_mut());
+    Ok(())
+}
+
+/// Where a request goes and how: what routing chose for it.
+struct Chosen<'r> {
+    cluster: &'r Arc<Cluster>,
+    /// Bound on the whole request.
+    timeout: Duration,
+    /// Bound on one upstream attempt, if the rule sets one.
+    backend_timeout: Option<Duration>,
+    filters: Option<&'r Filters>,
+    matched_prefix: &'r str,
+}
+
+/// The cluster a request goes to, its timeouts and filters.
 fn choose_cluster<'r>(
     req: &Request<Incoming>,
     route: &'r ListenerRoute,
-) -> Result<(&'r Arc<Cluster>, Duration), ProxyError> {
+) -> Result<Chosen<'r>, ProxyError> {
     let table = match &route.target {
-        Target::Cluster(cluster) => return Ok((cluster, route.timeouts.request)),
+        Target::Cluster(cluster) => {
+            return Ok(Chosen {
+                cluster,
+                timeout: route.timeouts.request,
+                backend_timeout: None,
+                filters: None,
+                matched_prefix: "",
+            })
+        }
         Target::Routes(table) => table,
     };
     let host = req
@@ -359,7 +411,7 @@ fn choose_cluster<'r>(
         query: req.uri().query(),
         headers: req.headers(),
     };
-    let rule = table.find(&view).map_err(|miss| {
+    let found = table.find_match(&view).map_err(|miss| {
         let why = match miss {
             Miss::NoHost => format!("no virtual host serves {host:?}"),
             Miss::NoRule => format!(
@@ -370,10 +422,17 @@ fn choose_cluster<'r>(
         };
         ProxyError::with_source(ErrorKind::NoRoute, why)
     })?;
-    let cluster = rule
-        .pick(rng::below)
+    let rule = found.rule;
+    let backend = rule
+        .pick_backend(rng::below)
         .ok_or_else(|| ProxyError::new(ErrorKind::NoBackend))?;
-    Ok((cluster, rule.timeout.unwrap_or(route.timeouts.request)))
+    Ok(Chosen {
+        cluster: &backend.target,
+        timeout: rule.timeout.unwrap_or(route.timeouts.request),
+        backend_timeout: rule.backend_timeout,
+        filters: backend.filters.as_ref(),
+        matched_prefix: found.matched_prefix,
+    })
 }
 
 /// The response a client gets when the proxy could not get one from upstream.

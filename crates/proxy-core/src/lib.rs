@@ -24,6 +24,7 @@ pub mod config;
 mod csr;
 mod endpoint;
 pub mod error;
+pub mod filters;
 pub mod headers;
 mod http;
 mod identity;

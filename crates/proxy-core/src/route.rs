@@ -1,15 +1,18 @@
 //! HTTP routing as a pure function: `Host` → virtual host → the matching rule by Gateway API precedence → a weighted backend.
 //!
-//! A table is compiled once per snapshot; `find` takes only what a request
-//! says (host, method, path, query, headers), so it is tested with tables of
-//! cases and no sockets. The backend type is generic for the same reason.
+//! A table is compiled once per snapshot (regular expressions included, compiled
+//! when the snapshot was parsed); `find` takes only what a request says (host,
+//! method, path, query, headers), so it is tested with tables of cases and no
+//! sockets. The backend type is generic for the same reason.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use regex::Regex;
 
-use crate::config::{PathMatchType, RouteMatch, VirtualHost};
+use crate::config::{NameValue, PathMatchType, RouteMatch, ValueMatchType, VirtualHost};
+use crate::filters::Filters;
 
 /// Why a request has no backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,31 +53,44 @@ struct CompiledHost {
     candidates: Vec<(Matcher, usize)>,
 }
 
+/// A backend of a rule: where to send, its share, and the filters on the way.
+#[derive(Debug)]
+pub struct Backend<B> {
+    /// The resolved backend (a cluster, in the proxy).
+    pub target: B,
+    weight: u32,
+    /// The rule's filters followed by the backend's own; `None` when there are none.
+    pub filters: Option<Filters>,
+}
+
 /// A rule's outcome: where its requests go.
 #[derive(Debug)]
 pub struct Rule<B> {
-    backends: Vec<(B, u32)>,
+    backends: Vec<Backend<B>>,
     total_weight: u64,
-    /// The rule's request timeout, overriding the listener's.
+    /// The rule's request timeout (all of a request), overriding the listener's.
     pub timeout: Option<Duration>,
+    /// The rule's backend request timeout (one request to an endpoint).
+    pub backend_timeout: Option<Duration>,
 }
 
 impl<B> Rule<B> {
     /// A backend chosen by weight, or `None` when every weight is 0.
     pub fn pick(&self, random: impl FnOnce(usize) -> usize) -> Option<&B> {
+        self.pick_backend(random).map(|b| &b.target)
+    }
+
+    /// A backend, with its filters, chosen by weight; `None` when every weight is 0.
+    pub fn pick_backend(&self, random: impl FnOnce(usize) -> usize) -> Option<&Backend<B>> {
         if self.backends.len() == 1 {
-            return self
-                .backends
-                .first()
-                .filter(|(_, w)| *w > 0)
-                .map(|(b, _)| b);
+            return self.backends.first().filter(|b| b.weight > 0);
         }
         if self.total_weight == 0 {
             return None;
         }
         let mut ticket = random(self.total_weight as usize) as u64;
-        for (backend, weight) in &self.backends {
-            let weight = u64::from(*weight);
+        for backend in &self.backends {
+            let weight = u64::from(backend.weight);
             if ticket < weight {
                 return Some(backend);
             }
@@ -84,12 +100,22 @@ impl<B> Rule<B> {
     }
 }
 
+/// The rule a request follows, and what matched it.
+#[derive(Debug)]
+pub struct Found<'a, B> {
+    /// The rule.
+    pub rule: &'a Rule<B>,
+    /// The PathPrefix that matched, without a trailing `/` (empty for `/`, and for
+    /// Exact and RegularExpression matches): what ReplacePrefixMatch replaces.
+    pub matched_prefix: &'a str,
+}
+
 #[derive(Debug, Clone)]
 struct Matcher {
     path: PathMatcher,
     method: Option<Method>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    query: Vec<(String, String)>,
+    headers: Vec<(HeaderName, ValueMatcher<HeaderValue>)>,
+    query: Vec<(String, ValueMatcher<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,10 +123,43 @@ enum PathMatcher {
     Exact(String),
     /// Stored without a trailing slash; empty means "/" (everything).
     Prefix(String),
+    /// Anchored at both ends: the whole path must match.
+    Regex(Regex),
+}
+
+#[derive(Debug, Clone)]
+enum ValueMatcher<T> {
+    Exact(T),
+    /// Anchored at both ends: the whole value must match.
+    Regex(Regex),
+}
+
+fn value_matcher<T>(
+    nv: &NameValue,
+    exact: impl FnOnce(&str) -> Option<T>,
+) -> Option<ValueMatcher<T>> {
+    match (nv.kind, &nv.regex) {
+        (ValueMatchType::RegularExpression, Some(regex)) => {
+            Some(ValueMatcher::Regex(regex.clone()))
+        }
+        // Parsing compiles every regular expression; an uncompiled one cannot get here.
+        (ValueMatchType::RegularExpression, None) => None,
+        (ValueMatchType::Exact, _) => exact(&nv.value).map(ValueMatcher::Exact),
+    }
+}
+
+/// How a path condition ranks in Gateway API precedence: Exact, then PathPrefix
+/// (longer first), then RegularExpression, which the spec's list does not rank
+/// above either (Envoy-based implementations do the same for GAMMA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PathRank {
+    Regex,
+    Prefix,
+    Exact,
 }
 
 impl Matcher {
-    fn compile(m: &RouteMatch) -> Self {
+    fn compile(m: &RouteMatch) -> Option<Self> {
         let path = match &m.path {
             None => PathMatcher::Prefix(String::new()),
             Some(p) => match p.kind {
@@ -108,40 +167,39 @@ impl Matcher {
                 PathMatchType::PathPrefix => {
                     PathMatcher::Prefix(p.value.trim_end_matches('/').to_string())
                 }
+                PathMatchType::RegularExpression => PathMatcher::Regex(p.regex.clone()?),
             },
         };
-        Self {
+        let mut headers = Vec::with_capacity(m.headers.len());
+        for h in &m.headers {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+            headers.push((name, value_matcher(h, |v| HeaderValue::from_str(v).ok())?));
+        }
+        let mut query = Vec::with_capacity(m.query_params.len());
+        for q in &m.query_params {
+            query.push((q.name.clone(), value_matcher(q, |v| Some(v.to_string()))?));
+        }
+        Some(Self {
             path,
             method: m
                 .method
                 .as_deref()
                 .and_then(|m| Method::from_bytes(m.as_bytes()).ok()),
-            headers: m
-                .headers
-                .iter()
-                .filter_map(|h| {
-                    let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-                    let value = HeaderValue::from_str(&h.value).ok()?;
-                    Some((name, value))
-                })
-                .collect(),
-            query: m
-                .query_params
-                .iter()
-                .map(|q| (q.name.clone(), q.value.clone()))
-                .collect(),
-        }
+            headers,
+            query,
+        })
     }
 
-    /// Gateway API precedence, highest first: exact path, longer prefix,
-    /// a method, more header matches, more query matches.
-    fn precedence(&self) -> (bool, usize, bool, usize, usize) {
-        let (exact, len) = match &self.path {
-            PathMatcher::Exact(p) => (true, p.len()),
-            PathMatcher::Prefix(p) => (false, p.len()),
+    /// Gateway API precedence, highest first: exact path, longer prefix, then a
+    /// regular expression; a method; more header matches; more query matches.
+    fn precedence(&self) -> (PathRank, usize, bool, usize, usize) {
+        let (rank, len) = match &self.path {
+            PathMatcher::Exact(p) => (PathRank::Exact, p.len()),
+            PathMatcher::Prefix(p) => (PathRank::Prefix, p.len()),
+            PathMatcher::Regex(_) => (PathRank::Regex, 0),
         };
         (
-            exact,
+            rank,
             len,
             self.method.is_some(),
             self.headers.len(),
@@ -157,25 +215,40 @@ impl Matcher {
                     || (req.path.starts_with(p.as_str())
                         && matches!(req.path.as_bytes().get(p.len()), None | Some(b'/')))
             }
+            PathMatcher::Regex(regex) => regex.is_match(req.path),
         };
         path_ok
             && self.method.as_ref().is_none_or(|m| m == req.method)
-            && self
-                .headers
-                .iter()
-                .all(|(name, value)| req.headers.get_all(name).iter().any(|v| v == value))
+            && self.headers.iter().all(|(name, wanted)| {
+                req.headers.get_all(name).iter().any(|v| match wanted {
+                    ValueMatcher::Exact(value) => v == value,
+                    // A value that is not UTF-8 matches no expression.
+                    ValueMatcher::Regex(regex) => v.to_str().is_ok_and(|v| regex.is_match(v)),
+                })
+            })
             && self
                 .query
                 .iter()
-                .all(|(name, value)| query_has(req.query, name, value))
+                .all(|(name, wanted)| query_has(req.query, name, wanted))
+    }
+
+    fn matched_prefix(&self) -> &str {
+        match &self.path {
+            PathMatcher::Prefix(p) => p,
+            PathMatcher::Exact(_) | PathMatcher::Regex(_) => "",
+        }
     }
 }
 
-fn query_has(query: Option<&str>, name: &str, value: &str) -> bool {
+fn query_has(query: Option<&str>, name: &str, wanted: &ValueMatcher<String>) -> bool {
+    let value_ok = |v: &str| match wanted {
+        ValueMatcher::Exact(value) => v == value,
+        ValueMatcher::Regex(regex) => regex.is_match(v),
+    };
     query.is_some_and(|q| {
         q.split('&').any(|pair| match pair.split_once('=') {
-            Some((n, v)) => n == name && v == value,
-            None => pair == name && value.is_empty(),
+            Some((n, v)) => n == name && value_ok(v),
+            None => pair == name && value_ok(""),
         })
     })
 }
@@ -211,21 +284,28 @@ impl<B> RouteTable<B> {
             let mut candidates = Vec::new();
             for rule in &vhost.rules {
                 let index = table.rules.len();
-                let backends: Vec<(B, u32)> = rule
+                let backends: Vec<Backend<B>> = rule
                     .backends
                     .iter()
-                    .filter_map(|b| backend(&b.cluster).map(|resolved| (resolved, b.weight)))
+                    .filter_map(|b| {
+                        Some(Backend {
+                            target: backend(&b.cluster)?,
+                            weight: b.weight,
+                            filters: Filters::compile(rule.filters.as_ref(), b.filters.as_ref()),
+                        })
+                    })
                     .collect();
                 table.rules.push(Rule {
-                    total_weight: backends.iter().map(|(_, w)| u64::from(*w)).sum(),
+                    total_weight: backends.iter().map(|b| u64::from(b.weight)).sum(),
                     backends,
-                    timeout: rule.timeouts.map(|t| t.request),
+                    timeout: rule.timeouts.and_then(|t| t.request),
+                    backend_timeout: rule.timeouts.and_then(|t| t.backend_request),
                 });
                 if rule.matches.is_empty() {
-                    candidates.push((Matcher::compile(&RouteMatch::default()), index));
+                    candidates.extend(Matcher::compile(&RouteMatch::default()).map(|m| (m, index)));
                 }
                 for m in &rule.matches {
-                    candidates.push((Matcher::compile(m), index));
+                    candidates.extend(Matcher::compile(m).map(|m| (m, index)));
                 }
             }
             // Stable: equal precedence keeps config order (route age, then rule order).
@@ -237,6 +317,11 @@ impl<B> RouteTable<B> {
 
     /// The rule a request follows.
     pub fn find(&self, req: &RequestView<'_>) -> Result<&Rule<B>, Miss> {
+        self.find_match(req).map(|found| found.rule)
+    }
+
+    /// The rule a request follows, with the prefix that matched it.
+    pub fn find_match(&self, req: &RequestView<'_>) -> Result<Found<'_, B>, Miss> {
         let host = host_without_port(req.host);
         let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             self.by_host.get(&host.to_ascii_lowercase())
@@ -252,7 +337,12 @@ impl<B> RouteTable<B> {
             .candidates
             .iter()
             .find(|(matcher, _)| matcher.matches(req))
-            .and_then(|(_, rule)| self.rules.get(*rule))
+            .and_then(|(matcher, rule)| {
+                Some(Found {
+                    rule: self.rules.get(*rule)?,
+                    matched_prefix: matcher.matched_prefix(),
+                })
+            })
             .ok_or(Miss::NoRule)
     }
 }

@@ -363,3 +363,123 @@ fn weighted_endpoints_share_traffic_in_proportion() {
     });
     assert_eq!((counts["a"], counts["b"]), (10, 30), "{counts:?}");
 }
+
+#[test]
+fn filters_rewrite_and_regex_routes_reach_the_backend() {
+    let rt = client_runtime();
+    let (api, other) =
+        rt.block_on(async { (http_backend("api").await, http_backend("other").await) });
+    let snapshot = format!(
+        r#"{{"listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","routes":[
+              {{"name":"svc","hosts":["svc"],"rules":[
+                  {{"matches":[{{"path":{{"type":"RegularExpression","value":"/v[0-9]+/items/[0-9]+"}}}}],
+                    "backends":[{{"cluster":"other"}}]}},
+                  {{"matches":[{{"headers":[{{"name":"x-t-tier","value":"gold|platinum","type":"RegularExpression"}}]}}],
+                    "backends":[{{"cluster":"other"}}]}},
+                  {{"matches":[{{"path":{{"type":"PathPrefix","value":"/api/"}}}}],
+                    "filters":{{"request_headers":{{"set":[{{"name":"X-T-Set","value":"by-proxy"}}],
+                                                   "add":[{{"name":"x-t-add","value":"two"}}],
+                                                   "remove":["x-t-secret"]}},
+                               "response_headers":{{"set":[{{"name":"x-seen-version","value":"hidden"}}],
+                                                    "add":[{{"name":"x-resp-added","value":"yes"}}],
+                                                    "remove":["x-seen-forwarded-for"]}},
+                               "url_rewrite":{{"hostname":"api.internal","path":{{"type":"ReplacePrefixMatch","value":"/v2"}}}}}},
+                    "backends":[{{"cluster":"api"}}]}},
+                  {{"matches":[{{"path":{{"type":"Exact","value":"/old"}}}}],
+                    "backends":[{{"cluster":"api","filters":{{"url_rewrite":{{"path":{{"type":"ReplaceFullPath","value":"/new"}}}}}}}}]}}]}}]}}],
+            "clusters":[{{"name":"api","endpoints":["{api}"]}},{{"name":"other","endpoints":["{other}"]}}]}}"#
+    );
+    let (_proxy, web) = start_proxy(&snapshot);
+    rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        let send = |path: &str, headers: &[(&str, &str)]| {
+            let mut req = http::Request::builder().uri(path).header("host", "svc");
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            req.body(Default::default()).unwrap()
+        };
+        // Request headers: set replaces, add keeps the old value, remove drops; the
+        // prefix is rewritten with the query kept, and the host is the rewritten one.
+        let got = client
+            .send(send(
+                "/api/orders/7?full=1",
+                &[
+                    ("x-t-set", "from-client"),
+                    ("x-t-add", "one"),
+                    ("x-t-secret", "s"),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, "api");
+        assert_eq!(got.header("x-seen-path"), "/v2/orders/7?full=1");
+        assert_eq!(got.header("x-seen-host"), "api.internal");
+        assert_eq!(got.header("x-seen-t-set"), "by-proxy");
+        assert_eq!(got.header("x-seen-t-add"), "one|two");
+        assert!(
+            got.headers.get("x-seen-t-secret").is_none(),
+            "{:?}",
+            got.headers
+        );
+        // Response headers, on the way back.
+        assert_eq!(got.header("x-seen-version"), "hidden");
+        assert_eq!(got.header("x-resp-added"), "yes");
+        assert!(got.headers.get("x-seen-forwarded-for").is_none());
+        // The prefix itself becomes the replacement.
+        let got = client.send(send("/api", &[])).await.unwrap();
+        assert_eq!(got.header("x-seen-path"), "/v2");
+        // A backend's own filter.
+        let got = client.send(send("/old?q=1", &[])).await.unwrap();
+        assert_eq!(
+            (got.body.as_str(), got.header("x-seen-path")),
+            ("api", "/new?q=1")
+        );
+        // Regular expressions route on the whole path and on header values.
+        let got = client.send(send("/v3/items/42", &[])).await.unwrap();
+        assert_eq!(got.body, "other");
+        assert_eq!(got.header("x-seen-path"), "/v3/items/42");
+        let got = client.send(send("/v3/items/42/x", &[])).await.unwrap();
+        assert_eq!(got.status, 404);
+        let got = client
+            .send(send("/any", &[("x-t-tier", "gold")]))
+            .await
+            .unwrap();
+        assert_eq!(got.body, "other");
+        let got = client
+            .send(send("/any", &[("x-t-tier", "golden")]))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 404);
+        // No filters on that rule: nothing is rewritten.
+        assert_eq!(got.header("x-meshpy-error"), "no_route");
+    });
+}
+
+#[test]
+fn backend_request_timeout_bounds_the_upstream_request() {
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("slow"));
+    let snapshot = format!(
+        r#"{{"listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","routes":[
+              {{"name":"svc","hosts":["svc"],"rules":[
+                  {{"backends":[{{"cluster":"b"}}],"timeouts":{{"request":"10s","backend_request":"200ms"}}}}]}}]}}],
+            "clusters":[{{"name":"b","endpoints":["{backend}"]}}]}}"#
+    );
+    let (_proxy, web) = start_proxy(&snapshot);
+    rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        let started = std::time::Instant::now();
+        let got = client.get("/sleep/3000").await;
+        assert_eq!(got.status, 504);
+        assert_eq!(got.header("x-meshpy-error"), "request_timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let got = H1Client::connect(web).await.get("/sleep/10").await;
+        assert_eq!(got.status, 200);
+    });
+}

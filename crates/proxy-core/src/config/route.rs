@@ -1,4 +1,8 @@
-//! Config of HTTP routing: virtual hosts by `Host`, rules with matches, weighted backends; and weighted endpoints.
+//! Config of HTTP routing: virtual hosts by `Host`, rules with matches, filters and
+//! weighted backends; and weighted endpoints.
+//!
+//! Regular expressions are compiled here, while the snapshot is parsed, so that a bad
+//! one is refused with its JSON path and a request never compiles anything.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,6 +13,12 @@ use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{check_positive, duration_str, ConfigError};
+
+/// Largest compiled size of one regular expression, in bytes: a pattern that needs more
+/// (such as `(a{100}){100}`) is refused, so one route cannot make matching slow or big.
+pub const MAX_REGEX_SIZE: usize = 256 * 1024;
+/// Longest source of one regular expression, in characters (as the Gateway API allows).
+pub const MAX_REGEX_LEN: usize = 1024;
 
 /// A virtual host: requests whose `Host` is one of `hosts` follow its rules.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -34,6 +44,81 @@ pub struct RouteRule {
     /// Overrides the listener's timeouts for requests of this rule.
     #[serde(default)]
     pub timeouts: Option<RuleTimeouts>,
+    /// Header changes and URL rewrites for every request of this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<RouteFilters>,
+}
+
+/// What a rule (or one of its backends) changes in requests and responses (Gateway API filters).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFilters {
+    /// RequestHeaderModifier: headers set, added or removed before the request goes upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifier>,
+    /// ResponseHeaderModifier: headers set, added or removed in the upstream's response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifier>,
+    /// URLRewrite: the host and/or path the upstream sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_rewrite: Option<UrlRewrite>,
+}
+
+/// Header changes; a name (case-insensitive) may appear in one action only.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderModifier {
+    /// Replace every value of the header with this one (add it if absent).
+    #[serde(default)]
+    pub set: Vec<HeaderPair>,
+    /// Add this value, keeping the values already there.
+    #[serde(default)]
+    pub add: Vec<HeaderPair>,
+    /// Remove the header and all its values.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// A header to set or add.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderPair {
+    /// Header name, case-insensitive.
+    pub name: String,
+    /// The value.
+    pub value: String,
+}
+
+/// A URL rewrite.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRewrite {
+    /// The `Host` (HTTP/1) or `:authority` (HTTP/2) sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The new path; the query is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+}
+
+/// How a path is rewritten.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum PathRewriteType {
+    /// The whole path becomes the value.
+    ReplaceFullPath,
+    /// The PathPrefix that matched is replaced by the value, the rest kept.
+    ReplacePrefixMatch,
+}
+
+/// A path rewrite.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PathRewrite {
+    /// `ReplaceFullPath` or `ReplacePrefixMatch`.
+    #[serde(rename = "type")]
+    pub kind: PathRewriteType,
+    /// A path starting with `/` (or empty, for `ReplacePrefixMatch`: strip the prefix).
+    pub value: String,
 }
 
 /// Conditions that must all hold (AND) for a match.
@@ -43,10 +128,10 @@ pub struct RouteMatch {
     /// Path condition; none means any path.
     #[serde(default)]
     pub path: Option<PathMatch>,
-    /// Headers that must be present with these exact values.
+    /// Headers that must be present with a matching value.
     #[serde(default)]
     pub headers: Vec<NameValue>,
-    /// Query parameters that must be present with these exact values.
+    /// Query parameters that must be present with a matching value.
     #[serde(default)]
     pub query_params: Vec<NameValue>,
     /// The request method, e.g. `GET`.
@@ -61,27 +146,148 @@ pub enum PathMatchType {
     Exact,
     /// The path starts with the value, element by element (`/a` matches `/a/b`, not `/ab`).
     PathPrefix,
+    /// The whole path matches the value, a regular expression (Rust `regex` syntax).
+    RegularExpression,
 }
 
 /// A path condition.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "RawPathMatch", into = "RawPathMatch")]
 pub struct PathMatch {
-    /// `Exact` or `PathPrefix`.
-    #[serde(rename = "type")]
+    /// `Exact`, `PathPrefix` or `RegularExpression`.
     pub kind: PathMatchType,
-    /// An absolute path starting with `/`.
+    /// An absolute path starting with `/`, or a regular expression.
     pub value: String,
+    /// The compiled expression of a `RegularExpression` match.
+    pub regex: Option<regex::Regex>,
 }
 
-/// An exact name/value condition.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+impl PartialEq for PathMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.value == other.value
+    }
+}
+
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+struct RawPathMatch {
+    #[serde(rename = "type")]
+    kind: PathMatchType,
+    value: String,
+}
+
+impl TryFrom<RawPathMatch> for PathMatch {
+    type Error = String;
+    fn try_from(raw: RawPathMatch) -> Result<Self, String> {
+        let regex = match raw.kind {
+            PathMatchType::RegularExpression => Some(compile_regex(&raw.value)?),
+            _ => None,
+        };
+        Ok(Self {
+            kind: raw.kind,
+            value: raw.value,
+            regex,
+        })
+    }
+}
+
+impl From<PathMatch> for RawPathMatch {
+    fn from(m: PathMatch) -> Self {
+        Self {
+            kind: m.kind,
+            value: m.value,
+        }
+    }
+}
+
+/// How a header or query parameter value is matched.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ValueMatchType {
+    /// The value equals the given one.
+    #[default]
+    Exact,
+    /// The whole value matches the given regular expression.
+    RegularExpression,
+}
+
+/// A name/value condition on a header or query parameter.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "RawNameValue", into = "RawNameValue")]
 pub struct NameValue {
     /// Header name (case-insensitive) or query parameter name (exact).
     pub name: String,
-    /// The exact value.
+    /// The exact value, or a regular expression.
     pub value: String,
+    /// `Exact` (the default) or `RegularExpression`.
+    pub kind: ValueMatchType,
+    /// The compiled expression of a `RegularExpression` match.
+    pub regex: Option<regex::Regex>,
+}
+
+impl PartialEq for NameValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.value == other.value && self.kind == other.kind
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawNameValue {
+    name: String,
+    value: String,
+    #[serde(rename = "type", default, skip_serializing_if = "is_exact")]
+    kind: ValueMatchType,
+}
+
+fn is_exact(kind: &ValueMatchType) -> bool {
+    *kind == ValueMatchType::Exact
+}
+
+impl TryFrom<RawNameValue> for NameValue {
+    type Error = String;
+    fn try_from(raw: RawNameValue) -> Result<Self, String> {
+        let regex = match raw.kind {
+            ValueMatchType::RegularExpression => Some(compile_regex(&raw.value)?),
+            ValueMatchType::Exact => None,
+        };
+        Ok(Self {
+            name: raw.name,
+            value: raw.value,
+            kind: raw.kind,
+            regex,
+        })
+    }
+}
+
+impl From<NameValue> for RawNameValue {
+    fn from(m: NameValue) -> Self {
+        Self {
+            name: m.name,
+            value: m.value,
+            kind: m.kind,
+        }
+    }
+}
+
+/// Compiles `pattern` to match a whole value (as Envoy and most Gateway API
+/// implementations do), within [`MAX_REGEX_LEN`] and [`MAX_REGEX_SIZE`].
+pub fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    if pattern.chars().count() > MAX_REGEX_LEN {
+        return Err(format!(
+            "regular expression longer than {MAX_REGEX_LEN} characters"
+        ));
+    }
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(MAX_REGEX_SIZE)
+        .dfa_size_limit(MAX_REGEX_SIZE)
+        .build()
+        .map_err(|err| match err {
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regular expression {pattern:?} is too large once compiled (over {limit} bytes)"
+            ),
+            // The syntax error's own text spans several lines with a caret; keep it whole.
+            err => format!("invalid regular expression {pattern:?}: {err}"),
+        })
 }
 
 /// A cluster a rule sends to, with its share.
@@ -93,15 +299,52 @@ pub struct WeightedBackend {
     /// Proportional weight; 0 sends nothing.
     #[serde(default = "one")]
     pub weight: u32,
+    /// Filters for requests sent to this backend only, applied after the rule's
+    /// header modifiers; its URL rewrite replaces the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<RouteFilters>,
 }
 
-/// Per-rule timeouts.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+/// Per-rule timeouts (Gateway API `timeouts`); each is optional.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTimeouts {
-    /// Time from receiving a request to the upstream's response headers; then 504.
-    #[serde(with = "duration_str")]
-    pub request: Duration,
+    /// Time from receiving a request to the response headers, all attempts included; then 504.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request: Option<Duration>,
+    /// Time one request to an upstream endpoint may take to its response headers; then 504.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backend_request: Option<Duration>,
+}
+
+/// Optional durations as human strings.
+mod duration_opt {
+    use super::*;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => duration_str::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        duration_str::deserialize(deserializer).map(Some)
+    }
 }
 
 fn one() -> u32 {
@@ -195,7 +438,22 @@ pub fn validate_routes(
                     "must list at least one backend",
                 ));
             }
+            let prefix_only = rule.matches.iter().all(|m| {
+                m.path
+                    .as_ref()
+                    .is_none_or(|p| p.kind == PathMatchType::PathPrefix)
+            });
+            if let Some(filters) = &rule.filters {
+                validate_filters(filters, prefix_only, &|field| {
+                    at(&format!("filters.{field}"))
+                })?;
+            }
             for (b, backend) in rule.backends.iter().enumerate() {
+                if let Some(filters) = &backend.filters {
+                    validate_filters(filters, prefix_only, &|field| {
+                        at(&format!("backends[{b}].filters.{field}"))
+                    })?;
+                }
                 if !clusters.contains(backend.cluster.as_str()) {
                     return Err(ConfigError::new(
                         at(&format!("backends[{b}].cluster")),
@@ -210,7 +468,18 @@ pub fn validate_routes(
                 }
             }
             if let Some(timeouts) = &rule.timeouts {
-                check_positive(timeouts.request, &at("timeouts.request"))?;
+                if let Some(request) = timeouts.request {
+                    check_positive(request, &at("timeouts.request"))?;
+                }
+                if let Some(backend) = timeouts.backend_request {
+                    check_positive(backend, &at("timeouts.backend_request"))?;
+                    if timeouts.request.is_some_and(|request| backend > request) {
+                        return Err(ConfigError::new(
+                            at("timeouts.backend_request"),
+                            "must not be longer than timeouts.request",
+                        ));
+                    }
+                }
             }
             for (m, matched) in rule.matches.iter().enumerate() {
                 validate_match(matched, &|field| at(&format!("matches[{m}].{field}")))?;
@@ -222,7 +491,7 @@ pub fn validate_routes(
 
 fn validate_match(matched: &RouteMatch, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     if let Some(path) = &matched.path {
-        if !path.value.starts_with('/') {
+        if path.kind != PathMatchType::RegularExpression && !path.value.starts_with('/') {
             return Err(ConfigError::new(at("path.value"), "must start with '/'"));
         }
     }
@@ -233,7 +502,9 @@ fn validate_match(matched: &RouteMatch, at: &dyn Fn(&str) -> String) -> Result<(
                 format!("{:?} is not a valid header name", header.name),
             ));
         }
-        if http::HeaderValue::from_str(&header.value).is_err() {
+        if header.kind == ValueMatchType::Exact
+            && http::HeaderValue::from_str(&header.value).is_err()
+        {
             return Err(ConfigError::new(
                 at(&format!("headers[{h}].value")),
                 "is not a valid header value",
@@ -245,6 +516,109 @@ fn validate_match(matched: &RouteMatch, at: &dyn Fn(&str) -> String) -> Result<(
             return Err(ConfigError::new(
                 at("method"),
                 format!("{method:?} is not a valid method"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a rule's (or backend's) filters; `prefix_only` says whether every match of the
+/// rule is a PathPrefix, which ReplacePrefixMatch needs to know what to replace.
+fn validate_filters(
+    filters: &RouteFilters,
+    prefix_only: bool,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    for (field, modifier) in [
+        ("request_headers", &filters.request_headers),
+        ("response_headers", &filters.response_headers),
+    ] {
+        if let Some(modifier) = modifier {
+            validate_modifier(modifier, &|sub| at(&format!("{field}.{sub}")))?;
+        }
+    }
+    let Some(rewrite) = &filters.url_rewrite else {
+        return Ok(());
+    };
+    if let Some(host) = &rewrite.hostname {
+        if host.is_empty()
+            || host.contains(['/', ' ', '@'])
+            || http::HeaderValue::from_str(host).is_err()
+        {
+            return Err(ConfigError::new(
+                at("url_rewrite.hostname"),
+                format!("{host:?} is not a host name"),
+            ));
+        }
+    }
+    if let Some(path) = &rewrite.path {
+        let value = &path.value;
+        let empty_ok = path.kind == PathRewriteType::ReplacePrefixMatch && value.is_empty();
+        if !empty_ok
+            && (!value.starts_with('/')
+                || http::uri::PathAndQuery::try_from(value.as_str()).is_err())
+            || value.contains(['?', '#'])
+        {
+            return Err(ConfigError::new(
+                at("url_rewrite.path.value"),
+                format!("{value:?} is not an absolute path"),
+            ));
+        }
+        if path.kind == PathRewriteType::ReplacePrefixMatch && !prefix_only {
+            return Err(ConfigError::new(
+                at("url_rewrite.path.type"),
+                "ReplacePrefixMatch needs every match of the rule to be a PathPrefix",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_modifier(
+    modifier: &HeaderModifier,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    let pairs = modifier
+        .set
+        .iter()
+        .map(|p| ("set", p))
+        .chain(modifier.add.iter().map(|p| ("add", p)));
+    let mut index = [0usize; 2];
+    for (action, pair) in pairs {
+        let slot = usize::from(action == "add");
+        let i = index[slot];
+        index[slot] += 1;
+        let name = http::HeaderName::from_bytes(pair.name.as_bytes()).map_err(|_| {
+            ConfigError::new(
+                at(&format!("{action}[{i}].name")),
+                format!("{:?} is not a valid header name", pair.name),
+            )
+        })?;
+        if http::HeaderValue::from_str(&pair.value).is_err() {
+            return Err(ConfigError::new(
+                at(&format!("{action}[{i}].value")),
+                "is not a valid header value",
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(ConfigError::new(
+                at(&format!("{action}[{i}].name")),
+                format!("header {:?} already has an action", pair.name),
+            ));
+        }
+    }
+    for (i, name) in modifier.remove.iter().enumerate() {
+        let parsed = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ConfigError::new(
+                at(&format!("remove[{i}]")),
+                format!("{name:?} is not a valid header name"),
+            )
+        })?;
+        if !seen.insert(parsed) {
+            return Err(ConfigError::new(
+                at(&format!("remove[{i}]")),
+                format!("header {name:?} already has an action"),
             ));
         }
     }

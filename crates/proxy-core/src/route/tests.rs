@@ -234,3 +234,127 @@ fn rule_timeouts_are_carried() {
         Some(Duration::from_millis(250))
     );
 }
+
+/// Target, headers, expected backend or miss.
+type RegexCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Result<&'static str, Miss>,
+);
+
+#[test]
+fn regular_expressions_match_the_whole_path_and_value() {
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/v[0-9]+/users/[^/]+"}}]), "users"),
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/[\\w-]+\\.json"}}]), "json"),
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/h"}, "headers": [{"name": "X-Version", "value": "v[0-9]+", "type": "RegularExpression"}]}]), "header"),
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/q"}, "query_params": [{"name": "id", "value": "[0-9]{3}", "type": "RegularExpression"}]}]), "query"),
+    ]}]));
+    let cases: [RegexCase; 14] = [
+        ("/v1/users/ann", &[], Ok("users")),
+        ("/v12/users/bob", &[], Ok("users")),
+        // Anchored: a match inside the path is not enough.
+        ("/api/v1/users/ann", &[], Err(Miss::NoRule)),
+        ("/v1/users/ann/orders", &[], Err(Miss::NoRule)),
+        ("/vx/users/ann", &[], Err(Miss::NoRule)),
+        ("/daten-ü.json", &[], Ok("json")),
+        ("/a/b.json", &[], Err(Miss::NoRule)),
+        ("/h", &[("x-version", "v2")], Ok("header")),
+        ("/h", &[("x-version", "v2-beta")], Err(Miss::NoRule)),
+        // Any one value of a repeated header may match.
+        (
+            "/h",
+            &[("x-version", "old"), ("x-version", "v3")],
+            Ok("header"),
+        ),
+        ("/h", &[], Err(Miss::NoRule)),
+        ("/q?id=123", &[], Ok("query")),
+        ("/q?a=b&id=1234", &[], Err(Miss::NoRule)),
+        ("/q", &[], Err(Miss::NoRule)),
+    ];
+    for (target, headers, want) in cases {
+        assert_eq!(
+            route(&t, "h", "GET", target, headers),
+            want.map(str::to_string),
+            "{target} {headers:?}"
+        );
+    }
+}
+
+#[test]
+fn regular_expressions_rank_below_exact_and_prefix() {
+    // Exact > PathPrefix (longest first, "/" included) > RegularExpression; among
+    // expressions the spec's ties follow: method, header count, query count, order.
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/.*"}}]), "regex-any"),
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/a/.*"}, "headers": [{"name": "x-beta", "value": "1"}]}]), "regex-beta"),
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/a/.*"}, "method": "POST"}]), "regex-post"),
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/a"}}]), "regex-a"),
+        rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/a/b"}}]), "prefix-ab"),
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/a/b/c"}}]), "exact-abc"),
+    ]}]));
+    let cases: [Case; 7] = [
+        ("GET", "/a/b/c", &[], "exact-abc"),
+        ("GET", "/a/b/d", &[], "prefix-ab"),
+        ("GET", "/a/x", &[], "regex-any"),
+        ("GET", "/a/x", &[("x-beta", "1")], "regex-beta"),
+        // A method outranks a header match.
+        ("POST", "/a/x", &[("x-beta", "1")], "regex-post"),
+        // Equal rank: the rule given first wins.
+        ("GET", "/a", &[], "regex-any"),
+        ("GET", "/z", &[], "regex-any"),
+    ];
+    for (method, target, headers, want) in cases {
+        assert_eq!(
+            route(&t, "h", method, target, headers).unwrap(),
+            want,
+            "{method} {target} {headers:?}"
+        );
+    }
+    // A PathPrefix "/" (also what a match without a path is) outranks any expression.
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/x"}}]), "regex"),
+        rule(serde_json::json!([{"method": "GET"}]), "any-get"),
+    ]}]));
+    assert_eq!(route(&t, "h", "GET", "/x", &[]).unwrap(), "any-get");
+    assert_eq!(route(&t, "h", "PUT", "/x", &[]).unwrap(), "regex");
+}
+
+#[test]
+fn the_matched_prefix_is_reported_for_rewrites() {
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/api/"}}, {"path": {"type": "PathPrefix", "value": "/v1"}}]), "api"),
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/e"}}]), "exact"),
+    ]}]));
+    let headers = HeaderMap::new();
+    let view = |path| RequestView {
+        host: "h",
+        method: &Method::GET,
+        path,
+        query: None,
+        headers: &headers,
+    };
+    assert_eq!(
+        t.find_match(&view("/api/x")).unwrap().matched_prefix,
+        "/api"
+    );
+    assert_eq!(t.find_match(&view("/v1/x")).unwrap().matched_prefix, "/v1");
+    assert_eq!(t.find_match(&view("/e")).unwrap().matched_prefix, "");
+}
+
+#[test]
+fn backend_timeouts_and_filters_are_carried() {
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        {"backends": [{"cluster": "a", "filters": {"request_headers": {"set": [{"name": "x-b", "value": "1"}]}}}],
+         "timeouts": {"backend_request": "100ms"},
+         "filters": {"url_rewrite": {"hostname": "elsewhere"}}},
+    ]}]));
+    let headers = HeaderMap::new();
+    let view = get_root(&headers);
+    let rule = t.find(&view).unwrap();
+    assert_eq!(rule.timeout, None);
+    assert_eq!(rule.backend_timeout, Some(Duration::from_millis(100)));
+    let filters = rule.pick_backend(|_| 0).unwrap().filters.as_ref().unwrap();
+    assert_eq!(filters.hostname.as_ref().unwrap(), "elsewhere");
+    assert_eq!(filters.request.len(), 1);
+}

@@ -47,7 +47,9 @@ pub fn start_proxy(snapshot: &str) -> (proxy_core::Proxy, SocketAddr) {
 /// An HTTP backend (HTTP/1.1 and h2c) answering `name` and echoing what it saw:
 /// `x-seen-headers` lists the request header names, `x-seen-version` the version,
 /// `x-seen-host` the Host or authority, `x-seen-client-id` every
-/// `x-meshpy-client-id` value. `/sleep/<ms>` waits before answering.
+/// `x-meshpy-client-id` value, `x-seen-path` the path and query, and each
+/// `x-t-*` request header comes back as `x-seen-t-*` with its values joined by
+/// `|`. `/sleep/<ms>` waits before answering.
 pub async fn http_backend(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -81,6 +83,23 @@ async fn backend_respond(
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
     let version = format!("{:?}", req.version());
+    let seen_path = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_default();
+    let mut echoed: Vec<(String, String)> = Vec::new();
+    for name in req.headers().keys() {
+        if let Some(rest) = name.as_str().strip_prefix("x-t-") {
+            let values: Vec<&str> = req
+                .headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            echoed.push((format!("x-seen-t-{rest}"), values.join("|")));
+        }
+    }
     let client_ids: Vec<&str> = req
         .headers()
         .get_all("x-meshpy-client-id")
@@ -109,7 +128,12 @@ async fn backend_respond(
     } else {
         format!("{name}:{}", String::from_utf8_lossy(&body))
     };
-    Ok(Response::builder()
+    let mut response = Response::builder();
+    for (name, value) in echoed {
+        response = response.header(name, value);
+    }
+    Ok(response
+        .header("x-seen-path", seen_path)
         .header("x-seen-headers", names.join(","))
         .header("x-seen-version", version)
         .header("x-seen-host", host)
