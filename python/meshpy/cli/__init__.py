@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from meshpy.cli import db, identity, proxy, resources, service, token
+from meshpy.cli import db, identity, proxy, resources, script, service, token
+from meshpy.cli.analyze import analyze
 from meshpy.cli.run import run
 from meshpy.cli.server import server
 from meshpy.cli.up import demo, up
@@ -31,11 +32,13 @@ app.command("apply")(resources.apply)
 app.command("get")(resources.get)
 app.command("describe")(resources.describe)
 app.command("delete")(resources.delete)
+app.command("analyze")(analyze)
 app.add_typer(service.app, name="service")
 app.add_typer(token.app, name="token")
 app.add_typer(db.app, name="db")
 app.add_typer(proxy.app, name="proxy")
 app.add_typer(identity.app, name="identity")
+app.add_typer(script.app, name="script")
 
 
 def _print_version(value: bool) -> None:
