@@ -330,7 +330,7 @@ def test_a_session_sets_every_clients_defaults() -> None:
     with rules.session("http://example.test:1", "secret", dry_run=True) as current:
         client = Client()
         client.apply(rules.route("a"))
-        Client().apply(rules.route("b"))
+        Client(dry_run=False).apply(rules.route("b"))
     assert (client.server, client.token, client.dry_run) == (
         "http://example.test:1",
         "secret",

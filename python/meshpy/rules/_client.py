@@ -133,7 +133,7 @@ class Client:
         token: str | None = None,
         *,
         namespace: str = "default",
-        dry_run: bool | None = None,
+        dry_run: bool = False,
         timeout: float = 30.0,
     ) -> None:
         current = _session
@@ -142,7 +142,8 @@ class Client:
         self.server = (server or _read(_home() / "server-url") or DEFAULT_SERVER).rstrip("/")
         self.token = token or _read(_home() / "admin-token")
         self.namespace = namespace
-        self.dry_run = dry_run if dry_run is not None else bool(current and current.dry_run)
+        # A dry-run session wins over the script: a dry run never applies anything.
+        self.dry_run = bool(dry_run) or bool(current and current.dry_run)
         self.recorded: list[Recorded] = current.recorded if current else []
         self._applied: list[Applied] | None = current.applied if current else None
         self._timeout = timeout
