@@ -26,6 +26,7 @@ __all__ = [
     "__version__",
     "certificate_info",
     "generate_csr",
+    "regex_problem",
 ]
 
 __version__: str
@@ -72,3 +73,7 @@ def generate_csr(spiffe_id: str) -> tuple[str, str]:
 
 def certificate_info(pem: str) -> dict[str, Any]:
     """Describe the first certificate of a PEM document; ValueError if there is none."""
+
+def regex_problem(pattern: str) -> str | None:
+    """Why the data plane refuses ``pattern`` as a RegularExpression match (Rust ``regex``
+    syntax, matched against the whole value, bounded in length and compiled size), or None."""

@@ -18,6 +18,7 @@ EXPORTS = {
     "Proxy",
     "generate_csr",
     "certificate_info",
+    "regex_problem",
 }
 
 
@@ -72,3 +73,10 @@ def test_bad_snapshot_names_the_field_and_changes_nothing() -> None:
 def test_not_json_is_a_config_error() -> None:
     with pytest.raises(_core.ConfigError):
         _core.Proxy("{")
+
+
+def test_regex_problem_says_what_the_data_plane_refuses() -> None:
+    assert _core.regex_problem("/v[0-9]+/.*") is None
+    assert "unclosed group" in (_core.regex_problem("/a(") or "")
+    assert "look-around" in (_core.regex_problem("(?=a)a") or "")
+    assert "too large" in (_core.regex_problem("(\\w{100}){100}") or "")

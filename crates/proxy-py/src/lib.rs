@@ -163,6 +163,13 @@ fn generate_csr(py: Python<'_>, spiffe_id: &str) -> PyResult<(String, String)> {
 }
 
 /// What the first certificate of a PEM document says.
+/// Why the data plane refuses `pattern` as a RegularExpression match, or `None`
+/// when it compiles: the control plane validates routes with the data plane's rules.
+#[pyfunction]
+fn regex_problem(pattern: &str) -> Option<String> {
+    proxy_core::config::compile_regex(pattern).err()
+}
+
 #[pyfunction]
 fn certificate_info<'py>(py: Python<'py>, pem: &str) -> PyResult<Bound<'py, PyDict>> {
     let info =
@@ -208,6 +215,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Proxy>()?;
     m.add_function(wrap_pyfunction!(generate_csr, m)?)?;
     m.add_function(wrap_pyfunction!(certificate_info, m)?)?;
+    m.add_function(wrap_pyfunction!(regex_problem, m)?)?;
     m.add("MeshpyError", py.get_type::<MeshpyError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("BindError", py.get_type::<BindError>())?;

@@ -277,6 +277,14 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
             "regular expression longer than {MAX_REGEX_LEN} characters"
         ));
     }
+    // The pattern is parsed alone first: wrapped in the anchors, `a)|(b` would be
+    // accepted and mean something else, and errors would quote the wrapper.
+    if let Err(err) = regex_syntax::Parser::new().parse(pattern) {
+        return Err(format!(
+            "invalid regular expression {pattern:?}: {}",
+            last_line(&err.to_string())
+        ));
+    }
     regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
         .size_limit(MAX_REGEX_SIZE)
         .dfa_size_limit(MAX_REGEX_SIZE)
@@ -285,9 +293,17 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
             regex::Error::CompiledTooBig(limit) => format!(
                 "regular expression {pattern:?} is too large once compiled (over {limit} bytes)"
             ),
-            // The syntax error's own text spans several lines with a caret; keep it whole.
-            err => format!("invalid regular expression {pattern:?}: {err}"),
+            err => format!(
+                "invalid regular expression {pattern:?}: {}",
+                last_line(&err.to_string())
+            ),
         })
+}
+
+/// Syntax errors span several lines (the pattern, a caret, then `error: what`); keep `what`.
+fn last_line(message: &str) -> &str {
+    let line = message.trim_end().lines().last().unwrap_or(message);
+    line.strip_prefix("error: ").unwrap_or(line)
 }
 
 /// A cluster a rule sends to, with its share.
@@ -340,10 +356,13 @@ mod duration_opt {
         }
     }
 
+    /// A duration string, or null (as absent).
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
-        duration_str::deserialize(deserializer).map(Some)
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "duration_str")] Duration);
+        Option::<Wrapped>::deserialize(deserializer).map(|found| found.map(|Wrapped(d)| d))
     }
 }
 

@@ -217,7 +217,14 @@ fn route_errors_name_the_field() {
                 r#"{"matches":[{"path":{"type":"RegularExpression","value":"/a(["}}],"backends":[{"cluster":"b"}]}"#,
             ),
             "listeners[0].routes[0].rules[0].matches[0].path",
-            "invalid regular expression",
+            "invalid regular expression \"/a([\": unclosed character class",
+        ),
+        (
+            route(
+                r#"{"matches":[{"path":{"type":"RegularExpression","value":"a)|(b"}}],"backends":[{"cluster":"b"}]}"#,
+            ),
+            "listeners[0].routes[0].rules[0].matches[0].path",
+            "unopened group",
         ),
         (
             route(
@@ -366,6 +373,15 @@ fn route_filters_regexes_and_timeouts_round_trip() {
     let parsed = parse_snapshot(&only_backend).unwrap();
     let timeouts = parsed.listeners[0].routes[0].rules[0].timeouts.unwrap();
     assert_eq!(timeouts.request, None);
+    let null = json.replace(r#""request":"10s""#, r#""request":null"#);
+    let parsed = parse_snapshot(&null).unwrap();
+    assert_eq!(
+        parsed.listeners[0].routes[0].rules[0]
+            .timeouts
+            .unwrap()
+            .request,
+        None
+    );
 }
 
 #[test]
