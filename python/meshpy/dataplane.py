@@ -46,6 +46,8 @@ __all__ = [
     "ClusterTls",
     "Duration",
     "ExactPath",
+    "HeaderModifier",
+    "HeaderPair",
     "IdentityPaths",
     "IdentityPrefixSource",
     "IdentitySource",
@@ -54,16 +56,19 @@ __all__ = [
     "ListenerTls",
     "NameValue",
     "PathMatch",
+    "PathRewrite",
     "Pool",
     "PrefixPath",
     "Proxy",
     "ProxyConfig",
+    "RouteFilters",
     "RouteMatch",
     "RouteRule",
     "RuleTimeouts",
     "Snapshot",
     "SpiffeId",
     "Timeouts",
+    "UrlRewrite",
     "VirtualHost",
     "WeightedBackend",
     "WeightedEndpoint",
@@ -244,29 +249,109 @@ class Limits(_Model):
     )
 
 
+def _check_regex(pattern: str) -> None:
+    problem = _core.regex_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 class NameValue(_Model):
-    """An exact name/value condition on a header (name case-insensitive) or query parameter."""
+    """A condition on a header (name case-insensitive) or query parameter: an exact value,
+    or a regular expression the whole value must match."""
 
     name: str = Field(min_length=1, description="Header or query parameter name.")
-    value: str = Field(description="The exact value.")
+    value: str = Field(description="The exact value, or a regular expression.")
+    type: Literal["Exact", "RegularExpression"] = Field(
+        default="Exact",
+        description="Exact, or RegularExpression (Rust regex syntax, whole value).",
+    )
+
+    @model_validator(mode="after")
+    def _check_value(self) -> Self:
+        if self.type == "RegularExpression":
+            _check_regex(self.value)
+        return self
 
 
 class PathMatch(_Model):
-    """A path condition: Exact, or PathPrefix matched element by element."""
+    """A path condition: Exact, PathPrefix matched element by element, or a regular
+    expression the whole path must match."""
 
-    type: Literal["Exact", "PathPrefix"] = Field(description="Exact or PathPrefix.")
-    value: str = Field(pattern=r"^/", description="An absolute path starting with '/'.")
+    type: Literal["Exact", "PathPrefix", "RegularExpression"] = Field(
+        description="Exact, PathPrefix or RegularExpression (Rust regex syntax)."
+    )
+    value: str = Field(description="An absolute path starting with '/', or a regular expression.")
+
+    @model_validator(mode="after")
+    def _check_value(self) -> Self:
+        if self.type == "RegularExpression":
+            _check_regex(self.value)
+        elif not self.value.startswith("/"):
+            msg = "must start with '/'"
+            raise ValueError(msg)
+        return self
 
 
 class RouteMatch(_Model):
     """Conditions that must all hold for a request to match."""
 
     path: PathMatch | None = Field(default=None, description="Path condition; none = any path.")
-    headers: list[NameValue] = Field(default_factory=list, description="Exact header values.")
+    headers: list[NameValue] = Field(default_factory=list, description="Header conditions.")
     query_params: list[NameValue] = Field(
-        default_factory=list, description="Exact query parameter values."
+        default_factory=list, description="Query parameter conditions."
     )
     method: str | None = Field(default=None, description="Request method, e.g. GET.")
+
+
+class HeaderPair(_Model):
+    """A header to set or add."""
+
+    name: str = Field(min_length=1, description="Header name, case-insensitive.")
+    value: str = Field(description="The value.")
+
+
+class HeaderModifier(_Model):
+    """Header changes; a name may appear in one action only."""
+
+    set: list[HeaderPair] = Field(
+        default_factory=list, description="Replace every value (add the header if absent)."
+    )
+    add: list[HeaderPair] = Field(
+        default_factory=list, description="Add a value, keeping those already there."
+    )
+    remove: list[str] = Field(default_factory=list, description="Remove the header.")
+
+
+class PathRewrite(_Model):
+    """A path rewrite; the query is kept."""
+
+    type: Literal["ReplaceFullPath", "ReplacePrefixMatch"] = Field(
+        description="Replace the whole path, or the PathPrefix that matched."
+    )
+    value: str = Field(
+        description="A path starting with '/'; for ReplacePrefixMatch \"\" strips the prefix."
+    )
+
+
+class UrlRewrite(_Model):
+    """What the upstream sees instead of the client's host and path."""
+
+    hostname: str | None = Field(default=None, description="The Host or :authority sent.")
+    path: PathRewrite | None = Field(default=None, description="The path rewrite.")
+
+
+class RouteFilters(_Model):
+    """Gateway API filters of a rule or a backend (a backend's run after its rule's)."""
+
+    request_headers: HeaderModifier | None = Field(
+        default=None, description="RequestHeaderModifier."
+    )
+    response_headers: HeaderModifier | None = Field(
+        default=None, description="ResponseHeaderModifier."
+    )
+    url_rewrite: UrlRewrite | None = Field(
+        default=None, description="URLRewrite; a backend's replaces its rule's."
+    )
 
 
 class WeightedBackend(_Model):
@@ -274,12 +359,27 @@ class WeightedBackend(_Model):
 
     cluster: Name = Field(description="Name of the cluster.")
     weight: int = Field(default=1, ge=0, le=1_000_000, description="Proportional weight.")
+    filters: RouteFilters | None = Field(
+        default=None, description="Filters of requests sent to this backend only."
+    )
 
 
 class RuleTimeouts(_Model):
-    """Per-rule timeouts, overriding the listener's."""
+    """Per-rule timeouts; ``request`` overrides the listener's."""
 
-    request: Duration = Field(description="Request to response headers; then 504.")
+    request: Duration | None = Field(
+        default=None, description="The whole request, to the response headers; then 504."
+    )
+    backend_request: Duration | None = Field(
+        default=None, description="One request to an endpoint, to its response headers; then 504."
+    )
+
+    @model_validator(mode="after")
+    def _backend_within_request(self) -> Self:
+        if self.request and self.backend_request and self.backend_request > self.request:
+            msg = "backend_request must not be longer than request"
+            raise ValueError(msg)
+        return self
 
 
 class RouteRule(_Model):
@@ -290,6 +390,9 @@ class RouteRule(_Model):
     )
     backends: list[WeightedBackend] = Field(min_length=1, description="Weighted clusters.")
     timeouts: RuleTimeouts | None = Field(default=None, description="Per-rule timeouts.")
+    filters: RouteFilters | None = Field(
+        default=None, description="Header modifiers and URL rewrite of the rule's requests."
+    )
 
 
 class VirtualHost(_Model):

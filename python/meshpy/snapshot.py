@@ -34,15 +34,19 @@ takes in ``Proxy.apply``:
 Equal states give equal snapshots, byte for byte once dumped: everything is sorted except
 route rules, whose order is meaningful.
 
+Route rules are sent with their matches (RegularExpression ones too: Rust ``regex`` syntax,
+matched against the whole path or value, as validation checks), their RequestHeaderModifier,
+ResponseHeaderModifier and URLRewrite filters (``filters.request_headers``,
+``response_headers``, ``url_rewrite``; a backendRef's own filters go on its backend) and
+both timeouts: ``timeouts.request`` ("0s": 24h, the longest the core is given) bounds the
+whole request, ``timeouts.backend_request`` ("0s": left out) one request to an endpoint;
+without ``request`` the listener's 15 s still bounds the whole. A rule whose regular
+expression the core refuses (only in routes stored before validation checked them) is left
+out, and the route's status says PartiallyInvalid, or not Accepted when no rule is left.
+
 Not yet sent to the data plane (the core cannot express them yet):
 
-- HTTPRoute filters (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror,
-  URLRewrite), on rules and on backendRefs, and ``retry``;
-- ``timeouts.backendRequest``: with no retries one backend request is the whole request, so
-  the shorter of request and backendRequest becomes the rule's request timeout ("0s" for
-  request: 24h, the longest the core is given);
-- RegularExpression matches: rules using them are left out (the route's status says
-  PartiallyInvalid, or not Accepted when no rule is left);
+- the RequestMirror filter and ``retry``;
 - ``parentRefs[].port``: a route applies to every port of its Service;
 - BackendPolicy: only ``loadBalancer.type``, and peak_ewma (the default), ring_hash and
   maglev are sent as least_request until the core has them; hashOn, outlierDetection,
@@ -62,6 +66,8 @@ from meshpy.authz import AuthzDefault, inbound_authorization
 from meshpy.durations import format_duration
 from meshpy.resources import (
     BackendPolicySpec,
+    HTTPHeaderFilter,
+    HTTPRouteFilter,
     HTTPRouteMatch,
     HTTPRouteRule,
     HTTPRouteSpec,
@@ -69,7 +75,7 @@ from meshpy.resources import (
     Resource,
 )
 from meshpy.resources._common import BackendObjectReference, is_dns_label
-from meshpy.resources.httproute import uses_regular_expressions
+from meshpy.resources.httproute import refused_regular_expressions
 from meshpy.resources.status import backend_problem
 
 __all__ = [
@@ -331,7 +337,7 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
                 _rule(rule, route_ns, services, clusters)
                 for route_ns, spec in routes
                 for rule in spec.rules
-                if not uses_regular_expressions(rule)
+                if not refused_regular_expressions(rule)
             ]
         else:
             catch_all = {"path": {"type": "PathPrefix", "value": "/"}}
@@ -457,7 +463,7 @@ def _attached_routes(
         spec = route.spec
         if not isinstance(spec, HTTPRouteSpec):
             continue
-        if all(uses_regular_expressions(rule) for rule in spec.rules):
+        if all(refused_regular_expressions(rule) for rule in spec.rules):
             continue  # not accepted: nothing the data plane can serve
         route_ns = route.effective_namespace
         seen: set[tuple[str, str]] = set()
@@ -479,16 +485,60 @@ def _rule(
     services: Mapping[tuple[str, str], _Service],
     clusters: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    backends = [
-        {"cluster": _backend_cluster(ref, route_ns, services, clusters), "weight": ref.weight}
-        for ref in rule.backend_refs
-    ]
+    backends = []
+    for ref in rule.backend_refs:
+        backend: dict[str, Any] = {
+            "cluster": _backend_cluster(ref, route_ns, services, clusters),
+            "weight": ref.weight,
+        }
+        backend_filters = _filters(ref.filters)
+        if backend_filters:
+            backend["filters"] = backend_filters
+        backends.append(backend)
     if not backends:  # the Gateway API answers 500 here; an empty cluster gets 503
         backends = [{"cluster": _empty_cluster(UNRESOLVED_CLUSTER, clusters), "weight": 1}]
     out: dict[str, Any] = {"matches": [_match(m) for m in rule.matches], "backends": backends}
-    timeout = _request_timeout(rule.timeouts)
-    if timeout is not None:
-        out["timeouts"] = {"request": format_duration(timeout)}
+    filters = _filters(rule.filters)
+    if filters:
+        out["filters"] = filters
+    timeouts = _timeouts(rule.timeouts)
+    if timeouts:
+        out["timeouts"] = timeouts
+    return out
+
+
+def _filters(filters: list[HTTPRouteFilter]) -> dict[str, Any]:
+    """The data plane's filters of a rule or backendRef (RequestMirror is not sent)."""
+    out: dict[str, Any] = {}
+    for f in filters:
+        if f.request_header_modifier is not None:
+            out["request_headers"] = _header_modifier(f.request_header_modifier)
+        elif f.response_header_modifier is not None:
+            out["response_headers"] = _header_modifier(f.response_header_modifier)
+        elif f.url_rewrite is not None:
+            rewrite: dict[str, Any] = {}
+            if f.url_rewrite.hostname is not None:
+                rewrite["hostname"] = f.url_rewrite.hostname
+            path = f.url_rewrite.path
+            if path is not None:
+                value = (
+                    path.replace_full_path
+                    if path.type == "ReplaceFullPath"
+                    else path.replace_prefix_match
+                )
+                rewrite["path"] = {"type": path.type, "value": value or ""}
+            out["url_rewrite"] = rewrite
+    return out
+
+
+def _header_modifier(modifier: HTTPHeaderFilter) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if modifier.set:
+        out["set"] = [{"name": h.name, "value": h.value} for h in modifier.set]
+    if modifier.add:
+        out["add"] = [{"name": h.name, "value": h.value} for h in modifier.add]
+    if modifier.remove:
+        out["remove"] = list(modifier.remove)
     return out
 
 
@@ -496,11 +546,19 @@ def _match(match: HTTPRouteMatch) -> dict[str, Any]:
     out: dict[str, Any] = {"path": {"type": match.path.type, "value": match.path.value}}
     headers: dict[str, dict[str, str]] = {}
     for header in match.headers:  # the first of equal (case-insensitive) names counts
-        headers.setdefault(header.name.lower(), {"name": header.name, "value": header.value})
+        sent = {"name": header.name, "value": header.value}
+        if header.type != "Exact":
+            sent["type"] = header.type
+        headers.setdefault(header.name.lower(), sent)
     if headers:
         out["headers"] = list(headers.values())
     if match.query_params:
-        out["query_params"] = [{"name": q.name, "value": q.value} for q in match.query_params]
+        out["query_params"] = [
+            {"name": q.name, "value": q.value}
+            if q.type == "Exact"
+            else {"name": q.name, "value": q.value, "type": q.type}
+            for q in match.query_params
+        ]
     if match.method is not None:
         out["method"] = match.method
     return out
@@ -525,10 +583,17 @@ def _empty_cluster(name: str, clusters: dict[str, dict[str, Any]]) -> str:
     return name
 
 
-def _request_timeout(timeouts: HTTPRouteTimeouts | None) -> timedelta | None:
+def _timeouts(timeouts: HTTPRouteTimeouts | None) -> dict[str, str]:
+    """``request`` ("0s": the longest the core is given) and ``backend_request`` ("0s":
+    none), the latter never longer than the former, as the core checks."""
     if timeouts is None:
-        return None
-    limits = [t for t in (timeouts.request, timeouts.backend_request) if t]
-    if limits:
-        return min(limits)
-    return _NO_TIMEOUT if timeouts.request is not None else None
+        return {}
+    out: dict[str, str] = {}
+    request = None
+    if timeouts.request is not None:
+        request = timeouts.request or _NO_TIMEOUT
+        out["request"] = format_duration(request)
+    backend = timeouts.backend_request
+    if backend:
+        out["backend_request"] = format_duration(min(backend, request) if request else backend)
+    return out

@@ -149,19 +149,15 @@ def test_a_route_without_parents_has_no_parent_status() -> None:
     assert compute_status(route({}), SERVICES, now=NOW) == {"parents": []}
 
 
-def test_regular_expression_rules_are_dropped_and_said_so() -> None:
+def test_regular_expression_rules_are_accepted() -> None:
     regex = {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"}}]}
     plain = {"backendRefs": [{"name": "payment"}]}
     parent = [{"kind": "Service", "name": "payment"}]
-    partly = conditions(
+    status = conditions(
         compute_status(route({"parentRefs": parent, "rules": [plain, regex]}), SERVICES)
     )
-    assert partly["Accepted"][:2] == ("True", "Accepted")
-    assert partly["PartiallyInvalid"][:2] == ("True", "UnsupportedValue")
-    assert partly["PartiallyInvalid"][2].startswith("Dropped Rule rules[1]: RegularExpression")
-    wholly = conditions(compute_status(route({"parentRefs": parent, "rules": [regex]}), SERVICES))
-    assert wholly["Accepted"][:2] == ("False", "UnsupportedValue")
-    assert "PartiallyInvalid" not in wholly
+    assert status["Accepted"][:2] == ("True", "Accepted")
+    assert "PartiallyInvalid" not in status
 
 
 def test_transition_times_survive_unchanged_conditions() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from meshpy.resources import Resource, parse
+from meshpy.resources import HTTPPathMatch, HTTPRouteSpec, Resource, compute_status, parse
 from meshpy.snapshot import (
     LOCAL_APP_CLUSTER,
     UNRESOLVED_CLUSTER,
@@ -372,35 +372,143 @@ def test_consumer_routes_apply_only_in_their_namespace() -> None:
     assert [r["backends"][0]["cluster"] for r in from_billing] == ["ledger.billing"]
 
 
-def test_rules_with_regular_expressions_are_left_out() -> None:
-    regex = {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]+"}}]}
+def test_regular_expression_matches_are_sent() -> None:
+    regex = {
+        "matches": [
+            {
+                "path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"},
+                "headers": [{"type": "RegularExpression", "name": "x-user", "value": "a.*"}],
+                "queryParams": [{"type": "RegularExpression", "name": "id", "value": "[0-9]+"}],
+            }
+        ],
+        "backendRefs": [{"name": "payment-v2"}],
+    }
     plain = {"backendRefs": [{"name": "payment-v1"}]}
     snap = build_snapshot(replace(SHOP, routes=(to_payment(regex, plain),)), "cart-1")
     rules = vhost(snap, "payment.default")["rules"]
-    assert [r["backends"][0]["cluster"] for r in rules] == ["payment-v1.default"]
-    only_regex = build_snapshot(replace(SHOP, routes=(to_payment(regex),)), "cart-1")
-    assert vhost(only_regex, "payment.default")["rules"][0]["matches"] == CATCH_ALL, (
-        "a route with no servable rule is not accepted, so it does not attach"
+    assert [r["backends"][0]["cluster"] for r in rules] == [
+        "payment-v2.default",
+        "payment-v1.default",
+    ]
+    assert rules[0]["matches"] == [
+        {
+            "path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"},
+            "headers": [{"name": "x-user", "value": "a.*", "type": "RegularExpression"}],
+            "query_params": [{"name": "id", "value": "[0-9]+", "type": "RegularExpression"}],
+        }
+    ]
+
+
+def test_regular_expressions_the_core_refuses_are_refused_by_validation() -> None:
+    lookahead = {"matches": [{"path": {"type": "RegularExpression", "value": "/(?=v)v1"}}]}
+    with pytest.raises(ValueError, match="look-around"):
+        to_payment(lookahead)
+
+
+def test_stored_rules_with_refused_regular_expressions_are_left_out() -> None:
+    # A route stored before validation used the data plane's regex rules.
+    res = to_payment(
+        {"backendRefs": [{"name": "payment-v2"}]}, {"backendRefs": [{"name": "payment-v1"}]}
     )
+    spec = res.spec
+    assert isinstance(spec, HTTPRouteSpec)
+    bad_path = HTTPPathMatch.model_construct(type="RegularExpression", value="/(?=v)v1")
+    bad_match = spec.rules[0].matches[0].model_copy(update={"path": bad_path})
+    bad_rule = spec.rules[0].model_copy(update={"matches": [bad_match]})
+    stored = replace(res, spec=spec.model_copy(update={"rules": [bad_rule, spec.rules[1]]}))
+    snap = build_snapshot(replace(SHOP, routes=(stored,)), "cart-1")
+    rules = vhost(snap, "payment.default")["rules"]
+    assert [r["backends"][0]["cluster"] for r in rules] == ["payment-v1.default"]
+    status = compute_status(stored, SHOP.service_keys())
+    [partly] = [c for c in status["parents"][0]["conditions"] if c["type"] == "PartiallyInvalid"]
+    assert partly["message"].startswith("Dropped Rule rules[0]: a RegularExpression match")
+
+
+def test_filters_are_sent_on_rules_and_backends() -> None:
+    rule = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+        "filters": [
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {
+                    "set": [{"name": "X-Env", "value": "prod"}],
+                    "add": [{"name": "x-tag", "value": "a"}],
+                    "remove": ["x-debug"],
+                },
+            },
+            {
+                "type": "ResponseHeaderModifier",
+                "responseHeaderModifier": {"remove": ["server"]},
+            },
+            {
+                "type": "URLRewrite",
+                "urlRewrite": {
+                    "hostname": "payment.internal",
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"},
+                },
+            },
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": {"name": "cart"}},
+            },
+        ],
+        "backendRefs": [
+            {
+                "name": "payment-v1",
+                "filters": [
+                    {
+                        "type": "URLRewrite",
+                        "urlRewrite": {
+                            "path": {"type": "ReplaceFullPath", "replaceFullPath": "/v1"}
+                        },
+                    }
+                ],
+            },
+            {"name": "payment-v2"},
+        ],
+    }
+    snap = build_snapshot(replace(SHOP, routes=(to_payment(rule),)), "cart-1")
+    [sent] = vhost(snap, "payment.default")["rules"]
+    assert sent["filters"] == {
+        "request_headers": {
+            "set": [{"name": "X-Env", "value": "prod"}],
+            "add": [{"name": "x-tag", "value": "a"}],
+            "remove": ["x-debug"],
+        },
+        "response_headers": {"remove": ["server"]},
+        "url_rewrite": {
+            "hostname": "payment.internal",
+            "path": {"type": "ReplacePrefixMatch", "value": "/"},
+        },
+    }, "RequestMirror is not sent"
+    assert sent["backends"] == [
+        {
+            "cluster": "payment-v1.default",
+            "weight": 1,
+            "filters": {"url_rewrite": {"path": {"type": "ReplaceFullPath", "value": "/v1"}}},
+        },
+        {"cluster": "payment-v2.default", "weight": 1},
+    ]
 
 
 @pytest.mark.parametrize(
     ("timeouts", "expected"),
     [
-        ({"request": "10s"}, "10s"),
-        ({"request": "1h30m"}, "90m"),
-        ({"request": "10s", "backendRequest": "2s"}, "2s"),
-        ({"backendRequest": "1500ms"}, "1500ms"),
-        ({"request": "0s"}, "24h"),
-        ({"request": "0s", "backendRequest": "3s"}, "3s"),
+        ({"request": "10s"}, {"request": "10s"}),
+        ({"request": "1h30m"}, {"request": "90m"}),
+        ({"request": "10s", "backendRequest": "2s"}, {"request": "10s", "backend_request": "2s"}),
+        ({"backendRequest": "1500ms"}, {"backend_request": "1500ms"}),
+        ({"request": "0s"}, {"request": "24h"}),
+        ({"request": "0s", "backendRequest": "3s"}, {"request": "24h", "backend_request": "3s"}),
+        ({"request": "0s", "backendRequest": "48h"}, {"request": "24h", "backend_request": "24h"}),
+        ({"request": "10s", "backendRequest": "0s"}, {"request": "10s"}),
         ({"backendRequest": "0s"}, None),
     ],
 )
-def test_rule_timeouts(timeouts: dict[str, str], expected: str | None) -> None:
+def test_rule_timeouts(timeouts: dict[str, str], expected: dict[str, str] | None) -> None:
     rule = {"backendRefs": [{"name": "payment"}], "timeouts": timeouts}
     snap = build_snapshot(replace(SHOP, routes=(to_payment(rule),)), "cart-1")
-    sent = vhost(snap, "payment.default")["rules"][0].get("timeouts")
-    assert sent == ({"request": expected} if expected else None)
+    assert vhost(snap, "payment.default")["rules"][0].get("timeouts") == expected
 
 
 def test_repeated_header_names_match_on_the_first() -> None:

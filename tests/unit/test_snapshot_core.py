@@ -109,10 +109,58 @@ MESH = MeshState(
                             {
                                 "type": "RequestMirror",
                                 "requestMirror": {"backendRef": {"name": "cart"}, "percent": 5},
-                            }
+                            },
+                            {
+                                "type": "RequestHeaderModifier",
+                                "requestHeaderModifier": {
+                                    "set": [{"name": "X-Env", "value": "prod"}],
+                                    "add": [{"name": "x-tag", "value": "a b"}],
+                                    "remove": ["X-Debug"],
+                                },
+                            },
+                            {
+                                "type": "ResponseHeaderModifier",
+                                "responseHeaderModifier": {"set": [{"name": "x-by", "value": "m"}]},
+                            },
+                            {
+                                "type": "URLRewrite",
+                                "urlRewrite": {
+                                    "hostname": "payment.internal",
+                                    "path": {
+                                        "type": "ReplacePrefixMatch",
+                                        "replacePrefixMatch": "",
+                                    },
+                                },
+                            },
                         ],
                     },
-                    {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]"}}]},
+                    {
+                        "matches": [
+                            {
+                                "path": {"type": "RegularExpression", "value": "/v[0-9]"},
+                                "headers": [
+                                    {"type": "RegularExpression", "name": "x-u", "value": "\\w+"}
+                                ],
+                            }
+                        ],
+                        "backendRefs": [
+                            {
+                                "name": "payment-v1",
+                                "filters": [
+                                    {
+                                        "type": "URLRewrite",
+                                        "urlRewrite": {
+                                            "path": {
+                                                "type": "ReplaceFullPath",
+                                                "replaceFullPath": "/v1",
+                                            }
+                                        },
+                                    }
+                                ],
+                            }
+                        ],
+                        "timeouts": {"request": "0s", "backendRequest": "48h"},
+                    },
                     {"matches": [{"path": {"value": "/nowhere"}}]},
                 ],
             },
@@ -135,6 +183,38 @@ def test_the_core_accepts_every_sidecars_snapshot(instance: str) -> None:
     snapshot = build_snapshot(MESH, instance)
     proxy = _core.Proxy("{}")
     assert proxy.apply(json.dumps(snapshot)) == 42
+
+
+def test_the_snapshot_carries_regexes_filters_and_timeouts() -> None:
+    snapshot = build_snapshot(MESH, "cart-1")
+    [outbound] = [lst for lst in snapshot["listeners"] if lst["name"] == "outbound"]
+    [payment] = [v for v in outbound["routes"] if v["name"] == "payment.default"]
+    rules = payment["rules"]
+    assert [r["matches"][0]["path"]["type"] for r in rules] == [
+        "Exact",
+        "PathPrefix",
+        "RegularExpression",
+        "PathPrefix",
+    ]
+    assert set(rules[1]["filters"]) == {"request_headers", "response_headers", "url_rewrite"}
+    assert rules[1]["timeouts"] == {"request": "10s", "backend_request": "1500ms"}
+    assert rules[2]["timeouts"] == {"request": "24h", "backend_request": "24h"}
+    assert rules[2]["backends"][0]["filters"]["url_rewrite"]["path"]["value"] == "/v1"
+
+
+def test_the_core_refuses_what_validation_would() -> None:
+    snapshot = build_snapshot(MESH, "cart-1")
+    [outbound] = [lst for lst in snapshot["listeners"] if lst["name"] == "outbound"]
+    [payment] = [v for v in outbound["routes"] if v["name"] == "payment.default"]
+    index = outbound["routes"].index(payment)
+    payment["rules"][2]["matches"][0]["path"]["value"] = "/(?=v)v1"
+    with pytest.raises(_core.ConfigError) as refused:
+        _core.Proxy("{}").apply(json.dumps(snapshot))
+    listener_index = snapshot["listeners"].index(outbound)
+    assert refused.value.path == (
+        f"listeners[{listener_index}].routes[{index}].rules[2].matches[0].path"
+    )
+    assert "look-around" in str(refused.value)
 
 
 def test_the_core_accepts_an_empty_mesh() -> None:

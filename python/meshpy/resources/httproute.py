@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from meshpy._core import regex_problem
 from meshpy.resources._common import (
     BackendObjectReference,
     Duration,
@@ -50,7 +51,7 @@ __all__ = [
     "HTTPRouteSpec",
     "HTTPRouteTimeouts",
     "HTTPURLRewriteFilter",
-    "uses_regular_expressions",
+    "refused_regular_expressions",
 ]
 
 _PATH_CHARS = re.compile(r"(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+")
@@ -58,11 +59,9 @@ _PATH_FORBIDDEN = ("//", "/./", "/../", "%2f", "%2F", "#")
 
 
 def _regex_problem(value: str) -> str | None:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    return None
+    # The data plane's own rules (Rust regex syntax, size limits), so that an accepted
+    # route never makes a sidecar refuse its snapshot.
+    return regex_problem(value)
 
 
 # --- Matches ------------------------------------------------------------------------------
@@ -153,10 +152,10 @@ class HTTPRouteMatch(SpecModel):
 
 
 class HTTPHeader(SpecModel):
-    """A header name and value to set or add."""
+    """A header name and value to set or add (printable ASCII, as the data plane sends)."""
 
     name: HeaderName
-    value: Annotated[str, Field(min_length=1, max_length=4096)]
+    value: HeaderValue
 
 
 class HTTPHeaderFilter(SpecModel):
@@ -226,6 +225,16 @@ class HTTPPathModifier(SpecModel):
             raise field_error(
                 "replacePrefixMatch", "type ReplacePrefixMatch needs replacePrefixMatch only"
             )
+        field, value = (
+            ("replaceFullPath", self.replace_full_path)
+            if self.type == "ReplaceFullPath"
+            else ("replacePrefixMatch", self.replace_prefix_match)
+        )
+        # An empty prefix replacement strips the prefix; anything else is a path.
+        if value and not (value.startswith("/") and _PATH_CHARS.fullmatch(value)):
+            raise field_error(field, f"must be an absolute path starting with '/', not {value!r}")
+        if value == "" and self.type == "ReplaceFullPath":
+            raise field_error(field, "must be an absolute path starting with '/', not ''")
         return self
 
 
@@ -418,11 +427,15 @@ class HTTPRouteSpec(SpecModel):
         return self
 
 
-def uses_regular_expressions(rule: HTTPRouteRule) -> bool:
-    """Whether a rule matches anything by RegularExpression (not in the data plane yet)."""
+def refused_regular_expressions(rule: HTTPRouteRule) -> bool:
+    """Whether a rule has a RegularExpression match that the data plane refuses.
+
+    Validation refuses them now; a route stored before then may still hold one, and its
+    rule is left out of snapshots rather than make every sidecar refuse its config.
+    """
     return any(
-        m.path.type == "RegularExpression"
-        or any(h.type == "RegularExpression" for h in m.headers)
-        or any(q.type == "RegularExpression" for q in m.query_params)
+        (m.path.type == "RegularExpression" and regex_problem(m.path.value) is not None)
+        or any(h.type == "RegularExpression" and regex_problem(h.value) for h in m.headers)
+        or any(q.type == "RegularExpression" and regex_problem(q.value) for q in m.query_params)
         for m in rule.matches
     )

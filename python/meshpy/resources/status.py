@@ -16,7 +16,7 @@ from typing import Any
 
 from meshpy.resources._common import BackendObjectReference
 from meshpy.resources._document import Resource
-from meshpy.resources.httproute import HTTPRouteSpec, uses_regular_expressions
+from meshpy.resources.httproute import HTTPRouteSpec, refused_regular_expressions
 
 __all__ = ["CONTROLLER_NAME", "backend_problem", "backend_refs", "compute_status"]
 
@@ -123,8 +123,8 @@ def _route_status(
         )
     else:
         resolved = _condition("ResolvedRefs", True, "ResolvedRefs", "all references resolved")
-    dropped = [f"rules[{i}]" for i, r in enumerate(spec.rules) if uses_regular_expressions(r)]
-    unsupported = "RegularExpression matching is not supported by the data plane yet"
+    dropped = [f"rules[{i}]" for i, r in enumerate(spec.rules) if refused_regular_expressions(r)]
+    unsupported = "a RegularExpression match that the data plane refuses (Rust regex syntax)"
     old_parents = previous.get("parents", []) if previous else []
     parents = []
     for ref in spec.parent_refs:
