@@ -1,9 +1,9 @@
 """A tiny app for `meshpy run` tests: ``python -m tests.integration.meshapp [echo]``.
 
 It listens on ``$PORT`` and answers every request with JSON naming itself (service,
-version, pid). ``/call/<service>/<path>`` calls another service by name through the
-sidecar (``HTTP_PROXY``), as a real app would with any HTTP client, and answers with
-what it got.
+version, pid) and what it got (path, client id, ``x-test-*`` headers).
+``/call/<service>/<path>`` calls another service by name through the sidecar
+(``HTTP_PROXY``), as a real app would with any HTTP client, and answers with what it got.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ class _Handler(BaseHTTPRequestHandler):
                     "pid": os.getpid(),
                     "path": self.path,
                     "client_id": self.headers.get("x-meshpy-client-id"),
+                    "headers": {
+                        name.lower(): value
+                        for name, value in self.headers.items()
+                        if name.lower().startswith("x-test-")
+                    },
                 },
             )
         data = json.dumps(body).encode()
