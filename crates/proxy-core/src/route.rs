@@ -148,13 +148,14 @@ fn value_matcher<T>(
     }
 }
 
-/// How a path condition ranks in Gateway API precedence: Exact, then PathPrefix
-/// (longer first), then RegularExpression, which the spec's list does not rank
-/// above either (Envoy-based implementations do the same for GAMMA).
+/// How a path condition ranks in Gateway API precedence: Exact, then
+/// RegularExpression, then PathPrefix (longer first). The spec leaves expressions
+/// unranked; below every prefix, any catch-all rule ("/", or a match without a path)
+/// would hide them all, so they come right after exact paths, as in Envoy Gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum PathRank {
-    Regex,
     Prefix,
+    Regex,
     Exact,
 }
 
@@ -190,8 +191,8 @@ impl Matcher {
         })
     }
 
-    /// Gateway API precedence, highest first: exact path, longer prefix, then a
-    /// regular expression; a method; more header matches; more query matches.
+    /// Gateway API precedence, highest first: exact path, a regular expression, longer
+    /// prefix; a method; more header matches; more query matches.
     fn precedence(&self) -> (PathRank, usize, bool, usize, usize) {
         let (rank, len) = match &self.path {
             PathMatcher::Exact(p) => (PathRank::Exact, p.len()),

@@ -282,27 +282,28 @@ fn regular_expressions_match_the_whole_path_and_value() {
 }
 
 #[test]
-fn regular_expressions_rank_below_exact_and_prefix() {
-    // Exact > PathPrefix (longest first, "/" included) > RegularExpression; among
-    // expressions the spec's ties follow: method, header count, query count, order.
+fn regular_expressions_rank_between_exact_and_prefix() {
+    // Exact > RegularExpression > PathPrefix (longest first, "/" included): the spec
+    // leaves expressions unranked; below every prefix, a catch-all would hide them all.
+    // Among expressions the spec's ties follow: method, header count, query count, order.
     let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
-        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/.*"}}]), "regex-any"),
+        rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/"}}]), "all"),
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/r/[0-9]+"}}]), "regex-r"),
         rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/a/.*"}, "headers": [{"name": "x-beta", "value": "1"}]}]), "regex-beta"),
         rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/a/.*"}, "method": "POST"}]), "regex-post"),
-        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/a"}}]), "regex-a"),
         rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/a/b"}}]), "prefix-ab"),
         rule(serde_json::json!([{"path": {"type": "Exact", "value": "/a/b/c"}}]), "exact-abc"),
     ]}]));
-    let cases: [Case; 7] = [
-        ("GET", "/a/b/c", &[], "exact-abc"),
+    let cases: [Case; 8] = [
+        ("GET", "/a/b/c", &[("x-beta", "1")], "exact-abc"),
         ("GET", "/a/b/d", &[], "prefix-ab"),
-        ("GET", "/a/x", &[], "regex-any"),
-        ("GET", "/a/x", &[("x-beta", "1")], "regex-beta"),
+        ("GET", "/a/b/d", &[("x-beta", "1")], "regex-beta"),
         // A method outranks a header match.
-        ("POST", "/a/x", &[("x-beta", "1")], "regex-post"),
-        // Equal rank: the rule given first wins.
-        ("GET", "/a", &[], "regex-any"),
-        ("GET", "/z", &[], "regex-any"),
+        ("POST", "/a/b/d", &[("x-beta", "1")], "regex-post"),
+        ("GET", "/r/12", &[], "regex-r"),
+        ("GET", "/r/x", &[], "all"),
+        ("GET", "/a/x", &[], "all"),
+        ("GET", "/z", &[], "all"),
     ];
     for (method, target, headers, want) in cases {
         assert_eq!(
@@ -311,13 +312,13 @@ fn regular_expressions_rank_below_exact_and_prefix() {
             "{method} {target} {headers:?}"
         );
     }
-    // A PathPrefix "/" (also what a match without a path is) outranks any expression.
+    // A match without a path is a PathPrefix "/": an expression outranks it.
     let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
-        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/x"}}]), "regex"),
         rule(serde_json::json!([{"method": "GET"}]), "any-get"),
+        rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/x"}}]), "regex"),
     ]}]));
-    assert_eq!(route(&t, "h", "GET", "/x", &[]).unwrap(), "any-get");
-    assert_eq!(route(&t, "h", "PUT", "/x", &[]).unwrap(), "regex");
+    assert_eq!(route(&t, "h", "GET", "/x", &[]).unwrap(), "regex");
+    assert_eq!(route(&t, "h", "GET", "/y", &[]).unwrap(), "any-get");
 }
 
 #[test]
