@@ -40,13 +40,28 @@ class AppSpec:
     stop_grace_s: float = 10.0
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the sidecar dies, however it dies."""
-    os.setsid()
-    with contextlib.suppress(Exception):
-        import ctypes
+def _resolve_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up in the parent: a forked child of a threaded process must
+    not import or dlopen anything (another thread may have held those locks at fork)."""
+    try:
+        import ctypes  # only sidecars that run an app need it
 
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl: Callable[..., int] = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _die_with_parent(prctl: Callable[..., int] | None) -> Callable[[], None]:
+    """What the child runs before exec: its own session, and SIGTERM when the sidecar
+    dies, however it dies."""
+
+    def in_child() -> None:
+        os.setsid()
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return in_child
 
 
 @dataclass
@@ -65,9 +80,7 @@ class AppSupervisor:
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        # Imported here, before any fork: importing in a forked child while another thread
-        # holds the import lock would deadlock it.
-        import ctypes  # noqa: F401
+        self._in_child = _die_with_parent(_resolve_prctl())
 
     @property
     def pid(self) -> int | None:
@@ -82,7 +95,7 @@ class AppSupervisor:
                 list(self.spec.command),
                 env=dict(self.env),
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - ctypes is imported beforehand
+                preexec_fn=self._in_child,  # noqa: PLW1509 - it calls only setsid and a resolved prctl
             )
         log.info("app started: pid %d", self._proc.pid)
 
