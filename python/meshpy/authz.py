@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from meshpy.ca.spiffeid import workload_id
 from meshpy.resources import Resource
 from meshpy.resources.authorization import (
     AuthorizationPolicySpec,
@@ -83,10 +84,11 @@ def _source(
     account = source.service_account
     if account is None or trust_domain is None:
         return None
-    prefix = f"spiffe://{trust_domain}/ns/{account.namespace or namespace}/sa/"
+    account_ns = account.namespace or namespace
     if account.name == "*":
-        return {"identity_prefix": prefix}
-    return {"identity": prefix + account.name}
+        # Every service of the namespace: the workload ID up to its service name.
+        return {"identity_prefix": workload_id(trust_domain, account_ns, "")}
+    return {"identity": workload_id(trust_domain, account_ns, account.name)}
 
 
 def _target(target: AuthorizationTarget) -> dict[str, Any]:

@@ -63,6 +63,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from meshpy.authz import AuthzDefault, inbound_authorization
+from meshpy.ca.spiffeid import workload_id
 from meshpy.durations import format_duration
 from meshpy.resources import (
     BackendPolicySpec,
@@ -95,7 +96,6 @@ __all__ = [
     "build_outbound",
     "build_snapshot",
     "build_upstreams",
-    "spiffe_id",
     "version_service_name",
 ]
 
@@ -127,11 +127,6 @@ class MeshIdentity:
     trust_domain: str
     mtls: MtlsMode = "strict"
     authz_default: AuthzDefault = "all-unauthenticated"
-
-
-def spiffe_id(trust_domain: str, namespace: str, service: str) -> str:
-    """The SPIFFE ID of the sidecars of ``namespace``/``service``."""
-    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,7 +318,9 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
         )
         if mtls is not None:
             # A version service's endpoints are instances of its parent, with its identity.
-            cluster["tls"] = {"identity": spiffe_id(mtls.trust_domain, ns, service.parent or name)}
+            cluster["tls"] = {
+                "identity": workload_id(mtls.trust_domain, ns, service.parent or name)
+            }
         clusters[_cluster_name(ns, name)] = cluster
 
     attached = _attached_routes(state.routes, services, namespace)

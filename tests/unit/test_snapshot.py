@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from meshpy.ca.spiffeid import workload_id
 from meshpy.resources import HTTPPathMatch, HTTPRouteSpec, Resource, compute_status, parse
 from meshpy.snapshot import (
     LOCAL_APP_CLUSTER,
@@ -21,7 +22,6 @@ from meshpy.snapshot import (
     UnknownInstanceError,
     Upstream,
     build_snapshot,
-    spiffe_id,
     version_service_name,
 )
 
@@ -695,7 +695,7 @@ def test_permissive_mtls_and_disabled() -> None:
 
 
 def test_spiffe_ids() -> None:
-    assert spiffe_id("meshpy.local", "shop", "cart") == "spiffe://meshpy.local/ns/shop/sa/cart"
+    assert workload_id("meshpy.local", "shop", "cart") == "spiffe://meshpy.local/ns/shop/sa/cart"
 
 
 def authz_policy(
