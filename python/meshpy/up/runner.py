@@ -391,15 +391,17 @@ class Up:
         while not self.stopping.is_set():
             for inst in wave:
                 inst.read_log()
-                if not inst.child.running():
-                    code = inst.child.proc.returncode
-                    raise StartError(f"{inst.replica.name} exited with code {code}", inst.child)
+                # The app's own exit first: its sidecar then leaves too, with the same code,
+                # and the app's is the more useful message.
                 if inst.app_done is not None:
                     msg = (
                         f"{inst.replica.name}: its app exited with code {inst.app_done} "
                         f"(restart: {inst.replica.restart})"
                     )
                     raise StartError(msg, inst.child)
+                if not inst.child.running():
+                    code = inst.child.proc.returncode
+                    raise StartError(f"{inst.replica.name} exited with code {code}", inst.child)
             self._check_server()
             self._refresh_states(wave)
             if all(i.state == "healthy" for i in wave):
