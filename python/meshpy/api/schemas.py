@@ -8,10 +8,19 @@ services and versions). Resource documents are not modelled here: they go throug
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from meshpy.durations import DURATION_PATTERN
 
@@ -20,12 +29,15 @@ __all__ = [
     "DNS_SUBDOMAIN",
     "EndpointPublic",
     "HealthReport",
+    "InboundStats",
     "InstanceCreate",
     "InstancePublic",
+    "InstanceStats",
     "Name",
     "Registration",
     "ServiceList",
     "ServicePublic",
+    "ServiceStats",
     "ServiceSummary",
     "TokenCreate",
     "TokenCreated",
@@ -122,12 +134,70 @@ class InstanceCreate(_In):
     )
 
 
+StatusClass = Literal["1xx", "2xx", "3xx", "4xx", "5xx"]
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+BucketBound = Annotated[
+    str,
+    StringConstraints(pattern=r"^(\+Inf|[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)$", max_length=32),
+]
+MAX_BUCKETS = 64
+
+
+def bucket_bound(le: str) -> float:
+    """The upper bound a bucket's ``le`` names, in seconds ("+Inf" is infinity)."""
+    return math.inf if le == "+Inf" else float(le)
+
+
+class InboundStats(_In):
+    """A cumulative summary of a sidecar's inbound listener (requests into the instance)."""
+
+    started_at: datetime = Field(
+        description="When the counters started from zero (the sidecar's proxy started); "
+        "a new value means they were reset."
+    )
+    requests: dict[StatusClass, Count] = Field(
+        description='Requests answered, by status class: {"2xx": 980, "5xx": 3}.'
+    )
+    duration_buckets: dict[BucketBound, Count] = Field(
+        default_factory=dict,
+        max_length=MAX_BUCKETS,
+        description="The cumulative request duration histogram, "
+        'http_server_request_duration_seconds_bucket: {"0.005": 12, ..., "+Inf": 983}. '
+        "Counts never decrease as the bound grows; +Inf is required with any bucket.",
+    )
+
+    @model_validator(mode="after")
+    def _cumulative(self) -> InboundStats:
+        if not self.duration_buckets:
+            return self
+        if "+Inf" not in self.duration_buckets:
+            msg = "duration_buckets needs a +Inf bucket"
+            raise ValueError(msg)
+        ordered = sorted(self.duration_buckets.items(), key=lambda item: bucket_bound(item[0]))
+        for (lower, below), (upper, count) in itertools.pairwise(ordered):
+            if bucket_bound(lower) == bucket_bound(upper):
+                msg = f"duration_buckets names one bound twice: {lower!r} and {upper!r}"
+                raise ValueError(msg)
+            if count < below:
+                msg = (
+                    f"duration_buckets must be cumulative: le={upper!r} counts {count}, "
+                    f"fewer than le={lower!r} ({below})"
+                )
+                raise ValueError(msg)
+        return self
+
+
 class HealthReport(_In):
-    """A lease renewal, with the application's health."""
+    """A lease renewal, with the application's health (and its inbound traffic)."""
 
     health: Literal["passing", "failing", "critical"] = Field(
         description="The app's health: failing flips the instance to unhealthy after "
         "consecutive reports; critical (the app exited) at once."
+    )
+    stats: InboundStats | None = Field(
+        default=None,
+        description="The inbound listener's counters; the latest report of each instance is "
+        "kept (absent: the previous report stays).",
     )
 
 
@@ -200,3 +270,33 @@ class ServiceList(BaseModel):
     """Services sorted by namespace and name."""
 
     items: list[ServiceSummary]
+
+
+class InstanceStats(BaseModel):
+    """The latest inbound report of one instance (counters are zero before its first)."""
+
+    id: str
+    version: str | None
+    state: Literal["starting", "healthy", "unhealthy", "draining"]
+    reported_at: datetime | None = Field(description="When the report came; None: none yet.")
+    started_at: datetime | None = Field(description="When its counters started from zero.")
+    requests: dict[str, int] = Field(description="Requests answered, by status class.")
+    duration_buckets: dict[str, int] = Field(description="Cumulative duration histogram.")
+
+
+class ServiceStats(BaseModel):
+    """Inbound traffic of a service's (or one version's) instances: cumulative counters.
+
+    ``requests`` and ``duration_buckets`` add up the latest report of every registered
+    instance. An instance's counters restart from zero when its sidecar restarts (a new
+    ``started_at``), and a leaving instance takes its counters with it: to measure an
+    interval, take each instance's difference between two readings.
+    """
+
+    namespace: str
+    service: str
+    version: str | None
+    reported_every_s: float = Field(description="How often instances report (renew).")
+    requests: dict[str, int]
+    duration_buckets: dict[str, int]
+    instances: list[InstanceStats]

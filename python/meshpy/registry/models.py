@@ -34,6 +34,7 @@ __all__ = [
     "Base",
     "ConfigAck",
     "Instance",
+    "InstanceStats",
     "IssuedCertificate",
     "JoinToken",
     "Resource",
@@ -195,6 +196,27 @@ class ConfigAck(Base):
     error: Mapped[str | None] = mapped_column(Text)
     """Why the proxy rejected the snapshot it was sent; None when it applied it."""
     acked_at: Mapped[datetime]
+
+
+class InstanceStats(Base):
+    """The latest inbound traffic report of an instance (one row per instance).
+
+    Cumulative counters since ``started_at``, as the sidecar sent them with its lease
+    renewal; not part of the mesh config (writing it bumps no revision).
+    """
+
+    __tablename__ = "instance_stats"
+
+    instance_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    started_at: Mapped[datetime]
+    """When the counters started from zero (the sidecar's proxy started)."""
+    requests: Mapped[dict[str, Any]]
+    """Requests answered by status class: {"2xx": 980, "5xx": 3}."""
+    duration_buckets: Mapped[dict[str, Any]]
+    """Cumulative request duration histogram: {"0.005": 12, ..., "+Inf": 983}."""
+    reported_at: Mapped[datetime]
 
 
 class IssuedCertificate(Base):

@@ -30,6 +30,7 @@ from meshpy.registry import leases
 from meshpy.registry.models import (
     ConfigAck,
     Instance,
+    InstanceStats,
     IssuedCertificate,
     JoinToken,
     Resource,
@@ -42,6 +43,7 @@ __all__ = [
     "JOIN_TOKEN_PREFIX",
     "Applied",
     "Expired",
+    "InboundReport",
     "NewCertificate",
     "NewInstance",
     "RegistryStats",
@@ -77,6 +79,7 @@ __all__ = [
     "renew_lease",
     "resource_document",
     "service_keys",
+    "service_stats",
     "utcnow",
     "verify_join_token",
 ]
@@ -283,6 +286,15 @@ def get_instance(
     return row
 
 
+@dataclass(frozen=True)
+class InboundReport:
+    """A sidecar's cumulative inbound counters, sent with a lease renewal."""
+
+    started_at: datetime
+    requests: Mapping[str, int]
+    duration_buckets: Mapping[str, int]
+
+
 def renew_lease(
     session: Session,
     namespace: str,
@@ -292,11 +304,15 @@ def renew_lease(
     *,
     now: datetime,
     policy: leases.LeasePolicy,
+    stats: InboundReport | None = None,
 ) -> Instance | None:
-    """Renew an instance's lease with a health report; None if it is not registered."""
+    """Renew an instance's lease with a health report (and its inbound counters, kept as
+    its latest report); None if it is not registered."""
     row = get_instance(session, namespace, service, instance_id)
     if row is None:
         return None
+    if stats is not None:
+        _record_stats(session, instance_id, stats, now=now)
     lease = leases.report(_lease_of(row), health, now, policy)
     if lease.state == row.state:
         # Only the expiry and the counters change: no config change, no global lock. The
@@ -331,6 +347,21 @@ def renew_lease(
     if changed:
         bump_revision(session)
     return fresh
+
+
+def _record_stats(
+    session: Session, instance_id: str, stats: InboundReport, *, now: datetime
+) -> None:
+    """Keep ``stats`` as the instance's latest report (an upsert; no revision bump)."""
+    values = {
+        "started_at": stats.started_at,
+        "requests": dict(stats.requests),
+        "duration_buckets": dict(stats.duration_buckets),
+        "reported_at": now,
+    }
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    statement = insert(InstanceStats).values(instance_id=instance_id, **values)
+    session.execute(statement.on_conflict_do_update(index_elements=["instance_id"], set_=values))
 
 
 def drain_instance(
@@ -603,6 +634,24 @@ def get_service(session: Session, namespace: str, name: str) -> ServiceView | No
         states=dict(states),
         endpoints=instances,
     )
+
+
+def service_stats(
+    session: Session, namespace: str, service: str, version: str | None = None
+) -> list[tuple[Instance, InstanceStats | None]] | None:
+    """Every registered instance of ``service`` (of one ``version``, if given) with its
+    latest inbound report (None before the first); None if the service is unknown."""
+    if session.get(Service, (namespace, service)) is None:
+        return None
+    query = (
+        select(Instance, InstanceStats)
+        .outerjoin(InstanceStats, InstanceStats.instance_id == Instance.id)
+        .where(Instance.namespace == namespace, Instance.service == service)
+        .order_by(Instance.registered_at, Instance.id)
+    )
+    if version is not None:
+        query = query.where(Instance.version == version)
+    return [(instance, stats) for instance, stats in session.execute(query)]
 
 
 def service_keys(session: Session) -> set[tuple[str, str]]:

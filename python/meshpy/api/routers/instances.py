@@ -120,8 +120,20 @@ async def renew_lease(
     state: StateDep,
     who: JoinTokenDep,
 ) -> Registration:
-    """Renew the lease and report the application's health."""
+    """Renew the lease and report the application's health and inbound traffic.
+
+    ``stats`` (optional) becomes the instance's latest traffic report, which
+    ``GET .../services/{service}/stats`` adds up; an invalid one is refused whole
+    (the lease is not renewed).
+    """
     _check_scope(who, namespace, service)
+    stats = None
+    if body.stats is not None:
+        stats = repository.InboundReport(
+            started_at=body.stats.started_at,
+            requests={str(k): v for k, v in body.stats.requests.items()},
+            duration_buckets=dict(body.stats.duration_buckets),
+        )
     row = await state.store.write(
         repository.renew_lease,
         namespace,
@@ -130,6 +142,7 @@ async def renew_lease(
         Health(body.health),
         now=repository.utcnow(),
         policy=state.policy,
+        stats=stats,
     )
     if row is None:
         raise _not_registered(namespace, service, instance_id)
