@@ -5,6 +5,11 @@ identity and config and the app answers (only then does it get traffic), ``faili
 otherwise, ``critical`` while the app is not running at all. When the
 control plane has forgotten the instance (404 on renewal: its lease ran out while the
 control plane was unreachable) it registers again, under a new id.
+
+Each renewal also carries ``stats()``, a cumulative summary of the inbound listener (see
+``meshpy.sidecar.inbound``), from which the control plane serves per-service stats. A
+control plane too old to know that field refuses the body (400 or 422): the renewal is
+sent again without it, and stats are not sent any more.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class Registrar:
     announced: str | None = None
     """The instance id last passed to ``on_registered``."""
     renew_every_s: float = 5.0
+    stats: Callable[[], dict[str, Any] | None] | None = None
+    """The inbound summary sent with each renewal (None: send none)."""
     _wake: threading.Event = field(default_factory=threading.Event)
 
     def poke(self) -> None:
@@ -85,7 +92,7 @@ class Registrar:
             return
         path = instance_path(self.spec.namespace, self.spec.service, self.instance) + "/lease"
         try:
-            answer = self.client.request("PUT", path, body={"health": self.health()}).json()
+            answer = self._send_renewal(path)
         except ControlPlaneError as err:
             if err.status != 404:
                 raise
@@ -95,6 +102,29 @@ class Registrar:
             log.info("registered again as instance %s", self.instance)
             return
         self.renew_every_s = float(answer.get("renew_every_s", self.renew_every_s))
+
+    def _send_renewal(self, path: str) -> Any:
+        body: dict[str, Any] = {"health": self.health()}
+        stats = self._read_stats()
+        if stats is None:
+            return self.client.request("PUT", path, body=body).json()
+        try:
+            return self.client.request("PUT", path, body=body | {"stats": stats}).json()
+        except ControlPlaneError as err:
+            if err.status not in (400, 422):
+                raise
+            log.warning("the control plane refused the inbound stats (%s); not sending them", err)
+            self.stats = None
+            return self.client.request("PUT", path, body=body).json()
+
+    def _read_stats(self) -> dict[str, Any] | None:
+        if self.stats is None:
+            return None
+        try:
+            return self.stats()
+        except Exception:
+            log.exception("could not read the inbound stats")
+            return None
 
     def run(self, stop: threading.Event, on_registered: Callable[[str], None]) -> None:
         """Renew until ``stop``; ``on_registered(id)`` after each (re-)registration."""

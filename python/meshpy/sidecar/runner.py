@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from meshpy.sidecar.configwatch import ConfigWatcher
 from meshpy.sidecar.controlplane import ControlPlaneClient, ControlPlaneError
 from meshpy.sidecar.health import HealthCheck
 from meshpy.sidecar.identity import IdentityAgent
+from meshpy.sidecar.inbound import inbound_stats
 from meshpy.sidecar.registration import Health, InstanceSpec, Registrar
 from meshpy.sidecar.state import SavedPorts, StateDir
 from meshpy.sidecar.supervisor import AppSpec, AppSupervisor
@@ -101,6 +103,8 @@ class Sidecar:
         if options.admin:
             bootstrap["admin"] = options.admin
         self.proxy = _core.Proxy(json.dumps(bootstrap))
+        # The inbound counters start from zero here: a restart shows as a new started_at.
+        started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         self.client = ControlPlaneClient(options.server, options.token)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -127,6 +131,7 @@ class Sidecar:
             ),
             health=self._health,
             instance=saved.instance if saved else None,
+            stats=lambda: inbound_stats(self.proxy, started_at),
         )
         self.identity = IdentityAgent(self.client, self.proxy, options.namespace, options.service)
         self.config = ConfigWatcher(

@@ -1,0 +1,141 @@
+"""The sidecar's inbound summary: read from the core, sent with each lease renewal."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from meshpy import _core
+from meshpy.sidecar.controlplane import ControlPlaneError, Response
+from meshpy.sidecar.inbound import duration_buckets, inbound_stats
+from meshpy.sidecar.registration import InstanceSpec, Registrar
+
+METRICS = """\
+# TYPE meshpy_requests counter
+meshpy_requests_total{listener="inbound",status_class="2xx"} 7
+http_server_request_duration_seconds_count{listener="inbound"} 9
+http_server_request_duration_seconds_bucket{le="0.005",listener="inbound"} 4
+http_server_request_duration_seconds_bucket{le="0.01",listener="inbound"} 8
+http_server_request_duration_seconds_bucket{le="+Inf",listener="inbound"} 9
+http_server_request_duration_seconds_bucket{le="0.005",listener="outbound"} 100
+http_server_request_duration_seconds_bucket{listener="inbound",le="1.0"} 9
+"""
+
+
+def test_duration_buckets_keep_the_inbound_listener_only() -> None:
+    assert duration_buckets(METRICS) == {"0.005": 4, "0.01": 8, "+Inf": 9, "1.0": 9}
+    assert duration_buckets(METRICS, "outbound") == {"0.005": 100}
+    assert duration_buckets("") == {}
+
+
+class _App(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        status = 500 if self.path == "/fail" else 200
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[_core.Proxy]:
+    app = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    core = _core.Proxy(json.dumps({"workers": 1}))
+    listener = {"name": "inbound", "address": "127.0.0.1:0", "protocol": "http", "cluster": "a"}
+    cluster = {"name": "a", "endpoints": [f"127.0.0.1:{app.server_address[1]}"]}
+    core.apply(json.dumps({"listeners": [listener], "clusters": [cluster]}))
+    core.start()
+    yield core
+    core.shutdown(1.0)
+    app.shutdown()
+    app.server_close()
+
+
+def test_inbound_stats_read_the_core(proxy: _core.Proxy) -> None:
+    address = proxy.addresses()["inbound"]
+    for path in ("/", "/"):
+        urllib.request.urlopen(f"http://{address}{path}", timeout=5).read()
+    with pytest.raises(urllib.error.HTTPError, match="500"):
+        urllib.request.urlopen(f"http://{address}/fail", timeout=5)
+    stats = inbound_stats(proxy, "2026-12-01T10:00:00.000+00:00")
+    assert stats is not None
+    assert stats["started_at"] == "2026-12-01T10:00:00.000+00:00"
+    assert stats["requests"] == {"1xx": 0, "2xx": 2, "3xx": 0, "4xx": 0, "5xx": 1}
+    buckets = stats["duration_buckets"]
+    assert buckets["+Inf"] == 3
+    assert list(buckets.values()) == sorted(buckets.values())  # cumulative
+
+
+class _NoInbound:
+    def stats(self) -> dict[str, Any]:
+        return {"listeners": {"outbound": {"requests": {"2xx": 1}}}}
+
+    def metrics(self) -> str:
+        return ""
+
+
+def test_no_inbound_listener_no_stats() -> None:
+    assert inbound_stats(_NoInbound(), "x") is None
+
+
+class _Client:
+    """Answers lease renewals; ``refuse_stats`` plays a control plane that predates them."""
+
+    def __init__(self, refuse_stats: int | None = None) -> None:
+        self.refuse_stats = refuse_stats
+        self.bodies: list[dict[str, Any]] = []
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> Response:
+        self.bodies.append(body)
+        if self.refuse_stats and "stats" in body:
+            raise ControlPlaneError("unknown field stats", status=self.refuse_stats)
+        answer = {"id": "i-1", "renew_every_s": 1.0}
+        return Response(200, {}, json.dumps(answer).encode())
+
+
+def _registrar(client: _Client, stats: Any) -> Registrar:
+    spec = InstanceSpec(namespace="default", service="payment", address="127.0.0.1", inbound_port=1)
+    return Registrar(
+        client,  # type: ignore[arg-type]
+        spec,
+        health=lambda: "passing",
+        instance="i-1",
+        stats=stats,
+    )
+
+
+def test_renewals_carry_the_stats() -> None:
+    client = _Client()
+    registrar = _registrar(client, lambda: {"requests": {"2xx": 1}})
+    registrar.renew()
+    assert client.bodies == [{"health": "passing", "stats": {"requests": {"2xx": 1}}}]
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_an_older_control_plane_gets_renewals_without_stats(status: int) -> None:
+    client = _Client(refuse_stats=status)
+    registrar = _registrar(client, lambda: {"requests": {"2xx": 1}})
+    registrar.renew()
+    registrar.renew()
+    assert [sorted(b) for b in client.bodies] == [["health", "stats"], ["health"], ["health"]]
+
+
+def test_a_failing_stats_reader_never_stops_a_renewal() -> None:
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("core went away")
+
+    client = _Client()
+    _registrar(client, broken).renew()
+    assert client.bodies == [{"health": "passing"}]
