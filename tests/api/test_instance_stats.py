@@ -148,3 +148,18 @@ def test_a_join_token_reports_only_for_its_service(api: LiveServer) -> None:
     )
     assert answer.status_code == 403
     assert api.admin.get(STATS).json()["requests"] == {}
+
+
+def test_the_rules_client_reads_stats(api: LiveServer) -> None:
+    from meshpy.rules import ApiError, Client
+
+    instance = api.register("payment", version="v2")["id"]
+    assert _renew(api, instance, _stats(4, 1)).status_code == 200
+    with Client(api.url, api.admin_token) as mesh:
+        read = mesh.stats("payment", version="v2")
+        assert read["requests"]["5xx"] == 1
+        assert [i["id"] for i in read["instances"]] == [instance]
+        assert mesh.stats("payment", version="v1")["instances"] == []
+        with pytest.raises(ApiError) as missing:
+            mesh.stats("nothing")
+    assert missing.value.status == 404

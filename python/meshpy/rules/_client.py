@@ -256,6 +256,20 @@ class Client:
             changes.append(Change(res.kind, ns, res.name, action, text))
         return changes
 
+    def stats(
+        self, service: str, *, version: str | None = None, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """The inbound traffic of ``service``'s instances (of one ``version``), as the
+        control plane adds up their sidecars' reports: cumulative counters, per instance
+        and summed (``GET .../services/{service}/stats``). ApiError 404 for an unknown
+        service. A read: dry-run clients ask too."""
+        path = f"/api/v1/namespaces/{namespace or self.namespace}/services/{service}/stats"
+        response = self._send("GET", path, params={"version": version} if version else None)
+        if response.status_code == 404:
+            raise _problem(response)
+        answer: dict[str, Any] = response.json()
+        return answer
+
     def delete(self, *items: Resource | tuple[str, str]) -> list[bool]:
         """Delete resources, given as Resources or ``(kind, name)``; False where none was."""
         done = []
