@@ -59,6 +59,7 @@ def test_drain_timeout_takes_seconds_or_a_duration(value: str, seconds: float) -
         ["--help"],
         ["proxy", "run", "--help"],
         ["proxy", "run", "--config", "absent.yaml"],
+        ["rollout", "--help"],
     ],
 )
 def test_cli_and_proxy_path_import_nothing_heavy(argv: list[str] | None) -> None:

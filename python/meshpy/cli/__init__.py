@@ -10,6 +10,7 @@ import typer
 
 from meshpy.cli import db, identity, proxy, resources, script, service, token
 from meshpy.cli.analyze import analyze
+from meshpy.cli.rollout import rollout
 from meshpy.cli.run import run
 from meshpy.cli.server import server
 from meshpy.cli.up import demo, up
@@ -33,6 +34,7 @@ app.command("get")(resources.get)
 app.command("describe")(resources.describe)
 app.command("delete")(resources.delete)
 app.command("analyze")(analyze)
+app.command("rollout")(rollout)
 app.add_typer(service.app, name="service")
 app.add_typer(token.app, name="token")
 app.add_typer(db.app, name="db")
