@@ -4,24 +4,47 @@ It listens on ``$PORT`` and answers every request with JSON naming itself (servi
 version, pid) and what it got (path, client id, ``x-test-*`` headers).
 ``/call/<service>/<path>`` calls another service by name through the sidecar
 (``HTTP_PROXY``), as a real app would with any HTTP client, and answers with what it got.
+
+``--fail-rate R`` (0..1) answers that share of requests with a 500, evenly spread and
+reproducible: with 0.1, every tenth request fails.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socketserver
-import sys
+import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Failures:
+    """Whether the next request fails, so that ``rate`` of them do, spread evenly."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> bool:
+        with self.lock:
+            self.count += 1
+            return int(self.count * self.rate) > int((self.count - 1) * self.rate)
+
+
+_failures = _Failures(0.0)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        if self.path.startswith("/call/"):
+        if _failures.rate and _failures.next():
+            status, body = 500, {"error": "failing on purpose (--fail-rate)"}
+        elif self.path.startswith("/call/"):
             service, _, rest = self.path[len("/call/") :].partition("/")
             status, body = _call(f"http://{service}/{rest}")
         else:
@@ -68,9 +91,15 @@ class _Echo(socketserver.BaseRequestHandler):
 
 def main() -> None:
     """Serve HTTP (or, with the argument ``echo``, a TCP echo) on 127.0.0.1:$PORT."""
+    global _failures  # noqa: PLW0603 - set once, before serving
+    parser = argparse.ArgumentParser(prog="meshapp")
+    parser.add_argument("mode", nargs="?", choices=["echo"])
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    options = parser.parse_args()
+    _failures = _Failures(options.fail_rate)
     address = ("127.0.0.1", int(os.environ["PORT"]))
     server: socketserver.ThreadingTCPServer
-    if sys.argv[1:] == ["echo"]:
+    if options.mode == "echo":
         server = socketserver.ThreadingTCPServer(address, _Echo)
     else:
         server = ThreadingHTTPServer(address, _Handler)
