@@ -83,10 +83,11 @@ def test_upgrade_from_0001_adds_the_table(db_url: str) -> None:
         if database.dialect == "sqlite":
             assert migrations.prepare(database) is not None  # the server upgrades SQLite
         else:
-            with pytest.raises(migrations.SchemaError, match="0001, this meshpy needs 0002"):
+            with pytest.raises(migrations.SchemaError, match=r"0001, this meshpy needs \d{4}"):
                 migrations.prepare(database)
             migrations.upgrade(database)  # what `meshpy db upgrade` runs
-        assert migrations.check(database).current == "0002"
+        status = migrations.check(database)
+        assert status.current == status.head
         assert "issued_certificates" in sa.inspect(database.engine).get_table_names()
         with database.transaction() as session:
             repository.record_certificate(session, _new("dd", minutes=0))

@@ -1,0 +1,74 @@
+"""Migration 0003 adds instance_stats to a registry that has instances, on both databases,
+and goes back down cleanly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from alembic import command
+
+from meshpy.registry import leases, migrations, repository
+from meshpy.registry.db import Database
+
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+POLICY = leases.LeasePolicy(ttl=timedelta(seconds=15), removal_grace=timedelta(seconds=60))
+
+
+def test_upgrade_from_0002_keeps_instances_and_takes_their_stats(db_url: str) -> None:
+    database = Database(db_url)
+    try:
+        config = migrations.alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+        assert "instance_stats" not in sa.inspect(database.engine).get_table_names()
+        with database.transaction() as session:
+            new = repository.NewInstance(address="10.0.0.7", inbound_port=15006, version="v2")
+            row = repository.register_instance(
+                session, "default", "payment", new, now=T0, policy=POLICY
+            )
+            instance = row.id
+
+        migrations.upgrade(database)
+        status = migrations.check(database)
+        assert status.current == status.head
+        assert "instance_stats" in sa.inspect(database.engine).get_table_names()
+        report = repository.InboundReport(
+            started_at=T0, requests={"2xx": 9, "5xx": 1}, duration_buckets={"+Inf": 10}
+        )
+        with database.transaction() as session:
+            renewed = repository.renew_lease(
+                session,
+                "default",
+                "payment",
+                instance,
+                leases.Health.PASSING,
+                now=T0 + timedelta(seconds=5),
+                policy=POLICY,
+                stats=report,
+            )
+            assert renewed is not None
+        with database.transaction(write=False) as session:
+            rows = repository.service_stats(session, "default", "payment", "v2")
+            assert rows is not None
+            [(found, stats)] = rows
+            assert found.id == instance
+            assert stats is not None
+            assert (stats.requests, stats.started_at) == ({"2xx": 9, "5xx": 1}, T0)
+
+        # Deregistering the instance drops its report (ON DELETE CASCADE).
+        with database.transaction() as session:
+            assert repository.deregister_instance(
+                session, "default", "payment", instance, now=T0 + timedelta(seconds=6)
+            )
+        with database.engine.connect() as connection:
+            count = connection.execute(sa.text("SELECT count(*) FROM instance_stats")).scalar()
+        assert count == 0
+
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0002")
+        assert "instance_stats" not in sa.inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()
