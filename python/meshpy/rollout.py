@@ -28,6 +28,8 @@ takes its last counts with it. Nothing is ever negative.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,10 +51,65 @@ __all__ = [
     "counters",
     "decide",
     "histogram_quantile",
+    "parse_rate",
+    "parse_steps",
     "window",
 ]
 
 ERROR_CLASS = "5xx"
+
+DEFAULT_STEPS = (5, 25, 50, 100)
+DEFAULT_INTERVAL = "30s"
+DEFAULT_MAX_ERROR_RATE = "1%"
+DEFAULT_MAX_P99 = "250ms"
+DEFAULT_MIN_REQUESTS = 10
+DEFAULT_MAX_HOLDS = 3
+"""The defaults of ``meshpy rollout`` and of a mesh file's ``rollouts``."""
+
+
+# --- the settings, as people write them ---------------------------------------------------
+
+
+def parse_steps(value: str | Sequence[object]) -> list[int]:
+    """ "5,25,50,100" or [5, 25, 50, 100] -> [5, 25, 50, 100]: increasing percentages
+    from 1 to 100. Raises ValueError saying what is wrong."""
+    shown = value if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        parts: list[object] = [part for part in value.replace(" ", "").split(",") if part]
+    else:
+        parts = list(value)
+    steps = []
+    for part in parts:
+        if isinstance(part, str) and part.strip().lstrip("+-").isdigit():
+            steps.append(int(part))
+        elif isinstance(part, int) and not isinstance(part, bool):
+            steps.append(part)
+        else:
+            msg = f"{shown!r}: give percentages separated by commas, e.g. 5,25,50,100"
+            raise ValueError(msg)
+    if not steps or any(not 1 <= s <= 100 for s in steps):
+        msg = f"{shown!r}: each step is a percentage from 1 to 100"
+        raise ValueError(msg)
+    if any(a >= b for a, b in itertools.pairwise(steps)):
+        msg = f"{shown!r}: steps must increase"
+        raise ValueError(msg)
+    return steps
+
+
+def parse_rate(value: object) -> float:
+    """ "1%" or "0.01" (or 0.01) -> 0.01: a plain number is a fraction, at most 1.
+    Raises ValueError saying what is wrong."""
+    rate = -1.0
+    if isinstance(value, str):
+        stripped = value.strip()
+        with contextlib.suppress(ValueError):
+            rate = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        msg = f"{value!r}: give a percentage (1%) or a fraction (0.01) from 0 to 1"
+        raise ValueError(msg)
+    return rate
 
 
 # --- the decision ------------------------------------------------------------------------
@@ -293,6 +350,9 @@ class Plan:
             raise ValueError(msg)
         if self.stable == self.candidate:
             msg = f"the stable and candidate versions are both {self.stable!r}"
+            raise ValueError(msg)
+        if not self.interval_s > 0:
+            msg = f"the interval must be more than 0 seconds, not {self.interval_s}"
             raise ValueError(msg)
 
 

@@ -13,7 +13,6 @@ What happens is narrated on stderr; the outcome is one line on stdout.
 
 from __future__ import annotations
 
-import itertools
 import signal
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -33,31 +32,22 @@ EXIT_INTERRUPTED = 130
 
 def parse_steps(text: str) -> list[int]:
     """ "5,25,50,100" -> [5, 25, 50, 100]: increasing percentages from 1 to 100."""
+    from meshpy import rollout as gate
+
     try:
-        steps = [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        msg = f"{text!r}: give percentages separated by commas, e.g. 5,25,50,100"
-        raise typer.BadParameter(msg, param_hint="--steps") from None
-    if not steps or any(not 1 <= s <= 100 for s in steps):
-        msg = f"{text!r}: each step is a percentage from 1 to 100"
-        raise typer.BadParameter(msg, param_hint="--steps")
-    if any(a >= b for a, b in itertools.pairwise(steps)):
-        msg = f"{text!r}: steps must increase"
-        raise typer.BadParameter(msg, param_hint="--steps")
-    return steps
+        return gate.parse_steps(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--steps") from None
 
 
 def parse_rate(text: str) -> float:
     """ "1%" or "0.01" -> 0.01 (a plain number is a fraction, at most 1)."""
-    stripped = text.strip()
+    from meshpy import rollout as gate
+
     try:
-        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        msg = f"{text!r}: give a percentage (1%) or a fraction (0.01) from 0 to 1"
-        raise typer.BadParameter(msg, param_hint="--max-error-rate")
-    return value
+        return gate.parse_rate(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-error-rate") from None
 
 
 def rollout(
