@@ -230,6 +230,53 @@ def test_up_exits_1_with_the_log_of_what_failed_to_start(
     assert up.left_running() == []
 
 
+ROLLOUT_MESH = """\
+services:
+  back:
+    health: /healthz
+    versions:
+      v1: {run: python app.py back}
+      v2: {run: python app.py back}
+  side:
+    versions:
+      v1: {run: python app.py side}
+      v2: {run: python app.py side, replicas: 0}
+rollouts:
+  - {service: back, to: v2, steps: [50, 100], interval: 10m}
+  - {service: side, to: v2, after: 500ms}
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_end_of_up_interrupts_a_rollout_which_rolls_back_and_one_that_cannot_start_is_reported(
+    tmp_path: Path, start_up: list[UpProcess]
+) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "mesh.yaml").write_text(ROLLOUT_MESH)
+    up = spawn_up(tmp_path, "up", "--duration", "4")
+    start_up.append(up)
+    up.wait_for(r"^meshpy up: ready: 3 instances of 2 services", READY_TIMEOUT_S)
+    up.look()
+    up.wait_for(r"^meshpy up: rollout back: step 1/2: 50% of back to v2, 50% to v1", 10)
+    up.wait_for(r"^meshpy up: rollout side: not started: side-v2 has no healthy instance", 10)
+    # --duration ends the watch in the middle of the 10-minute step: no waiting it out.
+    assert up.proc.wait(60) == 0, up.output()
+    assert up.left_running() == []
+    text = up.out()
+    rolled_back = "meshpy up: rollout back: rolling back: every request of back to v1\n"
+    assert text.index(rolled_back) < text.index("meshpy up: stopping 3 instances"), text
+    summary = text[text.index("meshpy up: summary of ") :]
+    assert re.search(
+        r"^  rollout back v1 -> v2: interrupted at 50% after [\d.]+m?s \(meshpy up stopped\): "
+        r"rolled back to v1$",
+        summary,
+        re.MULTILINE,
+    ), summary
+    assert "  rollout side v1 -> v2: not started: side-v2 has no healthy instance\n" in summary, (
+        summary
+    )
+
+
 @pytest.mark.timeout(120)
 def test_demo_shows_the_canary_share_and_mtls_on_every_hop(
     tmp_path: Path, start_up: list[UpProcess]

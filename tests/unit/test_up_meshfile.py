@@ -87,6 +87,108 @@ def test_the_demo_mesh_file_is_valid() -> None:
     assert mesh.waves()[-1] == ["loadgen"]
 
 
+PAYMENT = "services: {payment: {versions: {v1: {run: x}, v2: {run: y}}}, cart: {run: z}}\n"
+
+
+def test_rollouts_become_plans_of_the_rollout_module() -> None:
+    text = PAYMENT + (
+        "rollouts:\n"
+        "  - {service: payment, to: v2, from: v1, after: 10s, steps: [10, 50, 100],\n"
+        "     interval: 5s, max_error_rate: 1%, max_p99: 250ms, min_requests: 20, max_holds: 1}\n"
+    )
+    mesh = parse(yaml.safe_load(text))
+    (spec,) = mesh.rollouts
+    assert (spec.service, spec.to, spec.from_, spec.after) == ("payment", "v2", "v1", 10.0)
+    (plan,) = mesh.plans()
+    assert (plan.service, plan.stable, plan.candidate) == ("payment", "v1", "v2")
+    assert list(plan.steps) == [10, 50, 100]
+    assert (plan.interval_s, plan.max_holds, plan.namespace) == (5.0, 1, "default")
+    assert plan.thresholds.max_error_rate == pytest.approx(0.01)
+    assert plan.thresholds.max_p99 == pytest.approx(0.25)
+    assert plan.thresholds.min_requests == 20
+
+
+def test_rollout_defaults_are_meshpy_rollouts() -> None:
+    mesh = parse(yaml.safe_load(PAYMENT + "rollouts: [{service: payment, to: v2}]\n"))
+    (plan,) = mesh.plans()
+    assert plan.stable == "v1"  # the service's other version
+    assert list(plan.steps) == [5, 25, 50, 100]
+    assert (plan.interval_s, plan.max_holds) == (30.0, 3)
+    assert plan.thresholds.max_error_rate == pytest.approx(0.01)
+    assert plan.thresholds.max_p99 == pytest.approx(0.25)
+    assert plan.thresholds.min_requests == 10
+    assert mesh.rollouts[0].after == 0.0
+    # Plain numbers: seconds, a fraction, and steps as the CLI writes them.
+    text = PAYMENT + (
+        "rollouts: [{service: payment, to: v1, after: 2, interval: 0.5, max_p99: 1,"
+        " max_error_rate: 0.05, steps: '20,100'}]\n"
+    )
+    (plan,) = parse(yaml.safe_load(text)).plans()
+    assert (plan.stable, plan.candidate, plan.interval_s, list(plan.steps)) == (
+        "v2",
+        "v1",
+        0.5,
+        [20, 100],
+    )
+    assert plan.thresholds.max_error_rate == pytest.approx(0.05)
+    assert parse({"services": {"a": {"run": "x"}}}).rollouts == []
+
+
+ROLLOUT = PAYMENT + "rollouts:\n  - {service: payment, to: v2, %s}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (ROLLOUT % "step: [10]", "rollouts[0].step: unknown field"),
+        (ROLLOUT % "steps: [50, 10]", "rollouts[0].steps: [50, 10]: steps must increase"),
+        (ROLLOUT % "steps: [0, 100]", "rollouts[0].steps: [0, 100]: each step is a percentage"),
+        (ROLLOUT % "steps: [ten]", "rollouts[0].steps: ['ten']: give percentages"),
+        (ROLLOUT % "steps: []", "rollouts[0].steps: []: each step is a percentage"),
+        (ROLLOUT % "steps: {a: 1}", "rollouts[0].steps: expected a list of percentages"),
+        (ROLLOUT % "interval: 0s", "rollouts[0].interval: Input should be greater than 0"),
+        (ROLLOUT % "interval: 5 sec", "rollouts[0].interval: invalid duration '5 sec'"),
+        (ROLLOUT % "after: -1", "rollouts[0].after: expected a number of seconds or a duration"),
+        (ROLLOUT % "max_error_rate: 5", "rollouts[0].max_error_rate: 5: give a percentage"),
+        (ROLLOUT % "max_error_rate: lots", "rollouts[0].max_error_rate: 'lots': give a"),
+        (ROLLOUT % "max_p99: fast", "rollouts[0].max_p99: invalid duration 'fast'"),
+        (ROLLOUT % "min_requests: 0", "rollouts[0].min_requests: Input should be greater"),
+        (ROLLOUT % "max_holds: -1", "rollouts[0].max_holds: Input should be greater"),
+        (ROLLOUT % "from: v3", "rollouts[0].from: payment has no version 'v3' (it has v1, v2)"),
+        (ROLLOUT % "from: v2", "rollouts[0].from: the stable version is the candidate too"),
+        (
+            PAYMENT + "rollouts: [{service: payment, to: v3}]",
+            "rollouts[0].to: payment has no version 'v3' (it has v1, v2)",
+        ),
+        (PAYMENT + "rollouts: [{to: v2}]", "rollouts[0].service: required"),
+        (
+            PAYMENT + "rollouts: [{service: shop, to: v2}]",
+            "rollouts[0].service: no service 'shop' here",
+        ),
+        (
+            PAYMENT + "rollouts: [{service: cart, to: v2}]",
+            "rollouts[0].service: cart has no versions",
+        ),
+        (
+            "services: {p: {versions: {v1: {run: x}, v2: {run: y}, v3: {run: z}}}}\n"
+            "rollouts: [{service: p, to: v3}]",
+            "rollouts[0]: give from: p has 2 version(s) besides v3 (v1, v2)",
+        ),
+        (
+            PAYMENT + "rollouts: [{service: payment, to: v2}, {service: payment, to: v1}]",
+            "rollouts[1].service: payment already has a rollout (rollouts[0])",
+        ),
+        (PAYMENT + "rollouts: {service: payment}", "rollouts: Input should be a valid list"),
+    ],
+)
+def test_bad_rollouts_exit_2_naming_the_field(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "mesh.yaml").write_text(text)
+    result = runner.invoke(app, ["up", str(tmp_path / "mesh.yaml")], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {tmp_path / 'mesh.yaml'}: "), result.output
+    assert expected in result.output
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

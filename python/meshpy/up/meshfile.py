@@ -18,8 +18,20 @@
           v2: {run: python -m meshpy.demo.shop payment --fail-rate 0.02}   # is also in payment-v2
     resources: [routes/payment-canary.yaml]   # applied before anything starts (relative paths
                                               # are relative to this file)
+    rollouts:                        # optional: progressive canaries (meshpy.rollout), each
+      - service: payment             # started once every instance is healthy
+        to: v2                       # the candidate: a version of the service
+        from: v1                     # the stable version (default: the service's other one)
+        after: 10s                   # wait this long after the mesh is ready (default 0s)
+        steps: [10, 50, 100]         # % of traffic to the candidate (default 5,25,50,100)
+        interval: 5s                 # how long each step is watched (default 30s)
+        max_error_rate: 1%           # or 0.01: the most 5xx of the candidate (default 1%)
+        max_p99: 250ms               # its largest p99 (default 250ms)
+        min_requests: 10             # fewer in a step: hold it an interval (default 10)
+        max_holds: 3                 # held intervals before a rollback, "no traffic" (default 3)
 
-Unknown fields are refused. ``load`` raises ``MeshFileError`` whose lines each name the
+Durations are a number of seconds or a duration (500ms, 5s, 2m). Unknown fields are
+refused. ``load`` raises ``MeshFileError`` whose lines each name the
 bad field (``services.payment.versions.v2.replicas: ...``).
 """
 
@@ -34,11 +46,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from meshpy import rollout as gate
+
 __all__ = [
     "DEFAULT_HEALTH",
     "MeshFile",
     "MeshFileError",
     "Replica",
+    "RolloutSpec",
     "Service",
     "Version",
     "load",
@@ -118,10 +133,35 @@ def _name(value: object) -> str:
     raise ValueError(msg)
 
 
+def _seconds(value: object) -> float:
+    """A number of seconds (10, 0.5) or a duration ("500ms", "5s", "2m"), at least 0."""
+    from meshpy.durations import parse_seconds
+
+    seconds = -1.0
+    if isinstance(value, str):
+        seconds = parse_seconds(value)  # its ValueError says what a duration looks like
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    if not 0 <= seconds < 1e9:
+        msg = "expected a number of seconds or a duration such as 500ms, 5s or 2m"
+        raise ValueError(msg)
+    return seconds
+
+
+def _steps(value: object) -> tuple[int, ...]:
+    if not isinstance(value, str | list | tuple):
+        msg = "expected a list of percentages such as [10, 50, 100]"
+        raise ValueError(msg)
+    return tuple(gate.parse_steps(value))
+
+
 Command = Annotated[tuple[str, ...], BeforeValidator(_command)]
 Env = Annotated[dict[str, str], BeforeValidator(_env)]
 Health = Annotated[str, BeforeValidator(_health)]
 Name = Annotated[str, BeforeValidator(_name)]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+Steps = Annotated[tuple[int, ...], BeforeValidator(_steps)]
+Rate = Annotated[float, BeforeValidator(gate.parse_rate)]
 
 
 class _Strict(BaseModel):
@@ -164,12 +204,46 @@ class Service(_Strict):
         return self
 
 
+class RolloutSpec(_Strict):
+    """A progressive canary of ``service`` to version ``to``, as ``meshpy rollout`` runs it."""
+
+    service: Name
+    to: Name
+    from_: Name | None = Field(default=None, alias="from")
+    after: Seconds = 0.0
+    steps: Steps = gate.DEFAULT_STEPS
+    interval: Seconds = Field(default=_seconds(gate.DEFAULT_INTERVAL), gt=0)
+    max_error_rate: Rate = gate.parse_rate(gate.DEFAULT_MAX_ERROR_RATE)
+    max_p99: Seconds = _seconds(gate.DEFAULT_MAX_P99)
+    min_requests: int = Field(default=gate.DEFAULT_MIN_REQUESTS, ge=1)
+    max_holds: int = Field(default=gate.DEFAULT_MAX_HOLDS, ge=0)
+
+    def plan(self, stable: str, namespace: str = "default") -> gate.Plan:
+        """The rollout module's plan, with ``stable`` as the version to go back to."""
+        thresholds = gate.Thresholds(
+            max_error_rate=self.max_error_rate,
+            max_p99=self.max_p99,
+            min_requests=self.min_requests,
+        )
+        return gate.Plan(
+            service=self.service,
+            candidate=self.to,
+            stable=stable,
+            steps=self.steps,
+            interval_s=self.interval,
+            thresholds=thresholds,
+            namespace=namespace,
+            max_holds=self.max_holds,
+        )
+
+
 class MeshFile(_Strict):
-    """A whole mesh: its services and the resources (routes, policies) to apply."""
+    """A whole mesh: its services, the resources (routes, policies) to apply, its rollouts."""
 
     name: str | None = None
     services: dict[Name, Service] = Field(min_length=1)
     resources: list[str] = Field(default_factory=list)
+    rollouts: list[RolloutSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names_and_dependencies(self) -> MeshFile:
@@ -194,7 +268,53 @@ class MeshFile(_Strict):
         if cycle:
             path = f"services.{cycle[0]}.depends_on"
             raise _FieldError(path, "a dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+        self.plans()  # a rollout of versions this file does not run is refused here
         return self
+
+    def plans(self, namespace: str = "default") -> list[gate.Plan]:
+        """Each rollout's plan, its stable version found; raises _FieldError naming the field."""
+        plans: list[gate.Plan] = []
+        for i, spec in enumerate(self.rollouts):
+            where = f"rollouts[{i}]"
+            service = self.services.get(spec.service)
+            if service is None:
+                raise _FieldError(f"{where}.service", f"no service {spec.service!r} here")
+            versions = list(service.versions or {})
+            if not versions:
+                msg = f"{spec.service} has no versions: give it versions to roll out"
+                raise _FieldError(f"{where}.service", msg)
+            listed = ", ".join(versions)
+            if spec.to not in versions:
+                msg = f"{spec.service} has no version {spec.to!r} (it has {listed})"
+                raise _FieldError(f"{where}.to", msg)
+            stable = spec.from_
+            if stable is None:
+                others = [v for v in versions if v != spec.to]
+                if len(others) != 1:
+                    msg = (
+                        f"give from: {spec.service} has {len(others)} version(s) besides "
+                        f"{spec.to} ({', '.join(others) or 'none'})"
+                    )
+                    raise _FieldError(where, msg)
+                stable = others[0]
+            elif stable not in versions:
+                msg = f"{spec.service} has no version {stable!r} (it has {listed})"
+                raise _FieldError(f"{where}.from", msg)
+            elif stable == spec.to:
+                msg = f"the stable version is the candidate too ({stable!r})"
+                raise _FieldError(f"{where}.from", msg)
+            earlier = next(
+                (j for j, other in enumerate(self.rollouts[:i]) if other.service == spec.service),
+                None,
+            )
+            if earlier is not None:
+                msg = f"{spec.service} already has a rollout (rollouts[{earlier}]): one each"
+                raise _FieldError(f"{where}.service", msg)
+            try:
+                plans.append(spec.plan(stable, namespace))
+            except ValueError as exc:
+                raise _FieldError(where, str(exc)) from None
+        return plans
 
     def waves(self) -> list[list[str]]:
         """Service names in start order: each list once the ones before it are healthy."""

@@ -9,6 +9,11 @@ with its own state directory, its version, ``MESHPY_TOKEN`` and ``MESHPY_SERVER`
 Watch: about once a second, the registry's view of every instance (its state) and each
 sidecar's /metrics (the traffic into its instance), shown as a table.
 
+Rollouts (the mesh file's ``rollouts``): once every instance is healthy, each runs on a
+thread of its own (``meshpy.up.rollouts``), through ``meshpy.rules.Client`` with the
+admin token, narrated line by line; a stop interrupts them (each rolls back) before
+anything else stops, and their outcomes end the summary.
+
 Stop (SIGTERM, SIGINT, SIGHUP, the duration's end, or a failure): the sidecars first, with
 SIGTERM (each deregisters, drains and stops its app), then the control plane; whatever
 still runs after a deadline gets SIGKILL, and every process seen in the tree is checked
@@ -38,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 from meshpy.up.display import PlainView, Row, View, fmt_pct
 from meshpy.up.meshfile import MeshFile, Replica
 from meshpy.up.procs import Child, Processes, become_subreaper
+from meshpy.up.rollouts import Connection, Job
 from meshpy.up.stats import Rates, Scrape, parse_metrics, rates
 
 if TYPE_CHECKING:
@@ -52,6 +58,9 @@ SERVER_START_S = 30.0
 SIDECAR_STOP_S = 30.0
 """SIGTERM to SIGKILL for sidecars: their drain (10 s) and their app's stop grace (10 s)."""
 SERVER_STOP_S = 15.0
+ROLLOUT_STOP_S = 15.0
+"""How long a stop waits for the rollouts to roll back (each request times out sooner)."""
+ROLLOUT_REQUEST_S = 5.0
 WINDOW_S = 10.0
 """Rates are computed over about this many seconds."""
 TOKEN_TTL = "720h"
@@ -163,6 +172,11 @@ class Up:
         """service -> (token id, token)"""
         self.stopping = threading.Event()
         self.hurry = threading.Event()
+        self.ending = threading.Event()
+        """Set as the watch ends, however it does: the rollouts stop (and roll back)."""
+        self.rollouts: list[Job] = []
+        self._admin_token = ""
+        self._view_lock = threading.Lock()
         self.started_at = time.monotonic()
         self.failed = False
         self._api: httpx.Client | None = None
@@ -191,9 +205,11 @@ class Up:
                     for line in exc.child.log_tail().splitlines():
                         self._error(f"  {line}")
             if started:
+                self._start_rollouts()
                 self._watch()
                 self._collect()
         finally:
+            self._stop_rollouts()
             with contextlib.suppress(OSError):
                 self.view.close()
             clean = self._stop()
@@ -229,9 +245,11 @@ class Up:
         if self.stopping.is_set():
             self.hurry.set()  # a second Ctrl-C: do not wait for the drains
         self.stopping.set()
+        self.ending.set()
 
     def _print(self, text: str) -> None:
-        with contextlib.suppress(OSError):  # a closed terminal must not stop the stopping
+        # A closed terminal must not stop the stopping; rollouts print from their threads.
+        with self._view_lock, contextlib.suppress(OSError):
             self.view.line(text)
 
     def _say(self, text: str) -> None:
@@ -305,7 +323,7 @@ class Up:
     def _wait_server_ready(self, deadline: float) -> None:
         import httpx
 
-        token = (self.home / "admin-token").read_text(encoding="utf-8").strip()
+        self._admin_token = token = (self.home / "admin-token").read_text(encoding="utf-8").strip()
         self._api = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
@@ -448,7 +466,7 @@ class Up:
             self.procs.look()
             self.procs.reap()
             self._collect()
-            with contextlib.suppress(OSError):
+            with self._view_lock, contextlib.suppress(OSError):
                 self.view.show(self._title_line(), self.rows(), self._footer())
             duration = self.options.duration
             if duration is not None and time.monotonic() - watch_start >= duration:
@@ -472,6 +490,7 @@ class Up:
             if len(versions) > 1 and total > 0:
                 split = " / ".join(f"{v} {fmt_pct(rps / total)}" for v, rps in versions.items())
                 parts.append(f"{service}: {split}")
+        parts += [f"rollout {job.name}: {job.status}" for job in self.rollouts]
         return "; ".join(parts)
 
     def rows(self) -> list[Row]:
@@ -503,6 +522,28 @@ class Up:
                 )
             )
         return rows
+
+    # --- rollouts ----------------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        from meshpy.rules import Client
+
+        return Client(self.url, self._admin_token, namespace=NAMESPACE, timeout=ROLLOUT_REQUEST_S)
+
+    def _start_rollouts(self) -> None:
+        plans = self.mesh.plans(NAMESPACE)
+        for spec, plan in zip(self.mesh.rollouts, plans, strict=True):
+            job = Job(plan, spec.after, self._connect, self.ending, self._say)
+            self.rollouts.append(job)
+            job.start()
+
+    def _stop_rollouts(self) -> None:
+        """Interrupt the rollouts (each rolls back) while the control plane still runs."""
+        self.ending.set()
+        deadline = time.monotonic() + ROLLOUT_STOP_S
+        for job in self.rollouts:
+            if not job.join(max(0.0, deadline - time.monotonic())):
+                self._error(f"rollout {job.name} did not stop in {ROLLOUT_STOP_S:g}s")
 
     # --- what the registry and the sidecars say ----------------------------------------
 
@@ -646,6 +687,8 @@ class Up:
             if sent:
                 line += f"; {sent:.0f} sent, {fmt_pct((sent - sent_errors) / sent)} ok"
             print_line(line)
+        for job in self.rollouts:
+            print_line("  " + job.summary())
         print_line("  " + self._mtls_line())
 
     def _mtls_line(self) -> str:
