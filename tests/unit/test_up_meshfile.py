@@ -85,6 +85,12 @@ def test_the_demo_mesh_file_is_valid() -> None:
     assert versions.count(("payment", "v1")) == 2
     assert versions.count(("payment", "v2")) == 1
     assert mesh.waves()[-1] == ["loadgen"]
+    (plan,) = mesh.plans()
+    assert (plan.service, plan.stable, plan.candidate, plan.steps[0]) == ("payment", "v1", "v2", 10)
+    assert plan.thresholds.max_error_rate == pytest.approx(0.01)
+    # The rollout changes the route the demo starts with: the one named after the service.
+    route = yaml.safe_load(resources[0].read_text())
+    assert route["metadata"]["name"] == "payment"
 
 
 PAYMENT = "services: {payment: {versions: {v1: {run: x}, v2: {run: y}}}, cart: {run: z}}\n"
@@ -285,7 +291,7 @@ def test_the_readme_mesh_file_is_valid() -> None:
     ("argv", "expected"),
     [
         (["up", "--help"], ["MESH_FILE", "--listen", "--duration", "--ready-timeout", "SIGTERM"]),
-        (["demo", "--help"], ["--duration", "--listen", "canary"]),
+        (["demo", "--help"], ["--duration", "--listen", "canary", "rollout"]),
     ],
 )
 def test_help(argv: list[str], expected: list[str]) -> None:

@@ -71,9 +71,13 @@ def demo(
     """Run the demo shop: cart, recommendation, payment v1 and a v2 canary, and a load generator.
 
     Every call between them goes through the sidecars over mutual TLS; payment v2 gets 10%
-    of payment's traffic (an HTTPRoute) and fails 2% of its answers. The summary shows the
-    requests per service and version, the canary's share, success rates and how the
-    requests travelled. The files are in the meshpy.demo package (mesh.yaml, shop.py).
+    of payment's traffic (an HTTPRoute) and fails one charge in ten. 5 s after the mesh is
+    ready, a rollout (the mesh file's `rollouts`, as `meshpy rollout` does it) moves payment
+    to v2 in steps of 10, 50 and 100%, gated on v2's error rate (1% at most) and p99 as the
+    sidecars measure them: the first step fails and every request goes back to v1. The
+    summary shows the requests per service and version, the canary's share, success rates,
+    the rollout's outcome and how the requests travelled. The files are in the meshpy.demo
+    package (mesh.yaml, shop.py, routes/).
     """
     from meshpy import demo as demo_package
 

@@ -4,7 +4,8 @@
 
     python -m meshpy.demo.shop cart                      # /checkout: recommendation + payment
     python -m meshpy.demo.shop recommendation            # /recommendations
-    python -m meshpy.demo.shop payment [--fail-rate F]   # /charge; F of the answers are 500
+    python -m meshpy.demo.shop payment [--fail-rate F]   # /charge; F of the answers are 500,
+                                                         # evenly spread (0.1: every tenth)
     python -m meshpy.demo.shop loadgen [--rate N]        # N checkouts per second to cart
 
 Each listens on 127.0.0.1:$PORT and answers /healthz. They call each other by service
@@ -134,11 +135,22 @@ def recommendations(_query: str) -> Answer:
 
 
 def charger(fail_rate: float) -> Handler:
-    """payment: charges, except for ``fail_rate`` of the requests (a faulty release)."""
+    """payment: charges, except for ``fail_rate`` of the requests (a faulty release).
+
+    The failures are spread evenly, not drawn at random: with 0.1, exactly one charge in
+    every ten consecutive ones fails, so a few seconds of traffic always show the fault.
+    """
+    charges = itertools.count(1)
+    lock = threading.Lock()
+
+    def failing() -> bool:
+        with lock:
+            n = next(charges)
+        return int(n * fail_rate) > int((n - 1) * fail_rate)
 
     def charge(_query: str) -> Answer:
         time.sleep(random.uniform(0.001, 0.004))
-        if random.random() < fail_rate:
+        if fail_rate and failing():
             return 500, {"error": "charge failed", "version": VERSION}
         return 200, {"status": "charged", "version": VERSION}
 
@@ -201,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one of the shop's apps."""
     parser = argparse.ArgumentParser(prog="python -m meshpy.demo.shop", description=__doc__)
     parser.add_argument("app", choices=["cart", "recommendation", "payment", "loadgen"])
-    parser.add_argument("--fail-rate", type=float, default=0.0, help="payment: share of 500s")
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.0, help="payment: share of 500s, evenly spread"
+    )
     parser.add_argument("--rate", type=float, default=25.0, help="loadgen: checkouts per second")
     args = parser.parse_args(argv)
     if not 0.0 <= args.fail_rate <= 1.0 or args.rate <= 0:
