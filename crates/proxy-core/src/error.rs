@@ -7,6 +7,8 @@ use std::fmt;
 
 use http::StatusCode;
 
+use crate::breaker::Limit;
+
 /// What went wrong while proxying a request or a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -34,6 +36,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// The request path has a malformed percent-encoding, so it cannot be normalised for authorization.
     InvalidPath,
+    /// A circuit breaker of the cluster is at its limit: the request fails at once.
+    Overflow(Limit),
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -100,12 +104,22 @@ impl ProxyError {
         )
     }
 
+    /// The circuit breaker limit a request ran into, for `x-meshpy-overflow`.
+    pub fn overflow(&self) -> Option<Limit> {
+        match self.kind {
+            ErrorKind::Overflow(limit) => Some(limit),
+            _ => None,
+        }
+    }
+
     /// The status code a client gets for this failure.
     pub fn status(&self) -> StatusCode {
         match self.kind {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorKind::NoEndpoints | ErrorKind::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NoEndpoints | ErrorKind::NoIdentity | ErrorKind::Overflow(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::ConnectFailed
             | ErrorKind::ConnectTimeout
             | ErrorKind::UpstreamFailed
@@ -133,6 +147,7 @@ impl ProxyError {
             ErrorKind::UpstreamIdentityMismatch => "upstream-identity-mismatch",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InvalidPath => "invalid-path",
+            ErrorKind::Overflow(_) => "overflow",
         }
     }
 
@@ -151,6 +166,13 @@ impl ProxyError {
             ErrorKind::UpstreamIdentityMismatch => "upstream identity mismatch",
             ErrorKind::Unauthorized => "unauthorized: the caller may not make this request",
             ErrorKind::InvalidPath => "invalid request path",
+            ErrorKind::Overflow(Limit::Connections) => {
+                "overflow: the cluster is at its max_connections"
+            }
+            ErrorKind::Overflow(Limit::PendingRequests) => {
+                "overflow: the cluster is at its max_pending_requests"
+            }
+            ErrorKind::Overflow(Limit::Requests) => "overflow: the cluster is at its max_requests",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -197,6 +219,12 @@ mod tests {
             ),
             (ErrorKind::Unauthorized, 403, false, Side::Downstream),
             (ErrorKind::InvalidPath, 400, false, Side::Downstream),
+            (
+                ErrorKind::Overflow(Limit::Requests),
+                503,
+                false,
+                Side::Upstream,
+            ),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

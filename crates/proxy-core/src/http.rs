@@ -21,11 +21,11 @@ use tokio::net::TcpStream;
 
 use crate::authz::{self, AuthzRequest, Decider, HttpView};
 use crate::body::ProxyBody;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Pick};
 use crate::config::ListenerProtocol;
 use crate::error::{ErrorKind, ProxyError};
 use crate::filters::Filters;
-use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
+use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
 use crate::inbound::{self, PeerIdentity};
 use crate::io::{self, ClientStream, Detected};
 use crate::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
@@ -262,7 +262,11 @@ async fn forward(
     let chosen = choose_cluster(&req, route)?;
     let cluster = chosen.cluster;
     let endpoint = cluster
-        .pick()
+        .pick(&Pick {
+            headers: Some(req.headers()),
+            client_ip: Some(client.ip),
+            avoid: None,
+        })
         .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
     if let Some(filters) = chosen.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
@@ -285,8 +289,7 @@ async fn forward(
         Some(limit) => limit.min(chosen.timeout),
         None => chosen.timeout,
     };
-    let sent = tokio::time::timeout(attempt, endpoint.send(req)).await;
-    let (response, lease) = sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))??;
+    let (response, lease) = endpoint.send(req, attempt).await?;
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, route.proxy_header);
     if let Some(filters) = chosen.filters {
@@ -442,6 +445,12 @@ fn error_response(err: &ProxyError) -> Response<ProxyBody> {
         X_MESHPY_ERROR.clone(),
         HeaderValue::from_static(err.reason()),
     );
+    if let Some(limit) = err.overflow() {
+        response.headers_mut().insert(
+            X_MESHPY_OVERFLOW.clone(),
+            HeaderValue::from_static(limit.name()),
+        );
+    }
     response
 }
 

@@ -8,6 +8,7 @@
 //! - `headers` holds the proxy header rules as pure functions;
 //! - `authz` normalises paths and decides who may call, as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
+//! - `outlier` ejects failing endpoints and `breaker` caps what a cluster is sent;
 //! - `error` maps every failure to a status code; `metrics` and `state` report;
 //! - `identity` vets and holds the proxy's X.509-SVID; `spiffe` parses SPIFFE IDs;
 //!   `tls` builds rustls configs; `inbound` and `upstream_tls` run the handshakes of
@@ -19,6 +20,8 @@ mod admin;
 pub mod authz;
 pub mod balance;
 mod body;
+mod breaker;
+mod clock;
 mod cluster;
 pub mod config;
 mod csr;
@@ -32,6 +35,7 @@ mod inbound;
 mod io;
 mod listener;
 mod metrics;
+mod outlier;
 mod proxy;
 mod rng;
 pub mod route;

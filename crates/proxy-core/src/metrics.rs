@@ -60,6 +60,11 @@ struct UpstreamHandshakeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabel {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthzLabels {
     listener: String,
     decision: &'static str,
@@ -101,7 +106,7 @@ const WIRES: [&str; 2] = ["mtls", "plaintext"];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 12] = [
+pub const ERROR_REASONS: [&str; 13] = [
     "no_route",
     "no_backend",
     "no_endpoints",
@@ -114,6 +119,7 @@ pub const ERROR_REASONS: [&str; 12] = [
     "upstream-identity-mismatch",
     "unauthorized",
     "invalid-path",
+    "overflow",
 ];
 
 fn latency_histogram() -> Histogram {
@@ -136,6 +142,8 @@ pub struct Metrics {
     upstream_handshakes: Family<UpstreamHandshakeLabels, Counter>,
     authz_requests: Family<AuthzLabels, Counter>,
     authz_audit: Family<AuditLabels, Counter>,
+    outlier_ejections: Family<ClusterLabel, Counter>,
+    outlier_ejected: Family<ClusterLabel, Gauge>,
     /// Version of the snapshot being served.
     pub config_version: Gauge<u64, AtomicU64>,
     /// `not_after` of the proxy's certificate, Unix seconds; 0 before an identity is set.
@@ -175,6 +183,18 @@ impl Metrics {
         let identity_expiration = Gauge::<f64, AtomicU64>::default();
         let authz_requests = Family::<AuthzLabels, Counter>::default();
         let authz_audit = Family::<AuditLabels, Counter>::default();
+        let outlier_ejections = Family::<ClusterLabel, Counter>::default();
+        let outlier_ejected = Family::<ClusterLabel, Gauge>::default();
+        registry.register(
+            "meshpy_outlier_ejections",
+            "Endpoints ejected by outlier detection, by cluster",
+            outlier_ejections.clone(),
+        );
+        registry.register(
+            "meshpy_outlier_ejected_endpoints",
+            "Endpoints ejected by outlier detection now, by cluster",
+            outlier_ejected.clone(),
+        );
         registry.register(
             "meshpy_requests",
             "HTTP requests served, by listener and status class",
@@ -270,6 +290,8 @@ impl Metrics {
             upstream_handshakes,
             authz_requests,
             authz_audit,
+            outlier_ejections,
+            outlier_ejected,
             config_version,
             identity_expiration,
         }
@@ -335,6 +357,17 @@ impl Metrics {
         }
     }
 
+    /// Outlier detection handles of one cluster; the same for every version of it.
+    pub fn outlier(&self, cluster: &str) -> OutlierMetrics {
+        let label = ClusterLabel {
+            cluster: cluster.to_string(),
+        };
+        OutlierMetrics {
+            ejections: self.outlier_ejections.get_or_create(&label).clone(),
+            ejected: self.outlier_ejected.get_or_create(&label).clone(),
+        }
+    }
+
     /// Authorization counters of one listener for its policies, resolved when
     /// a snapshot is applied so that requests touch only atomics.
     pub fn authz(&self, listener: &str, config: &Authorization) -> AuthzCounters {
@@ -385,6 +418,15 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Outlier detection handles of one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct OutlierMetrics {
+    /// Ejections so far.
+    pub ejections: Counter,
+    /// Endpoints ejected now; also the count `max_ejection_percent` is checked against.
+    pub ejected: Gauge,
 }
 
 /// Handshakes that succeeded and failed.

@@ -324,9 +324,9 @@ fn route_errors_name_the_field() {
             "between",
         ),
         (
-            r#"{"clusters":[{"name":"b","endpoints":[{"address":"127.0.0.1:1","zone":"a"}]}]}"#
+            r#"{"clusters":[{"name":"b","endpoints":[{"address":"127.0.0.1:1","region":"a"}]}]}"#
                 .to_string(),
-            "clusters[0].endpoints[0].zone",
+            "clusters[0].endpoints[0].region",
             "unknown field",
         ),
         (
