@@ -168,14 +168,19 @@ pub fn pick(
                 Some(w.schedule[at] as usize)
             }
             (true, Some(w)) => Some(w.random_index(&mut random)),
-            // Each candidate in turn, as many turns as its effective weight.
+            // Candidates of equal weight in turn; unequal ones (a ramp, weights
+            // in config) at random by weight, which spreads them without tables.
             (false, _) => {
-                let total = total_weight(view);
-                if total == 0 {
-                    return None;
+                let mut weights = (0..len).map(|i| view.weight(i)).filter(|&w| w > 0);
+                let first = weights.next()?;
+                let (count, equal) =
+                    weights.fold((1, true), |(n, eq), w| (n + 1, eq && w == first));
+                if equal {
+                    let turn = cursor.fetch_add(1, Ordering::Relaxed) % count;
+                    (0..len).filter(|&i| view.weight(i) > 0).nth(turn)
+                } else {
+                    by_ticket(view, random_ticket(total_weight(view), &mut random)?, None)
                 }
-                let turn = cursor.fetch_add(1, Ordering::Relaxed) as u64 % total;
-                by_ticket(view, turn, None)
             }
         },
         LbPolicy::LeastRequest => {
@@ -417,12 +422,22 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_over_effective_weights_is_exact() {
-        let view = Fixed::effective(&[10, 0, 30]);
-        assert_eq!(
-            run(LbPolicy::RoundRobin, &view, None, 400),
-            vec![100, 0, 300]
+    fn round_robin_over_candidates_takes_turns_and_follows_unequal_weights() {
+        let view = Fixed::effective(&[100, 0, 100, 100]);
+        let tables = view.tables(LbPolicy::RoundRobin);
+        let cursor = AtomicUsize::new(0);
+        let order: Vec<_> = (0..6)
+            .map(|_| pick(LbPolicy::RoundRobin, &tables, &cursor, None, &view, |_| 0).unwrap())
+            .collect();
+        assert_eq!(order, vec![0, 2, 3, 0, 2, 3]);
+        let seen = run(
+            LbPolicy::RoundRobin,
+            &Fixed::effective(&[10, 0, 30]),
+            None,
+            4000,
         );
+        assert_eq!(seen[1], 0);
+        assert!((800..1200).contains(&seen[0]), "{seen:?}");
     }
 
     #[test]

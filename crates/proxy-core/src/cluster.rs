@@ -665,9 +665,9 @@ mod tests {
         let reuse = endpoints_by_key([&first]);
         let second = compile(&slow(&["127.0.0.1:1", "127.0.0.1:2"]), &reuse);
         assert!(second.ramp_until_ms > 0);
-        // Round robin over effective weights: 100 to 10 at the start of the ramp.
+        // By effective weight: 100 to 10 at the start of the ramp.
         let seen = spread(&second, &Pick::default(), 1100);
-        assert!(seen[&2] <= 120 && seen[&2] >= 100, "{seen:?}");
+        assert!((50..=160).contains(&seen[&2]), "{seen:?}");
         // The joining endpoint keeps its start through a further reload.
         let second = Arc::new(second);
         let third = compile(
