@@ -42,10 +42,14 @@ __all__ = [
     "AuthzTarget",
     "Bootstrap",
     "CertificateInfo",
+    "CircuitBreakers",
     "Cluster",
     "ClusterTls",
     "Duration",
     "ExactPath",
+    "HashOnCookie",
+    "HashOnHeader",
+    "HashOnSourceIp",
     "HeaderModifier",
     "HeaderPair",
     "IdentityPaths",
@@ -55,6 +59,7 @@ __all__ = [
     "Listener",
     "ListenerTls",
     "NameValue",
+    "OutlierDetection",
     "PathMatch",
     "PathRewrite",
     "Pool",
@@ -65,6 +70,7 @@ __all__ = [
     "RouteMatch",
     "RouteRule",
     "RuleTimeouts",
+    "SlowStart",
     "Snapshot",
     "SpiffeId",
     "Timeouts",
@@ -588,11 +594,20 @@ class Pool(_Model):
     )
 
 
+_ZONE_PATTERN = r"^[A-Za-z0-9_./-]{1,128}$"
+
+Zone = Annotated[str, Field(pattern=_ZONE_PATTERN)]
+"""A zone name: letters, digits, '-', '_', '.' and '/', at most 128 characters."""
+
+
 class WeightedEndpoint(_Model):
-    """An upstream endpoint with a share of requests; a plain "ip:port" means weight 1."""
+    """An upstream endpoint with a share of requests; a plain "ip:port" means weight 1, no zone."""
 
     address: Endpoint = Field(description="Upstream ip:port.")
     weight: int = Field(default=1, ge=1, le=128, description="Proportional share of requests.")
+    zone: Zone | None = Field(
+        default=None, description="The zone the endpoint runs in, for the cluster's local_zone."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -601,8 +616,13 @@ class WeightedEndpoint(_Model):
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: SerializerFunctionWrapHandler) -> object:
-        """Serialise weight-1 endpoints as the plain "ip:port" string the core also takes."""
-        return self.address if self.weight == 1 else handler(self)
+        """Serialise weight-1 endpoints without a zone as the plain "ip:port" the core also takes,
+        and leave out an absent zone."""
+        if self.zone is not None:
+            return handler(self)
+        if self.weight == 1:
+            return self.address
+        return {"address": self.address, "weight": self.weight}
 
 
 EndpointItem = Annotated[
@@ -620,6 +640,13 @@ EndpointItem = Annotated[
                     "properties": {
                         "address": {"type": "string", "pattern": _ADDRESS_PATTERN},
                         "weight": {"type": "integer", "minimum": 1, "maximum": 128, "default": 1},
+                        "zone": {
+                            "anyOf": [
+                                {"type": "string", "pattern": _ZONE_PATTERN},
+                                {"type": "null"},
+                            ],
+                            "default": None,
+                        },
                     },
                     "required": ["address"],
                     "additionalProperties": False,
@@ -639,16 +666,126 @@ class ClusterTls(_Model):
     )
 
 
+_TOKEN_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+
+class HashOnHeader(_Model):
+    """Hash the value of a request header; requests without it go to a random endpoint."""
+
+    header: str = Field(pattern=_TOKEN_PATTERN, description="Header name, case-insensitive.")
+
+
+class HashOnCookie(_Model):
+    """Hash the value of a cookie; requests without it go to a random endpoint."""
+
+    cookie: str = Field(pattern=_TOKEN_PATTERN, description="Cookie name.")
+
+
+class HashOnSourceIp(_Model):
+    """Hash the downstream client's IP address."""
+
+    source_ip: Literal[True] = Field(description="Must be true.")
+
+
+HashOn = HashOnHeader | HashOnCookie | HashOnSourceIp
+"""What ring_hash and maglev hash: a header, a cookie, or the client's IP."""
+
+
+class SlowStart(_Model):
+    """Ramp of endpoints that join a cluster already serving."""
+
+    window: Duration = Field(
+        description="Time over which a new endpoint's weight grows linearly from 10% to 100%."
+    )
+
+
+class OutlierDetection(_Model):
+    """Passive health checking: endpoints that keep failing are ejected for a while."""
+
+    consecutive_5xx: int | None = Field(
+        default=5,
+        ge=1,
+        description="Consecutive 5xx responses, connect failures or timeouts that eject; "
+        "null disables.",
+    )
+    consecutive_gateway_errors: int | None = Field(
+        default=None,
+        ge=1,
+        description="Consecutive 502, 503, 504, connect failures or timeouts that eject; "
+        "null disables.",
+    )
+    interval: Duration = _duration_field(
+        "10s", "Each interval an endpoint stays in, its count of past ejections goes down by one."
+    )
+    base_ejection_time: Duration = _duration_field(
+        "30s",
+        "An ejection lasts this times the number of times the endpoint was ejected "
+        "(at most 300s, or this if longer).",
+    )
+    max_ejection_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Most endpoints ejected at once, in percent of the cluster; one may always be.",
+    )
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Self:
+        if self.consecutive_5xx is None and self.consecutive_gateway_errors is None:
+            msg = "set consecutive_5xx or consecutive_gateway_errors"
+            raise ValueError(msg)
+        return self
+
+
+class CircuitBreakers(_Model):
+    """Limits on what this proxy sends to a cluster; over one a request gets 503 at once
+    (x-meshpy-error: overflow, x-meshpy-overflow: the limit's name). A limit left out is
+    not enforced."""
+
+    max_connections: int | None = Field(
+        default=None, ge=1, description="Upstream connections open to the cluster at once."
+    )
+    max_pending_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="HTTP/1 requests waiting for a connection while at max_connections "
+        "(HTTP/2 and TCP never wait: over max_connections they fail at once).",
+    )
+    max_requests: int | None = Field(
+        default=None, ge=1, description="Requests (and TCP connections) in flight at once."
+    )
+
+
 class Cluster(_Model):
     """A set of upstream endpoints and how to pick one and connect to it."""
 
     name: Name = Field(description="Unique cluster name that listeners refer to.")
     endpoints: list[EndpointItem] = Field(
         default_factory=list,
-        description='Upstream "ip:port" or {address, weight}; none means every request gets 503.',
+        description='Upstream "ip:port" or {address, weight, zone}; none means every request '
+        "gets 503.",
     )
-    lb: Literal["round_robin", "least_request"] = Field(
-        default="round_robin", description="How an endpoint is chosen for each request."
+    lb: Literal["round_robin", "least_request", "peak_ewma", "ring_hash", "maglev"] = Field(
+        default="round_robin",
+        description="How an endpoint is chosen for each request: in turn, the less busy of two, "
+        "the faster and less busy of two (peak EWMA latency), or by a hash of the request "
+        "(ring_hash, maglev: need hash_on).",
+    )
+    hash_on: HashOn | None = Field(
+        default=None, description="What ring_hash and maglev hash; refused with other lb."
+    )
+    local_zone: Zone | None = Field(
+        default=None,
+        description="This proxy's zone: its endpoints are preferred while one is available.",
+    )
+    slow_start: SlowStart | None = Field(
+        default=None, description="Ramp up endpoints that join the cluster while it serves."
+    )
+    outlier_detection: OutlierDetection | None = Field(
+        default=None, description="Eject endpoints that keep failing. Absent: none are."
+    )
+    circuit_breakers: CircuitBreakers | None = Field(
+        default=None, description="Limits on connections and requests. Absent: no limits."
     )
     protocol: Literal["http1", "http2"] = Field(
         default="http1",
@@ -662,6 +799,17 @@ class Cluster(_Model):
         default=None,
         description="Reach the endpoints over mTLS (HTTP as HTTP/2, ALPN h2). Absent: plaintext.",
     )
+
+    @model_validator(mode="after")
+    def _hash_on_with_hashing_lb(self) -> Self:
+        hashing = self.lb in ("ring_hash", "maglev")
+        if hashing and self.hash_on is None:
+            msg = f"{self.lb} needs hash_on"
+            raise ValueError(msg)
+        if not hashing and self.hash_on is not None:
+            msg = f"only ring_hash and maglev hash requests, not {self.lb}"
+            raise ValueError(msg)
+        return self
 
 
 class Bootstrap(_Model):

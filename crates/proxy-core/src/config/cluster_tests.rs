@@ -175,3 +175,23 @@ fn errors_name_the_field() {
     .unwrap_err();
     assert_eq!(zone.path, "clusters[0].endpoints[0].zone");
 }
+
+#[test]
+fn what_the_python_models_send_parses() {
+    // `Cluster.model_dump_json()` writes every optional field, as null when unset.
+    let json = r#"{"clusters":[{"name":"b","endpoints":["127.0.0.1:1",
+        {"address":"127.0.0.1:2","weight":1,"zone":"zone-a"},{"address":"127.0.0.1:3","weight":2}],
+        "lb":"maglev","hash_on":{"cookie":"session"},"local_zone":"zone-a","slow_start":{"window":"30s"},
+        "outlier_detection":{"consecutive_5xx":null,"consecutive_gateway_errors":3,"interval":"10s",
+            "base_ejection_time":"30s","max_ejection_percent":10},
+        "circuit_breakers":{"max_connections":null,"max_pending_requests":null,"max_requests":5},
+        "protocol":"http1","connect_timeout":"2s","pool":{"idle_timeout":"1m","max_idle_per_endpoint":64},
+        "tls":null}]}"#;
+    let snapshot = parse_snapshot(json).unwrap();
+    let c = &snapshot.clusters[0];
+    let outlier = c.outlier_detection.unwrap();
+    assert_eq!(outlier.consecutive_5xx, None);
+    assert_eq!(outlier.consecutive_gateway_errors, Some(3));
+    assert_eq!(c.circuit_breakers.unwrap().max_connections, None);
+    assert_eq!(c.endpoints[2].zone, None);
+}
