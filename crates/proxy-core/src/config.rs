@@ -12,11 +12,15 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod authz;
+mod resilience;
 mod route;
 mod tls;
 pub use authz::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
     AuthzTarget,
+};
+pub use resilience::{
+    Fault, FaultAbort, FaultDelay, RequestMirror, Retry, RetryBudget, MAX_RETRY_ATTEMPTS,
 };
 pub use route::{
     compile_regex, EndpointConfig, HeaderModifier, HeaderPair, NameValue, PathMatch, PathMatchType,
@@ -250,6 +254,12 @@ pub struct Cluster {
     /// Reach the endpoints over mTLS (HTTP/2 for HTTP traffic); absent means plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClusterTls>,
+    /// How many retries requests to this cluster may cause; always on.
+    #[serde(default)]
+    pub retry_budget: RetryBudget,
+    /// Delays and errors injected into requests to this cluster (for testing resilience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -345,6 +355,7 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
         }
         check_positive(cluster.connect_timeout, &at("connect_timeout"))?;
         check_positive(cluster.pool.idle_timeout, &at("pool.idle_timeout"))?;
+        resilience::validate_cluster(i, &cluster.retry_budget, cluster.fault.as_ref())?;
     }
     let mut listener_names = HashSet::new();
     let mut addresses = HashSet::new();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::resilience::{self, RequestMirror, Retry};
 use super::{check_positive, duration_str, ConfigError};
 
 /// Largest compiled size of one regular expression, in bytes: a pattern that needs more
@@ -47,6 +48,9 @@ pub struct RouteRule {
     /// Header changes and URL rewrites for every request of this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<RouteFilters>,
+    /// Retries of failed requests, within the target cluster's retry budget; absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
 }
 
 /// What a rule (or one of its backends) changes in requests and responses (Gateway API filters).
@@ -62,6 +66,9 @@ pub struct RouteFilters {
     /// URLRewrite: the host and/or path the upstream sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_rewrite: Option<UrlRewrite>,
+    /// RequestMirror: a copy of some requests goes to another cluster, its answer ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_mirror: Option<RequestMirror>,
 }
 
 /// Header changes; a name (case-insensitive) may appear in one action only.
@@ -463,13 +470,13 @@ pub fn validate_routes(
                     .is_none_or(|p| p.kind == PathMatchType::PathPrefix)
             });
             if let Some(filters) = &rule.filters {
-                validate_filters(filters, prefix_only, &|field| {
+                validate_filters(filters, prefix_only, clusters, &|field| {
                     at(&format!("filters.{field}"))
                 })?;
             }
             for (b, backend) in rule.backends.iter().enumerate() {
                 if let Some(filters) = &backend.filters {
-                    validate_filters(filters, prefix_only, &|field| {
+                    validate_filters(filters, prefix_only, clusters, &|field| {
                         at(&format!("backends[{b}].filters.{field}"))
                     })?;
                 }
@@ -499,6 +506,9 @@ pub fn validate_routes(
                         ));
                     }
                 }
+            }
+            if let Some(retry) = &rule.retry {
+                resilience::validate_retry(retry, &|field| at(&format!("retry.{field}")))?;
             }
             for (m, matched) in rule.matches.iter().enumerate() {
                 validate_match(matched, &|field| at(&format!("matches[{m}].{field}")))?;
@@ -546,8 +556,14 @@ fn validate_match(matched: &RouteMatch, at: &dyn Fn(&str) -> String) -> Result<(
 fn validate_filters(
     filters: &RouteFilters,
     prefix_only: bool,
+    clusters: &HashSet<&str>,
     at: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
+    if let Some(mirror) = &filters.request_mirror {
+        resilience::validate_mirror(mirror, clusters, &|field| {
+            at(&format!("request_mirror.{field}"))
+        })?;
+    }
     for (field, modifier) in [
         ("request_headers", &filters.request_headers),
         ("response_headers", &filters.response_headers),
