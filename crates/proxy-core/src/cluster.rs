@@ -9,6 +9,7 @@ use crate::config::{self, LbPolicy, UpstreamProtocol};
 use crate::endpoint::{Endpoint, EndpointKey};
 use crate::identity::IdentityStore;
 use crate::metrics::Metrics;
+use crate::resilience::{MirrorGate, Traffic};
 use crate::rng;
 use crate::spiffe::SpiffeId;
 use crate::upstream_tls::UpstreamTls;
@@ -20,6 +21,8 @@ pub struct Context<'a> {
     pub identity: &'a Arc<IdentityStore>,
     /// Where upstream handshake counters are registered.
     pub metrics: &'a Metrics,
+    /// The proxy's count of mirrored requests in flight.
+    pub mirror_gate: &'a Arc<MirrorGate>,
 }
 
 /// Endpoints of the clusters being replaced, by key, for reuse by the new ones.
@@ -35,6 +38,8 @@ pub struct Cluster {
     endpoints: Vec<Arc<Endpoint>>,
     weights: Option<Weights>,
     cursor: AtomicUsize,
+    /// Retry budget, faults and their counters (see `resilience`).
+    traffic: Traffic,
 }
 
 impl Cluster {
@@ -79,7 +84,13 @@ impl Cluster {
             endpoints,
             weights: Weights::new(&weights),
             cursor: AtomicUsize::new(0),
+            traffic: Traffic::compile(cfg, ctx.metrics, ctx.mirror_gate),
         }
+    }
+
+    /// The retry budget, faults and counters of the cluster.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// The cluster's name.
@@ -143,12 +154,14 @@ mod tests {
     fn compile(cfg: &config::Cluster, reuse: &EndpointReuse) -> Cluster {
         let identity = Arc::new(IdentityStore::default());
         let metrics = Metrics::new();
+        let mirror_gate = Arc::default();
         Cluster::compile(
             cfg,
             reuse,
             Context {
                 identity: &identity,
                 metrics: &metrics,
+                mirror_gate: &mirror_gate,
             },
         )
     }

@@ -18,14 +18,15 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
+use crate::body::RequestBody;
 use crate::config::{PoolConfig, UpstreamProtocol};
 use crate::error::{ErrorKind, ProxyError};
 use crate::spiffe::SpiffeId;
 use crate::tls::Alpn;
 use crate::upstream_tls::UpstreamTls;
 
-type H1Sender = http1::SendRequest<Incoming>;
-type H2Sender = http2::SendRequest<Incoming>;
+type H1Sender = http1::SendRequest<RequestBody>;
+type H2Sender = http2::SendRequest<RequestBody>;
 
 /// A connection to an endpoint for the L4 proxy: plain, or mTLS.
 pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -98,7 +99,7 @@ impl Endpoint {
     /// hands the HTTP/1 connection back when the body ends.
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), ProxyError> {
         let mut lease = Lease::new(Arc::clone(self));
         // mTLS endpoints speak HTTP/2 whatever the cluster's protocol says.
@@ -119,7 +120,7 @@ impl Endpoint {
 
     async fn send_h1(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, H1Sender), ProxyError> {
         loop {
             let (mut sender, reused) = match self.checkout_h1().await {
@@ -185,7 +186,7 @@ impl Endpoint {
         }
     }
 
-    async fn send_h2(&self, req: Request<Incoming>) -> Result<Response<Incoming>, ProxyError> {
+    async fn send_h2(&self, req: Request<RequestBody>) -> Result<Response<Incoming>, ProxyError> {
         let mut sender = self.shared_h2_sender().await?;
         sender.ready().await.map_err(upstream_failed)?;
         sender.send_request(req).await.map_err(upstream_failed)

@@ -34,6 +34,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// The request path has a malformed percent-encoding, so it cannot be normalised for authorization.
     InvalidPath,
+    /// The client's request body failed while the proxy read it ahead (for a retry or a mirror).
+    ClientBody,
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -83,7 +85,9 @@ impl ProxyError {
             | ErrorKind::NoBackend
             | ErrorKind::NoEndpoints
             | ErrorKind::NoIdentity => Side::Internal,
-            ErrorKind::Unauthorized | ErrorKind::InvalidPath => Side::Downstream,
+            ErrorKind::Unauthorized | ErrorKind::InvalidPath | ErrorKind::ClientBody => {
+                Side::Downstream
+            }
             _ => Side::Upstream,
         }
     }
@@ -113,7 +117,7 @@ impl ProxyError {
             | ErrorKind::UpstreamIdentityMismatch => StatusCode::BAD_GATEWAY,
             ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
-            ErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidPath | ErrorKind::ClientBody => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -133,6 +137,7 @@ impl ProxyError {
             ErrorKind::UpstreamIdentityMismatch => "upstream-identity-mismatch",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InvalidPath => "invalid-path",
+            ErrorKind::ClientBody => "client_body",
         }
     }
 
@@ -151,6 +156,7 @@ impl ProxyError {
             ErrorKind::UpstreamIdentityMismatch => "upstream identity mismatch",
             ErrorKind::Unauthorized => "unauthorized: the caller may not make this request",
             ErrorKind::InvalidPath => "invalid request path",
+            ErrorKind::ClientBody => "the request body could not be read",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -197,6 +203,7 @@ mod tests {
             ),
             (ErrorKind::Unauthorized, 403, false, Side::Downstream),
             (ErrorKind::InvalidPath, 400, false, Side::Downstream),
+            (ErrorKind::ClientBody, 400, false, Side::Downstream),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

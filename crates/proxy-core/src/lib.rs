@@ -8,6 +8,8 @@
 //! - `headers` holds the proxy header rules as pure functions;
 //! - `authz` normalises paths and decides who may call, as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
+//! - `retry` decides retries and keeps budgets, `resilience` a cluster's faults and counters,
+//!   `mirror` sends copies of requests;
 //! - `error` maps every failure to a status code; `metrics` and `state` report;
 //! - `identity` vets and holds the proxy's X.509-SVID; `spiffe` parses SPIFFE IDs;
 //!   `tls` builds rustls configs; `inbound` and `upstream_tls` run the handshakes of
@@ -32,7 +34,10 @@ mod inbound;
 mod io;
 mod listener;
 mod metrics;
+mod mirror;
 mod proxy;
+mod resilience;
+mod retry;
 mod rng;
 pub mod route;
 mod runtime;
