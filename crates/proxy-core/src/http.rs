@@ -23,7 +23,7 @@ use crate::authz::{self, AuthzRequest, Decider, HttpView};
 use crate::body::{Prepared, ProxyBody, Replay, RequestBody, MAX_REPLAY_BYTES};
 use crate::cluster::Cluster;
 use crate::config::ListenerProtocol;
-use crate::endpoint::Lease;
+use crate::endpoint::{Endpoint, Lease};
 use crate::error::{ErrorKind, ProxyError};
 use crate::filters::Filters;
 use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
@@ -363,6 +363,16 @@ async fn send_once(
     let endpoint = cluster
         .pick()
         .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
+    send_to(endpoint, req, deadline, per_try).await
+}
+
+/// Sends `req` once to `endpoint`, within the per-try timeout and the deadline.
+async fn send_to(
+    endpoint: &Arc<Endpoint>,
+    req: Request<RequestBody>,
+    deadline: tokio::time::Instant,
+    per_try: Option<Duration>,
+) -> Sent {
     // backendRequest bounds one upstream try; request bounds all of them.
     let limit = match per_try {
         Some(per_try) => deadline.min(tokio::time::Instant::now() + per_try),
@@ -370,6 +380,28 @@ async fn send_once(
     };
     let sent = tokio::time::timeout_at(limit, endpoint.send(req)).await;
     sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))?
+}
+
+/// How many picks a retry makes to find another endpoint than the one that failed.
+const REPICKS: usize = 3;
+
+/// An endpoint for a try: a retry asks the balancer again (up to [`REPICKS`] times)
+/// for another endpoint than the one that just failed, as Envoy's previous-hosts
+/// retry predicate does; the balancer stays the judge of which.
+fn pick_for_try<'c>(
+    cluster: &'c Cluster,
+    failed: Option<&Arc<Endpoint>>,
+) -> Result<&'c Arc<Endpoint>, ProxyError> {
+    let mut picked = cluster.pick();
+    if let Some(failed) = failed {
+        for _ in 1..REPICKS {
+            match picked {
+                Some(endpoint) if Arc::ptr_eq(endpoint, failed) => picked = cluster.pick(),
+                _ => break,
+            }
+        }
+    }
+    picked.ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))
 }
 
 /// The retry loop: sends tries until one is not to be retried (see `retry::decide`),
@@ -386,6 +418,7 @@ async fn send_with_retries(
     let method = parts.method.clone();
     let mut parts = Some(parts);
     let mut retries = 0;
+    let mut failed: Option<&Arc<Endpoint>> = None;
     loop {
         // Tries that may be followed by another send copies; the last, the original.
         let last = retries >= policy.attempts;
@@ -399,9 +432,8 @@ async fn send_with_retries(
             // Unreachable: the last try always returns below.
             None => return Err(ProxyError::new(ErrorKind::UpstreamFailed)),
         };
-        // A retry picks again; the balancer may hand back the endpoint that just
-        // failed (avoiding it belongs in the balancer's pick).
-        let sent = send_once(cluster, req, deadline, chosen.backend_timeout).await;
+        let endpoint = pick_for_try(cluster, failed)?;
+        let sent = send_to(endpoint, req, deadline, chosen.backend_timeout).await;
         let outcome = match &sent {
             Ok((response, _)) => Outcome::Status(response.status().as_u16()),
             Err(err) => Outcome::of_error(err),
@@ -427,6 +459,7 @@ async fn send_with_retries(
             }
         }
         tokio::time::sleep(wait).await;
+        failed = Some(endpoint);
         retries += 1;
     }
 }
