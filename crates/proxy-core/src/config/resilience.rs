@@ -140,6 +140,7 @@ pub fn validate_retry(retry: &Retry, at: &dyn Fn(&str) -> String) -> Result<(), 
             ));
         }
     }
+    super::check_positive(retry.backoff, &at("backoff"))?;
     if retry.backoff > MAX_RETRY_BACKOFF {
         return Err(ConfigError::new(at("backoff"), "must be at most 10s"));
     }

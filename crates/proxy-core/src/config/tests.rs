@@ -772,6 +772,11 @@ fn retry_mirror_budget_and_fault_errors_name_the_field() {
             "at most 10s",
         ),
         (
+            route(r#"{"backends":[{"cluster":"b"}],"retry":{"backoff":"0s"}}"#),
+            format!("{rule}.retry.backoff"),
+            "longer than zero",
+        ),
+        (
             route(r#"{"backends":[{"cluster":"b"}],"retry":{"backoff":"soon"}}"#),
             format!("{rule}.retry.backoff"),
             "invalid duration",
