@@ -346,6 +346,16 @@ class UrlRewrite(_Model):
     path: PathRewrite | None = Field(default=None, description="The path rewrite.")
 
 
+class RequestMirror(_Model):
+    """Copies of ``percent``% of requests (with a body of at most 64 KiB) go to ``cluster``;
+    their answers are drained and dropped, and the mirror's Host gets ``-shadow`` appended."""
+
+    cluster: Name = Field(description="The cluster that gets the copies.")
+    percent: float = Field(
+        default=100.0, ge=0, le=100, description="Share of requests copied, 0..100."
+    )
+
+
 class RouteFilters(_Model):
     """Gateway API filters of a rule or a backend (a backend's run after its rule's)."""
 
@@ -357,6 +367,10 @@ class RouteFilters(_Model):
     )
     url_rewrite: UrlRewrite | None = Field(
         default=None, description="URLRewrite; a backend's replaces its rule's."
+    )
+    request_mirror: RequestMirror | None = Field(
+        default=None,
+        description="RequestMirror: copies of some requests to another cluster, answers ignored.",
     )
 
 
@@ -388,6 +402,32 @@ class RuleTimeouts(_Model):
         return self
 
 
+class Retry(_Model):
+    """Retries of a rule's failed requests (Gateway API HTTPRouteRetry), within the budget of
+    the cluster. Statuses and timeouts are retried for idempotent methods only; a request that
+    never reached the upstream (connect failure) is retried whatever its method."""
+
+    attempts: int = Field(default=1, ge=0, le=10, description="Retries after the first try.")
+    codes: list[Annotated[int, Field(ge=400, le=599)]] = Field(
+        default_factory=list,
+        description="Response statuses retried; connection failures always are.",
+    )
+    backoff: Duration = _duration_field(
+        "25ms", "Base of the exponential backoff with full jitter (capped at 10 times it)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for i, code in enumerate(self.codes):
+            if code in self.codes[:i]:
+                msg = f"codes[{i}]: {code} is listed twice"
+                raise ValueError(msg)
+        if self.backoff > timedelta(seconds=10):
+            msg = "backoff: must be at most 10s"
+            raise ValueError(msg)
+        return self
+
+
 class RouteRule(_Model):
     """A rule: if any match holds, the request goes to one of the backends by weight."""
 
@@ -398,6 +438,10 @@ class RouteRule(_Model):
     timeouts: RuleTimeouts | None = Field(default=None, description="Per-rule timeouts.")
     filters: RouteFilters | None = Field(
         default=None, description="Header modifiers and URL rewrite of the rule's requests."
+    )
+    retry: Retry | None = Field(
+        default=None,
+        description="Retries; per try timeouts.backend_request, all tries timeouts.request.",
     )
 
 
@@ -737,6 +781,46 @@ class OutlierDetection(_Model):
         return self
 
 
+class RetryBudget(_Model):
+    """How many retries requests to a cluster may cause, always on: over 10 s, retries are at
+    most ``percent``% of requests plus ``min_retries_per_second`` per second."""
+
+    percent: float = Field(
+        default=20.0, ge=0, le=100, description="Retries as a share of requests, 0..100."
+    )
+    min_retries_per_second: int = Field(
+        default=10, ge=0, le=100_000, description="Retries allowed per second at any rate."
+    )
+
+
+class FaultDelay(_Model):
+    """Hold ``percent``% of requests for ``duration`` before sending them."""
+
+    percent: float = Field(ge=0, le=100, description="Share of requests delayed, 0..100.")
+    duration: Duration = Field(description="How long.")
+
+
+class FaultAbort(_Model):
+    """Answer ``percent``% of requests with ``status`` (header ``x-meshpy-fault: abort``)."""
+
+    percent: float = Field(ge=0, le=100, description="Share of requests aborted, 0..100.")
+    status: int = Field(ge=200, le=599, description="The status they get.")
+
+
+class Fault(_Model):
+    """Faults this proxy injects into requests to the cluster, before picking an endpoint."""
+
+    delay: FaultDelay | None = Field(default=None, description="Delay some requests.")
+    abort: FaultAbort | None = Field(default=None, description="Answer some with an error.")
+
+    @model_validator(mode="after")
+    def _some(self) -> Self:
+        if self.delay is None and self.abort is None:
+            msg = "give delay, abort or both"
+            raise ValueError(msg)
+        return self
+
+
 class CircuitBreakers(_Model):
     """Limits on what this proxy sends to a cluster; over one a request gets 503 at once
     (x-meshpy-error: overflow, x-meshpy-overflow: the limit's name). A limit left out is
@@ -798,6 +882,12 @@ class Cluster(_Model):
     tls: ClusterTls | None = Field(
         default=None,
         description="Reach the endpoints over mTLS (HTTP as HTTP/2, ALPN h2). Absent: plaintext.",
+    )
+    retry_budget: RetryBudget = Field(
+        default_factory=RetryBudget, description="Retries requests to the cluster may cause."
+    )
+    fault: Fault | None = Field(
+        default=None, description="Delays and aborts injected into requests to the cluster."
     )
 
     @model_validator(mode="after")
@@ -866,11 +956,22 @@ def _check_target(i: int, listener: Listener, known: set[str]) -> None:
         raise ValueError(msg)
     for v, vhost in enumerate(listener.routes):
         for r, rule in enumerate(vhost.rules):
+            at_rule = f"listeners[{i}].routes[{v}].rules[{r}]"
+            _check_mirror(f"{at_rule}.filters", rule.filters, known)
             for b, backend in enumerate(rule.backends):
                 if backend.cluster not in known:
-                    at = f"listeners[{i}].routes[{v}].rules[{r}].backends[{b}].cluster"
+                    at = f"{at_rule}.backends[{b}].cluster"
                     msg = f"{at}: no cluster named {backend.cluster!r}"
                     raise ValueError(msg)
+                _check_mirror(f"{at_rule}.backends[{b}].filters", backend.filters, known)
+
+
+def _check_mirror(at: str, filters: RouteFilters | None, known: set[str]) -> None:
+    """A request_mirror names a cluster that exists."""
+    mirror = filters.request_mirror if filters else None
+    if mirror is not None and mirror.cluster not in known:
+        msg = f"{at}.request_mirror.cluster: no cluster named {mirror.cluster!r}"
+        raise ValueError(msg)
 
 
 def _check_unique(kind: str, field: str, values: list[str | None]) -> None:

@@ -23,6 +23,7 @@ use crate::endpoint::{Endpoint, EndpointKey, Link};
 use crate::identity::IdentityStore;
 use crate::metrics::Metrics;
 use crate::outlier;
+use crate::resilience::{MirrorGate, Traffic};
 use crate::rng;
 use crate::spiffe::SpiffeId;
 use crate::upstream_tls::UpstreamTls;
@@ -34,6 +35,8 @@ pub struct Context<'a> {
     pub identity: &'a Arc<IdentityStore>,
     /// Where upstream handshake counters are registered.
     pub metrics: &'a Metrics,
+    /// The proxy's count of mirrored requests in flight.
+    pub mirror_gate: &'a Arc<MirrorGate>,
 }
 
 /// What the clusters being replaced leave to the new ones: endpoints (with
@@ -139,6 +142,8 @@ pub struct Cluster {
     /// When the last slow start ends (`clock::now_ms`); 0 when none runs.
     ramp_until_ms: u64,
     link: Arc<Link>,
+    /// Retry budget, faults and their counters (see `resilience`).
+    traffic: Traffic,
 }
 
 impl Cluster {
@@ -246,7 +251,13 @@ impl Cluster {
             slow_start_ms,
             ramp_until_ms,
             link,
+            traffic: Traffic::compile(cfg, ctx.metrics, ctx.mirror_gate),
         }
+    }
+
+    /// The retry budget, faults and counters of the cluster.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// The cluster's name.
@@ -425,12 +436,14 @@ mod tests {
     fn compile(cfg: &config::Cluster, reuse: &EndpointReuse) -> Cluster {
         let identity = Arc::new(IdentityStore::default());
         let metrics = Metrics::new();
+        let mirror_gate = Arc::default();
         Cluster::compile(
             cfg,
             reuse,
             Context {
                 identity: &identity,
                 metrics: &metrics,
+                mirror_gate: &mirror_gate,
             },
         )
     }
@@ -550,9 +563,11 @@ mod tests {
             }
             let metrics = Metrics::new();
             let identity = Arc::new(IdentityStore::default());
+            let mirror_gate = Arc::default();
             let ctx = Context {
                 identity: &identity,
                 metrics: &metrics,
+                mirror_gate: &mirror_gate,
             };
             let cluster = Cluster::compile(&json_cluster(json), &EndpointReuse::new(), ctx);
             fail(&cluster, 1, 2);

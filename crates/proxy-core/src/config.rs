@@ -13,20 +13,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod authz;
 mod cluster;
-// The endpoint type of route.rs moved to cluster.rs (with zones); the old one
-// is left there unused until route.rs is next edited, and then deleted.
-#[allow(dead_code)]
+mod resilience;
 mod route;
 mod tls;
 pub use authz::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
     AuthzTarget,
 };
-pub use cluster::{CircuitBreakers, EndpointConfig, HashOn, OutlierDetection, SlowStart};
+pub use cluster::{
+    CircuitBreakers, EndpointConfig, HashOn, OutlierDetection, SlowStart, MAX_ENDPOINT_WEIGHT,
+};
+pub use resilience::{
+    Fault, FaultAbort, FaultDelay, RequestMirror, Retry, RetryBudget, MAX_RETRY_ATTEMPTS,
+};
 pub use route::{
     compile_regex, HeaderModifier, HeaderPair, NameValue, PathMatch, PathMatchType, PathRewrite,
     PathRewriteType, RouteFilters, RouteMatch, RouteRule, RuleTimeouts, UrlRewrite, ValueMatchType,
-    VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_REGEX_LEN, MAX_REGEX_SIZE, MAX_WEIGHT,
+    VirtualHost, WeightedBackend, MAX_REGEX_LEN, MAX_REGEX_SIZE, MAX_WEIGHT,
 };
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
 
@@ -289,6 +292,12 @@ pub struct Cluster {
     /// Reach the endpoints over mTLS (HTTP/2 for HTTP traffic); absent means plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClusterTls>,
+    /// How many retries requests to this cluster may cause; always on.
+    #[serde(default)]
+    pub retry_budget: RetryBudget,
+    /// Delays and errors injected into requests to this cluster (for testing resilience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -372,6 +381,7 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
         }
         check_positive(cluster.connect_timeout, &at("connect_timeout"))?;
         check_positive(cluster.pool.idle_timeout, &at("pool.idle_timeout"))?;
+        resilience::validate_cluster(i, &cluster.retry_budget, cluster.fault.as_ref())?;
     }
     let mut listener_names = HashSet::new();
     let mut addresses = HashSet::new();

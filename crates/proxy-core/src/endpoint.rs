@@ -27,6 +27,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::balance::ewma::PeakEwma;
+use crate::body::RequestBody;
 use crate::breaker::{Counters, Limit, Limits, Slot};
 use crate::clock;
 use crate::config::{PoolConfig, UpstreamProtocol};
@@ -37,8 +38,8 @@ use crate::spiffe::SpiffeId;
 use crate::tls::Alpn;
 use crate::upstream_tls::UpstreamTls;
 
-type H1Sender = http1::SendRequest<Incoming>;
-type H2Sender = http2::SendRequest<Incoming>;
+type H1Sender = http1::SendRequest<RequestBody>;
+type H2Sender = http2::SendRequest<RequestBody>;
 
 /// A connection to an endpoint for the L4 proxy: plain, or mTLS.
 pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -233,7 +234,7 @@ impl Endpoint {
     /// overflow of a circuit breaker is not the endpoint's fault and is not.
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<(Response<Incoming>, Lease), ProxyError> {
         let link = self.link.load_full();
@@ -277,7 +278,7 @@ impl Endpoint {
 
     async fn send_on(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         lease: &mut Lease,
     ) -> Result<Response<Incoming>, ProxyError> {
         // mTLS endpoints speak HTTP/2 whatever the cluster's protocol says.
@@ -297,7 +298,7 @@ impl Endpoint {
 
     async fn send_h1(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         lease: &mut Lease,
     ) -> Result<(Response<Incoming>, H1Sender), ProxyError> {
         loop {
@@ -408,7 +409,7 @@ impl Endpoint {
 
     async fn send_h2(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         link: &Link,
     ) -> Result<Response<Incoming>, ProxyError> {
         let mut sender = self.shared_h2_sender(link).await?;

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     InvalidPath,
     /// A circuit breaker of the cluster is at its limit: the request fails at once.
     Overflow(Limit),
+    /// The client's request body failed while the proxy read it ahead (for a retry or a mirror).
+    ClientBody,
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -87,7 +89,9 @@ impl ProxyError {
             | ErrorKind::NoBackend
             | ErrorKind::NoEndpoints
             | ErrorKind::NoIdentity => Side::Internal,
-            ErrorKind::Unauthorized | ErrorKind::InvalidPath => Side::Downstream,
+            ErrorKind::Unauthorized | ErrorKind::InvalidPath | ErrorKind::ClientBody => {
+                Side::Downstream
+            }
             _ => Side::Upstream,
         }
     }
@@ -127,7 +131,7 @@ impl ProxyError {
             | ErrorKind::UpstreamIdentityMismatch => StatusCode::BAD_GATEWAY,
             ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
-            ErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidPath | ErrorKind::ClientBody => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -148,6 +152,7 @@ impl ProxyError {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InvalidPath => "invalid-path",
             ErrorKind::Overflow(_) => "overflow",
+            ErrorKind::ClientBody => "client_body",
         }
     }
 
@@ -173,6 +178,7 @@ impl ProxyError {
                 "overflow: the cluster is at its max_pending_requests"
             }
             ErrorKind::Overflow(Limit::Requests) => "overflow: the cluster is at its max_requests",
+            ErrorKind::ClientBody => "the request body could not be read",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -225,6 +231,7 @@ mod tests {
                 false,
                 Side::Upstream,
             ),
+            (ErrorKind::ClientBody, 400, false, Side::Downstream),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

@@ -162,7 +162,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
 
 /// HTTP/1 upstreams get origin-form targets and a `Host` header; HTTP/2
 /// upstreams get absolute targets whose authority becomes `:authority`.
-fn set_target<B>(req: &mut Request<B>, upstream: UpstreamProtocol) {
+pub fn set_target<B>(req: &mut Request<B>, upstream: UpstreamProtocol) {
     let authority = request_authority(req);
     let path = req
         .uri()

@@ -65,6 +65,12 @@ struct ClusterLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterResultLabels {
+    cluster: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthzLabels {
     listener: String,
     decision: &'static str,
@@ -106,7 +112,7 @@ const WIRES: [&str; 2] = ["mtls", "plaintext"];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 13] = [
+pub const ERROR_REASONS: [&str; 14] = [
     "no_route",
     "no_backend",
     "no_endpoints",
@@ -120,6 +126,7 @@ pub const ERROR_REASONS: [&str; 13] = [
     "unauthorized",
     "invalid-path",
     "overflow",
+    "client_body",
 ];
 
 fn latency_histogram() -> Histogram {
@@ -144,6 +151,8 @@ pub struct Metrics {
     authz_audit: Family<AuditLabels, Counter>,
     outlier_ejections: Family<ClusterLabel, Counter>,
     outlier_ejected: Family<ClusterLabel, Gauge>,
+    retries: Family<ClusterResultLabels, Counter>,
+    mirrors: Family<ClusterResultLabels, Counter>,
     /// Version of the snapshot being served.
     pub config_version: Gauge<u64, AtomicU64>,
     /// `not_after` of the proxy's certificate, Unix seconds; 0 before an identity is set.
@@ -195,6 +204,8 @@ impl Metrics {
             "Endpoints ejected by outlier detection now, by cluster",
             outlier_ejected.clone(),
         );
+        let retries = Family::<ClusterResultLabels, Counter>::default();
+        let mirrors = Family::<ClusterResultLabels, Counter>::default();
         registry.register(
             "meshpy_requests",
             "HTTP requests served, by listener and status class",
@@ -276,6 +287,17 @@ impl Metrics {
             "HTTP requests and TCP connections that a rule of an audit policy matched",
             authz_audit.clone(),
         );
+        registry.register(
+            "meshpy_retries",
+            "Retries of requests to a cluster, by result (sent, budget_exhausted: not sent for want of budget)",
+            retries.clone(),
+        );
+        registry.register(
+            "meshpy_mirror_requests",
+            "Copies of requests to a mirror cluster, by result (sent: answered, failed: no answer, \
+             dropped: not made, over the in-flight limit or with a streamed body)",
+            mirrors.clone(),
+        );
         Self {
             registry,
             requests,
@@ -292,6 +314,8 @@ impl Metrics {
             authz_audit,
             outlier_ejections,
             outlier_ejected,
+            retries,
+            mirrors,
             config_version,
             identity_expiration,
         }
@@ -368,6 +392,39 @@ impl Metrics {
         }
     }
 
+    /// Retry counters of one cluster, resolved when a snapshot is applied.
+    pub fn retries(&self, cluster: &str) -> RetryCounters {
+        let counter = |result| {
+            self.retries
+                .get_or_create(&ClusterResultLabels {
+                    cluster: cluster.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        RetryCounters {
+            sent: counter("sent"),
+            budget_exhausted: counter("budget_exhausted"),
+        }
+    }
+
+    /// Mirror counters of one cluster (as the target of mirrors), resolved when a snapshot is applied.
+    pub fn mirrors(&self, cluster: &str) -> MirrorCounters {
+        let counter = |result| {
+            self.mirrors
+                .get_or_create(&ClusterResultLabels {
+                    cluster: cluster.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        MirrorCounters {
+            sent: counter("sent"),
+            failed: counter("failed"),
+            dropped: counter("dropped"),
+        }
+    }
+
     /// Authorization counters of one listener for its policies, resolved when
     /// a snapshot is applied so that requests touch only atomics.
     pub fn authz(&self, listener: &str, config: &Authorization) -> AuthzCounters {
@@ -441,6 +498,26 @@ impl Handshakes {
     pub fn count(&self, ok: bool) {
         if ok { &self.ok } else { &self.failed }.inc();
     }
+}
+
+/// Retries of one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct RetryCounters {
+    /// Retries sent.
+    pub sent: Counter,
+    /// Retries not sent because the cluster's budget was spent.
+    pub budget_exhausted: Counter,
+}
+
+/// Mirrored requests to one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorCounters {
+    /// Copies that got a response (of any status).
+    pub sent: Counter,
+    /// Copies that got no response (connect failure, timeout).
+    pub failed: Counter,
+    /// Copies not made: too many in flight, or a body that was not buffered.
+    pub dropped: Counter,
 }
 
 /// The authorization counters of one listener, by the index of a policy in its config.

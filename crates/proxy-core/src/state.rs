@@ -12,6 +12,7 @@ use crate::config::{ListenerProtocol, TlsMode, UpstreamProtocol};
 use crate::identity::IdentityStore;
 use crate::listener::{ListenerShared, Target};
 use crate::metrics::Metrics;
+use crate::resilience::MirrorGate;
 
 /// One served listener, as stats report it.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct Shared {
     pub served: ArcSwap<Served>,
     /// The proxy's mTLS identity, once set.
     pub identity: Arc<IdentityStore>,
+    /// Mirrored requests in flight, bounded per proxy.
+    pub mirror_gate: Arc<MirrorGate>,
     ready: AtomicBool,
     needs_identity: AtomicBool,
 }

@@ -8,7 +8,10 @@ use http::HeaderName;
 use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{check_positive, duration_str, Cluster, ConfigError, LbPolicy, MAX_ENDPOINT_WEIGHT};
+use super::{check_positive, duration_str, Cluster, ConfigError, LbPolicy};
+
+/// Largest weight of an endpoint: keeps the weighted round-robin schedule small.
+pub const MAX_ENDPOINT_WEIGHT: u32 = 128;
 
 /// An upstream endpoint: `"ip:port"`, or `{address, weight, zone}`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
