@@ -42,10 +42,14 @@ __all__ = [
     "AuthzTarget",
     "Bootstrap",
     "CertificateInfo",
+    "CircuitBreakers",
     "Cluster",
     "ClusterTls",
     "Duration",
     "ExactPath",
+    "HashOnCookie",
+    "HashOnHeader",
+    "HashOnSourceIp",
     "HeaderModifier",
     "HeaderPair",
     "IdentityPaths",
@@ -55,6 +59,7 @@ __all__ = [
     "Listener",
     "ListenerTls",
     "NameValue",
+    "OutlierDetection",
     "PathMatch",
     "PathRewrite",
     "Pool",
@@ -65,6 +70,7 @@ __all__ = [
     "RouteMatch",
     "RouteRule",
     "RuleTimeouts",
+    "SlowStart",
     "Snapshot",
     "SpiffeId",
     "Timeouts",
@@ -340,6 +346,16 @@ class UrlRewrite(_Model):
     path: PathRewrite | None = Field(default=None, description="The path rewrite.")
 
 
+class RequestMirror(_Model):
+    """Copies of ``percent``% of requests (with a body of at most 64 KiB) go to ``cluster``;
+    their answers are drained and dropped, and the mirror's Host gets ``-shadow`` appended."""
+
+    cluster: Name = Field(description="The cluster that gets the copies.")
+    percent: float = Field(
+        default=100.0, ge=0, le=100, description="Share of requests copied, 0..100."
+    )
+
+
 class RouteFilters(_Model):
     """Gateway API filters of a rule or a backend (a backend's run after its rule's)."""
 
@@ -351,6 +367,10 @@ class RouteFilters(_Model):
     )
     url_rewrite: UrlRewrite | None = Field(
         default=None, description="URLRewrite; a backend's replaces its rule's."
+    )
+    request_mirror: RequestMirror | None = Field(
+        default=None,
+        description="RequestMirror: copies of some requests to another cluster, answers ignored.",
     )
 
 
@@ -382,6 +402,32 @@ class RuleTimeouts(_Model):
         return self
 
 
+class Retry(_Model):
+    """Retries of a rule's failed requests (Gateway API HTTPRouteRetry), within the budget of
+    the cluster. Statuses and timeouts are retried for idempotent methods only; a request that
+    never reached the upstream (connect failure) is retried whatever its method."""
+
+    attempts: int = Field(default=1, ge=0, le=10, description="Retries after the first try.")
+    codes: list[Annotated[int, Field(ge=400, le=599)]] = Field(
+        default_factory=list,
+        description="Response statuses retried; connection failures always are.",
+    )
+    backoff: Duration = _duration_field(
+        "25ms", "Base of the exponential backoff with full jitter (capped at 10 times it)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for i, code in enumerate(self.codes):
+            if code in self.codes[:i]:
+                msg = f"codes[{i}]: {code} is listed twice"
+                raise ValueError(msg)
+        if self.backoff > timedelta(seconds=10):
+            msg = "backoff: must be at most 10s"
+            raise ValueError(msg)
+        return self
+
+
 class RouteRule(_Model):
     """A rule: if any match holds, the request goes to one of the backends by weight."""
 
@@ -392,6 +438,10 @@ class RouteRule(_Model):
     timeouts: RuleTimeouts | None = Field(default=None, description="Per-rule timeouts.")
     filters: RouteFilters | None = Field(
         default=None, description="Header modifiers and URL rewrite of the rule's requests."
+    )
+    retry: Retry | None = Field(
+        default=None,
+        description="Retries; per try timeouts.backend_request, all tries timeouts.request.",
     )
 
 
@@ -588,11 +638,20 @@ class Pool(_Model):
     )
 
 
+_ZONE_PATTERN = r"^[A-Za-z0-9_./-]{1,128}$"
+
+Zone = Annotated[str, Field(pattern=_ZONE_PATTERN)]
+"""A zone name: letters, digits, '-', '_', '.' and '/', at most 128 characters."""
+
+
 class WeightedEndpoint(_Model):
-    """An upstream endpoint with a share of requests; a plain "ip:port" means weight 1."""
+    """An upstream endpoint with a share of requests; a plain "ip:port" means weight 1, no zone."""
 
     address: Endpoint = Field(description="Upstream ip:port.")
     weight: int = Field(default=1, ge=1, le=128, description="Proportional share of requests.")
+    zone: Zone | None = Field(
+        default=None, description="The zone the endpoint runs in, for the cluster's local_zone."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -601,8 +660,13 @@ class WeightedEndpoint(_Model):
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: SerializerFunctionWrapHandler) -> object:
-        """Serialise weight-1 endpoints as the plain "ip:port" string the core also takes."""
-        return self.address if self.weight == 1 else handler(self)
+        """Serialise weight-1 endpoints without a zone as the plain "ip:port" the core also takes,
+        and leave out an absent zone."""
+        if self.zone is not None:
+            return handler(self)
+        if self.weight == 1:
+            return self.address
+        return {"address": self.address, "weight": self.weight}
 
 
 EndpointItem = Annotated[
@@ -620,6 +684,13 @@ EndpointItem = Annotated[
                     "properties": {
                         "address": {"type": "string", "pattern": _ADDRESS_PATTERN},
                         "weight": {"type": "integer", "minimum": 1, "maximum": 128, "default": 1},
+                        "zone": {
+                            "anyOf": [
+                                {"type": "string", "pattern": _ZONE_PATTERN},
+                                {"type": "null"},
+                            ],
+                            "default": None,
+                        },
                     },
                     "required": ["address"],
                     "additionalProperties": False,
@@ -639,16 +710,166 @@ class ClusterTls(_Model):
     )
 
 
+_TOKEN_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+
+class HashOnHeader(_Model):
+    """Hash the value of a request header; requests without it go to a random endpoint."""
+
+    header: str = Field(pattern=_TOKEN_PATTERN, description="Header name, case-insensitive.")
+
+
+class HashOnCookie(_Model):
+    """Hash the value of a cookie; requests without it go to a random endpoint."""
+
+    cookie: str = Field(pattern=_TOKEN_PATTERN, description="Cookie name.")
+
+
+class HashOnSourceIp(_Model):
+    """Hash the downstream client's IP address."""
+
+    source_ip: Literal[True] = Field(description="Must be true.")
+
+
+HashOn = HashOnHeader | HashOnCookie | HashOnSourceIp
+"""What ring_hash and maglev hash: a header, a cookie, or the client's IP."""
+
+
+class SlowStart(_Model):
+    """Ramp of endpoints that join a cluster already serving."""
+
+    window: Duration = Field(
+        description="Time over which a new endpoint's weight grows linearly from 10% to 100%."
+    )
+
+
+class OutlierDetection(_Model):
+    """Passive health checking: endpoints that keep failing are ejected for a while."""
+
+    consecutive_5xx: int | None = Field(
+        default=5,
+        ge=1,
+        description="Consecutive 5xx responses, connect failures or timeouts that eject; "
+        "null disables.",
+    )
+    consecutive_gateway_errors: int | None = Field(
+        default=None,
+        ge=1,
+        description="Consecutive 502, 503, 504, connect failures or timeouts that eject; "
+        "null disables.",
+    )
+    interval: Duration = _duration_field(
+        "10s", "Each interval an endpoint stays in, its count of past ejections goes down by one."
+    )
+    base_ejection_time: Duration = _duration_field(
+        "30s",
+        "An ejection lasts this times the number of times the endpoint was ejected "
+        "(at most 300s, or this if longer).",
+    )
+    max_ejection_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Most endpoints ejected at once, in percent of the cluster; one may always be.",
+    )
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Self:
+        if self.consecutive_5xx is None and self.consecutive_gateway_errors is None:
+            msg = "set consecutive_5xx or consecutive_gateway_errors"
+            raise ValueError(msg)
+        return self
+
+
+class RetryBudget(_Model):
+    """How many retries requests to a cluster may cause, always on: over 10 s, retries are at
+    most ``percent``% of requests plus ``min_retries_per_second`` per second."""
+
+    percent: float = Field(
+        default=20.0, ge=0, le=100, description="Retries as a share of requests, 0..100."
+    )
+    min_retries_per_second: int = Field(
+        default=10, ge=0, le=100_000, description="Retries allowed per second at any rate."
+    )
+
+
+class FaultDelay(_Model):
+    """Hold ``percent``% of requests for ``duration`` before sending them."""
+
+    percent: float = Field(ge=0, le=100, description="Share of requests delayed, 0..100.")
+    duration: Duration = Field(description="How long.")
+
+
+class FaultAbort(_Model):
+    """Answer ``percent``% of requests with ``status`` (header ``x-meshpy-fault: abort``)."""
+
+    percent: float = Field(ge=0, le=100, description="Share of requests aborted, 0..100.")
+    status: int = Field(ge=200, le=599, description="The status they get.")
+
+
+class Fault(_Model):
+    """Faults this proxy injects into requests to the cluster, before picking an endpoint."""
+
+    delay: FaultDelay | None = Field(default=None, description="Delay some requests.")
+    abort: FaultAbort | None = Field(default=None, description="Answer some with an error.")
+
+    @model_validator(mode="after")
+    def _some(self) -> Self:
+        if self.delay is None and self.abort is None:
+            msg = "give delay, abort or both"
+            raise ValueError(msg)
+        return self
+
+
+class CircuitBreakers(_Model):
+    """Limits on what this proxy sends to a cluster; over one a request gets 503 at once
+    (x-meshpy-error: overflow, x-meshpy-overflow: the limit's name). A limit left out is
+    not enforced."""
+
+    max_connections: int | None = Field(
+        default=None, ge=1, description="Upstream connections open to the cluster at once."
+    )
+    max_pending_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="HTTP/1 requests waiting for a connection while at max_connections "
+        "(HTTP/2 and TCP never wait: over max_connections they fail at once).",
+    )
+    max_requests: int | None = Field(
+        default=None, ge=1, description="Requests (and TCP connections) in flight at once."
+    )
+
+
 class Cluster(_Model):
     """A set of upstream endpoints and how to pick one and connect to it."""
 
     name: Name = Field(description="Unique cluster name that listeners refer to.")
     endpoints: list[EndpointItem] = Field(
         default_factory=list,
-        description='Upstream "ip:port" or {address, weight}; none means every request gets 503.',
+        description='Upstream "ip:port" or {address, weight, zone}; none means every request '
+        "gets 503.",
     )
-    lb: Literal["round_robin", "least_request"] = Field(
-        default="round_robin", description="How an endpoint is chosen for each request."
+    lb: Literal["round_robin", "least_request", "peak_ewma", "ring_hash", "maglev"] = Field(
+        default="round_robin",
+        description="How an endpoint is chosen for each request: in turn, the less busy of two, "
+        "the faster and less busy of two (peak EWMA latency), or by a hash of the request "
+        "(ring_hash, maglev: need hash_on).",
+    )
+    hash_on: HashOn | None = Field(
+        default=None, description="What ring_hash and maglev hash; refused with other lb."
+    )
+    local_zone: Zone | None = Field(
+        default=None,
+        description="This proxy's zone: its endpoints are preferred while one is available.",
+    )
+    slow_start: SlowStart | None = Field(
+        default=None, description="Ramp up endpoints that join the cluster while it serves."
+    )
+    outlier_detection: OutlierDetection | None = Field(
+        default=None, description="Eject endpoints that keep failing. Absent: none are."
+    )
+    circuit_breakers: CircuitBreakers | None = Field(
+        default=None, description="Limits on connections and requests. Absent: no limits."
     )
     protocol: Literal["http1", "http2"] = Field(
         default="http1",
@@ -662,6 +883,23 @@ class Cluster(_Model):
         default=None,
         description="Reach the endpoints over mTLS (HTTP as HTTP/2, ALPN h2). Absent: plaintext.",
     )
+    retry_budget: RetryBudget = Field(
+        default_factory=RetryBudget, description="Retries requests to the cluster may cause."
+    )
+    fault: Fault | None = Field(
+        default=None, description="Delays and aborts injected into requests to the cluster."
+    )
+
+    @model_validator(mode="after")
+    def _hash_on_with_hashing_lb(self) -> Self:
+        hashing = self.lb in ("ring_hash", "maglev")
+        if hashing and self.hash_on is None:
+            msg = f"{self.lb} needs hash_on"
+            raise ValueError(msg)
+        if not hashing and self.hash_on is not None:
+            msg = f"only ring_hash and maglev hash requests, not {self.lb}"
+            raise ValueError(msg)
+        return self
 
 
 class Bootstrap(_Model):
@@ -718,11 +956,22 @@ def _check_target(i: int, listener: Listener, known: set[str]) -> None:
         raise ValueError(msg)
     for v, vhost in enumerate(listener.routes):
         for r, rule in enumerate(vhost.rules):
+            at_rule = f"listeners[{i}].routes[{v}].rules[{r}]"
+            _check_mirror(f"{at_rule}.filters", rule.filters, known)
             for b, backend in enumerate(rule.backends):
                 if backend.cluster not in known:
-                    at = f"listeners[{i}].routes[{v}].rules[{r}].backends[{b}].cluster"
+                    at = f"{at_rule}.backends[{b}].cluster"
                     msg = f"{at}: no cluster named {backend.cluster!r}"
                     raise ValueError(msg)
+                _check_mirror(f"{at_rule}.backends[{b}].filters", backend.filters, known)
+
+
+def _check_mirror(at: str, filters: RouteFilters | None, known: set[str]) -> None:
+    """A request_mirror names a cluster that exists."""
+    mirror = filters.request_mirror if filters else None
+    if mirror is not None and mirror.cluster not in known:
+        msg = f"{at}.request_mirror.cluster: no cluster named {mirror.cluster!r}"
+        raise ValueError(msg)
 
 
 def _check_unique(kind: str, field: str, values: list[str | None]) -> None:

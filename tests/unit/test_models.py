@@ -100,6 +100,35 @@ def test_example_file_validates() -> None:
         (_cluster(endpoints=["0.0.0.0:80"]), "clusters[0].endpoints[0].address"),
         (_cluster(connect_timeout="2"), "clusters[0].connect_timeout"),
         (_cluster(connect_timeout="0s"), "clusters[0].connect_timeout"),
+        (_cluster(lb="maglev"), "clusters[0]"),
+        (_cluster(hash_on={"header": "x-user"}), "clusters[0]"),
+        (
+            _cluster(lb="ring_hash", hash_on={"source_ip": False}),
+            "clusters[0].hash_on.HashOnSourceIp.source_ip",
+        ),
+        (_cluster(local_zone="zone a"), "clusters[0].local_zone"),
+        (
+            _cluster(endpoints=[{"address": "127.0.0.1:1", "zone": ""}]),
+            "clusters[0].endpoints[0].zone",
+        ),
+        (_cluster(slow_start={"window": "0s"}), "clusters[0].slow_start.window"),
+        (_cluster(slow_start={}), "clusters[0].slow_start.window"),
+        (
+            _cluster(outlier_detection={"consecutive_5xx": 0}),
+            "clusters[0].outlier_detection.consecutive_5xx",
+        ),
+        (
+            _cluster(outlier_detection={"consecutive_5xx": None}),
+            "clusters[0].outlier_detection",
+        ),
+        (
+            _cluster(outlier_detection={"max_ejection_percent": 101}),
+            "clusters[0].outlier_detection.max_ejection_percent",
+        ),
+        (
+            _cluster(circuit_breakers={"max_requests": 0}),
+            "clusters[0].circuit_breakers.max_requests",
+        ),
         ({"clusters": [{"name": "Backend"}]}, "clusters[0].name"),
         ({"workers": 0}, "workers"),
         ({"workers": 65}, "workers"),
@@ -179,6 +208,72 @@ def test_endpoints_take_both_forms_and_dump_compactly() -> None:
         "127.0.0.1:1",
         {"address": "127.0.0.1:2", "weight": 3},
     ]
+
+
+def test_balancing_fields_dump_as_the_core_reads_them() -> None:
+    cluster = Cluster.model_validate(
+        {
+            "name": "pay",
+            "endpoints": [
+                "127.0.0.1:1",
+                {"address": "127.0.0.1:2", "zone": "zone-a"},
+                {"address": "127.0.0.1:3", "weight": 2},
+            ],
+            "lb": "ring_hash",
+            "hash_on": {"cookie": "session"},
+            "local_zone": "zone-a",
+            "slow_start": {"window": "30s"},
+            "outlier_detection": {"consecutive_5xx": None, "consecutive_gateway_errors": 3},
+            "circuit_breakers": {"max_requests": 100},
+        }
+    )
+    dumped = json.loads(cluster.model_dump_json())
+    assert dumped["endpoints"] == [
+        "127.0.0.1:1",
+        {"address": "127.0.0.1:2", "weight": 1, "zone": "zone-a"},
+        {"address": "127.0.0.1:3", "weight": 2},
+    ]
+    assert dumped["hash_on"] == {"cookie": "session"}
+    assert dumped["slow_start"] == {"window": "30s"}
+    assert dumped["outlier_detection"] == {
+        "consecutive_5xx": None,
+        "consecutive_gateway_errors": 3,
+        "interval": "10s",
+        "base_ejection_time": "30s",
+        "max_ejection_percent": 10,
+    }
+    assert dumped["circuit_breakers"] == {
+        "max_connections": None,
+        "max_pending_requests": None,
+        "max_requests": 100,
+    }
+    for lb in ("round_robin", "least_request", "peak_ewma"):
+        assert Cluster(name="c", lb=lb).hash_on is None
+    assert Cluster.model_validate({"name": "c", "lb": "maglev", "hash_on": {"source_ip": True}})
+
+
+def test_a_balanced_snapshot_is_accepted_by_the_core() -> None:
+    from meshpy import _core
+
+    snapshot = Snapshot.model_validate(
+        {
+            "clusters": [
+                {
+                    "name": "pay",
+                    "endpoints": [{"address": "127.0.0.1:9", "zone": "zone-a"}, "127.0.0.1:10"],
+                    "lb": "maglev",
+                    "hash_on": {"header": "x-user"},
+                    "local_zone": "zone-a",
+                    "slow_start": {"window": "10s"},
+                    "outlier_detection": {},
+                    "circuit_breakers": {"max_connections": 10},
+                }
+            ],
+        }
+    )
+    proxy = _core.Proxy("{}")
+    assert proxy.apply(snapshot.model_dump_json()) == 1
+    proxy.shutdown(0)
 
 
 def test_routes_and_cluster_are_exclusive_and_checked() -> None:

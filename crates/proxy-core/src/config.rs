@@ -12,17 +12,24 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod authz;
+mod cluster;
+mod resilience;
 mod route;
 mod tls;
 pub use authz::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
     AuthzTarget,
 };
+pub use cluster::{
+    CircuitBreakers, EndpointConfig, HashOn, OutlierDetection, SlowStart, MAX_ENDPOINT_WEIGHT,
+};
+pub use resilience::{
+    Fault, FaultAbort, FaultDelay, RequestMirror, Retry, RetryBudget, MAX_RETRY_ATTEMPTS,
+};
 pub use route::{
-    compile_regex, EndpointConfig, HeaderModifier, HeaderPair, NameValue, PathMatch, PathMatchType,
-    PathRewrite, PathRewriteType, RouteFilters, RouteMatch, RouteRule, RuleTimeouts, UrlRewrite,
-    ValueMatchType, VirtualHost, WeightedBackend, MAX_ENDPOINT_WEIGHT, MAX_REGEX_LEN,
-    MAX_REGEX_SIZE, MAX_WEIGHT,
+    compile_regex, HeaderModifier, HeaderPair, NameValue, PathMatch, PathMatchType, PathRewrite,
+    PathRewriteType, RouteFilters, RouteMatch, RouteRule, RuleTimeouts, UrlRewrite, ValueMatchType,
+    VirtualHost, WeightedBackend, MAX_REGEX_LEN, MAX_REGEX_SIZE, MAX_WEIGHT,
 };
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
 
@@ -213,6 +220,26 @@ pub enum LbPolicy {
     RoundRobin,
     /// The less busy of two endpoints picked at random (power of two choices).
     LeastRequest,
+    /// Of two endpoints picked at random, the one with the lower latency estimate
+    /// times requests in flight (Finagle's and Linkerd's peak EWMA).
+    PeakEwma,
+    /// A consistent-hash ring (Ketama) over `hash_on`: a key keeps its endpoint.
+    RingHash,
+    /// Google's Maglev lookup table over `hash_on`: even spread, little disruption.
+    Maglev,
+}
+
+impl LbPolicy {
+    /// The name used in config and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::LeastRequest => "least_request",
+            Self::PeakEwma => "peak_ewma",
+            Self::RingHash => "ring_hash",
+            Self::Maglev => "maglev",
+        }
+    }
 }
 
 /// What the proxy speaks to a cluster's endpoints.
@@ -235,9 +262,24 @@ pub struct Cluster {
     /// Each endpoint, `"ip:port"` or `{address, weight}`; may be empty (requests then get 503).
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
-    /// `round_robin` or `least_request`.
+    /// `round_robin`, `least_request`, `peak_ewma`, `ring_hash` or `maglev`.
     #[serde(default)]
     pub lb: LbPolicy,
+    /// What `ring_hash` and `maglev` hash (required by them, refused by the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<HashOn>,
+    /// The zone this proxy runs in: endpoints of that zone are preferred while one is available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_zone: Option<String>,
+    /// Ramp up the share of endpoints that join the cluster while it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<SlowStart>,
+    /// Leave out, for a while, endpoints that keep failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Limits on connections and requests to the cluster from this proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breakers: Option<CircuitBreakers>,
     /// `http1` or `http2`; ignored by TCP listeners, and by HTTP ones when `tls` is set (always HTTP/2).
     #[serde(default)]
     pub protocol: UpstreamProtocol,
@@ -250,6 +292,12 @@ pub struct Cluster {
     /// Reach the endpoints over mTLS (HTTP/2 for HTTP traffic); absent means plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClusterTls>,
+    /// How many retries requests to this cluster may cause; always on.
+    #[serde(default)]
+    pub retry_budget: RetryBudget,
+    /// Delays and errors injected into requests to this cluster (for testing resilience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -321,30 +369,19 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
                 format!("duplicate cluster name {:?}", cluster.name),
             ));
         }
+        cluster::validate_cluster(i, cluster)?;
         let mut addresses = HashSet::new();
         for (j, endpoint) in cluster.endpoints.iter().enumerate() {
-            let address = endpoint.address;
-            if address.port() == 0 || address.ip().is_unspecified() {
+            if !addresses.insert(endpoint.address) {
                 return Err(ConfigError::new(
                     format!("clusters[{i}].endpoints[{j}]"),
-                    format!("{address} is not a reachable address"),
-                ));
-            }
-            if !addresses.insert(address) {
-                return Err(ConfigError::new(
-                    format!("clusters[{i}].endpoints[{j}]"),
-                    format!("{address} is listed twice"),
-                ));
-            }
-            if !(1..=MAX_ENDPOINT_WEIGHT).contains(&endpoint.weight) {
-                return Err(ConfigError::new(
-                    format!("clusters[{i}].endpoints[{j}].weight"),
-                    format!("must be between 1 and {MAX_ENDPOINT_WEIGHT}"),
+                    format!("{} is listed twice", endpoint.address),
                 ));
             }
         }
         check_positive(cluster.connect_timeout, &at("connect_timeout"))?;
         check_positive(cluster.pool.idle_timeout, &at("pool.idle_timeout"))?;
+        resilience::validate_cluster(i, &cluster.retry_budget, cluster.fault.as_ref())?;
     }
     let mut listener_names = HashSet::new();
     let mut addresses = HashSet::new();
@@ -481,5 +518,7 @@ mod duration_str {
     }
 }
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;

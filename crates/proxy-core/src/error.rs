@@ -7,6 +7,8 @@ use std::fmt;
 
 use http::StatusCode;
 
+use crate::breaker::Limit;
+
 /// What went wrong while proxying a request or a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -34,6 +36,10 @@ pub enum ErrorKind {
     Unauthorized,
     /// The request path has a malformed percent-encoding, so it cannot be normalised for authorization.
     InvalidPath,
+    /// A circuit breaker of the cluster is at its limit: the request fails at once.
+    Overflow(Limit),
+    /// The client's request body failed while the proxy read it ahead (for a retry or a mirror).
+    ClientBody,
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -83,7 +89,9 @@ impl ProxyError {
             | ErrorKind::NoBackend
             | ErrorKind::NoEndpoints
             | ErrorKind::NoIdentity => Side::Internal,
-            ErrorKind::Unauthorized | ErrorKind::InvalidPath => Side::Downstream,
+            ErrorKind::Unauthorized | ErrorKind::InvalidPath | ErrorKind::ClientBody => {
+                Side::Downstream
+            }
             _ => Side::Upstream,
         }
     }
@@ -100,12 +108,22 @@ impl ProxyError {
         )
     }
 
+    /// The circuit breaker limit a request ran into, for `x-meshpy-overflow`.
+    pub fn overflow(&self) -> Option<Limit> {
+        match self.kind {
+            ErrorKind::Overflow(limit) => Some(limit),
+            _ => None,
+        }
+    }
+
     /// The status code a client gets for this failure.
     pub fn status(&self) -> StatusCode {
         match self.kind {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorKind::NoEndpoints | ErrorKind::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NoEndpoints | ErrorKind::NoIdentity | ErrorKind::Overflow(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::ConnectFailed
             | ErrorKind::ConnectTimeout
             | ErrorKind::UpstreamFailed
@@ -113,7 +131,7 @@ impl ProxyError {
             | ErrorKind::UpstreamIdentityMismatch => StatusCode::BAD_GATEWAY,
             ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
-            ErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidPath | ErrorKind::ClientBody => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -133,6 +151,8 @@ impl ProxyError {
             ErrorKind::UpstreamIdentityMismatch => "upstream-identity-mismatch",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InvalidPath => "invalid-path",
+            ErrorKind::Overflow(_) => "overflow",
+            ErrorKind::ClientBody => "client_body",
         }
     }
 
@@ -151,6 +171,14 @@ impl ProxyError {
             ErrorKind::UpstreamIdentityMismatch => "upstream identity mismatch",
             ErrorKind::Unauthorized => "unauthorized: the caller may not make this request",
             ErrorKind::InvalidPath => "invalid request path",
+            ErrorKind::Overflow(Limit::Connections) => {
+                "overflow: the cluster is at its max_connections"
+            }
+            ErrorKind::Overflow(Limit::PendingRequests) => {
+                "overflow: the cluster is at its max_pending_requests"
+            }
+            ErrorKind::Overflow(Limit::Requests) => "overflow: the cluster is at its max_requests",
+            ErrorKind::ClientBody => "the request body could not be read",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -197,6 +225,13 @@ mod tests {
             ),
             (ErrorKind::Unauthorized, 403, false, Side::Downstream),
             (ErrorKind::InvalidPath, 400, false, Side::Downstream),
+            (
+                ErrorKind::Overflow(Limit::Requests),
+                503,
+                false,
+                Side::Upstream,
+            ),
+            (ErrorKind::ClientBody, 400, false, Side::Downstream),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

@@ -16,6 +16,8 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `x-meshpy-error`, on responses the proxy made itself, saying why.
 pub static X_MESHPY_ERROR: HeaderName = HeaderName::from_static("x-meshpy-error");
+/// Names the circuit breaker limit a request ran into (with `x-meshpy-error: overflow`).
+pub static X_MESHPY_OVERFLOW: HeaderName = HeaderName::from_static("x-meshpy-overflow");
 /// `x-meshpy-client-id`, the SPIFFE ID of an mTLS client; never taken from a client.
 pub static X_MESHPY_CLIENT_ID: HeaderName = HeaderName::from_static("x-meshpy-client-id");
 
@@ -38,6 +40,8 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 6] {
 /// Values of a connection computed once per downstream connection, reused per request.
 #[derive(Debug, Clone)]
 pub struct ClientHeaders {
+    /// The client's IP, for balancers that hash on it.
+    pub ip: IpAddr,
     /// The client's IP as an `x-forwarded-for` element.
     pub forwarded_for: HeaderValue,
     /// `for=...;proto=http` (or `https`) for the `forwarded` header.
@@ -64,6 +68,7 @@ impl ClientHeaders {
             IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
         };
         Self {
+            ip,
             forwarded_for: header_value(ip.to_string()),
             forwarded: header_value(forwarded),
             client_id,
@@ -157,7 +162,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
 
 /// HTTP/1 upstreams get origin-form targets and a `Host` header; HTTP/2
 /// upstreams get absolute targets whose authority becomes `:authority`.
-fn set_target<B>(req: &mut Request<B>, upstream: UpstreamProtocol) {
+pub fn set_target<B>(req: &mut Request<B>, upstream: UpstreamProtocol) {
     let authority = request_authority(req);
     let path = req
         .uri()

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,19 +20,25 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 
 use crate::authz::{self, AuthzRequest, Decider, HttpView};
-use crate::body::ProxyBody;
-use crate::cluster::Cluster;
+use crate::body::{Prepared, ProxyBody, Replay, RequestBody, MAX_REPLAY_BYTES};
+use crate::cluster::{Cluster, Pick};
 use crate::config::ListenerProtocol;
+use crate::endpoint::{Endpoint, Lease};
 use crate::error::{ErrorKind, ProxyError};
 use crate::filters::Filters;
-use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR};
+use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
 use crate::inbound::{self, PeerIdentity};
 use crate::io::{self, ClientStream, Detected};
 use crate::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
 use crate::metrics::Wire;
+use crate::mirror;
+use crate::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
-use crate::route::{Miss, RequestView};
+use crate::route::{Mirror, Miss, RequestView};
 use crate::tls::ALPN_H2;
+
+/// `x-meshpy-fault: abort`, on responses of an injected abort.
+static X_MESHPY_FAULT: http::HeaderName = http::HeaderName::from_static("x-meshpy-fault");
 
 /// Per-connection context every request on it shares.
 struct Connection {
@@ -261,9 +267,6 @@ async fn forward(
     let client = &conn.client;
     let chosen = choose_cluster(&req, route)?;
     let cluster = chosen.cluster;
-    let endpoint = cluster
-        .pick()
-        .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
     if let Some(filters) = chosen.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
         // authority, and no filter can put back a header the proxy strips or owns.
@@ -279,14 +282,213 @@ async fn forward(
     if cluster.tls_identity().is_some() {
         headers::use_https(&mut req);
     }
-    // backendRequest bounds the one upstream attempt; request bounds all of it.
-    // With no retries they end at the same moment unless backendRequest is shorter.
-    let attempt = match chosen.backend_timeout {
-        Some(limit) => limit.min(chosen.timeout),
-        None => chosen.timeout,
+    let traffic = cluster.traffic();
+    if let Some(fault) = &traffic.fault {
+        // Before the request timeout starts, as the delay stands for a slow network
+        // ahead of the upstream, not a slow upstream.
+        let (delay, abort) = fault.roll();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(status) = abort {
+            let mut response = local_response(status, "fault injected\n");
+            response
+                .headers_mut()
+                .insert(X_MESHPY_FAULT.clone(), HeaderValue::from_static("abort"));
+            return Ok(response);
+        }
+    }
+    // Every request to the cluster earns its retry budget a share of a retry.
+    traffic.budget.deposit();
+    let deadline = tokio::time::Instant::now() + chosen.timeout;
+    // Mirrors are rolled first: a copy needs the body read ahead.
+    let mirrored = roll_mirrors(chosen.mirrors);
+    let retries = chosen.retry.filter(|policy| policy.attempts > 0);
+    let (parts, incoming) = req.into_parts();
+    if retries.is_none() && mirrored == 0 {
+        // The common case: one try, the body streamed as it comes.
+        let req = Request::from_parts(parts, RequestBody::Streaming(incoming));
+        let sent = send_once(cluster, req, client.ip, deadline, chosen.backend_timeout).await;
+        return respond(sent, route, &chosen);
+    }
+    let read = tokio::time::timeout_at(
+        deadline,
+        RequestBody::read_ahead(incoming, MAX_REPLAY_BYTES),
+    );
+    let prepared = match read.await {
+        Err(_) => return Err(ProxyError::new(ErrorKind::RequestTimeout)),
+        Ok(Err(err)) => return Err(ProxyError::with_source(ErrorKind::ClientBody, err)),
+        Ok(Ok(prepared)) => prepared,
     };
-    let sent = tokio::time::timeout(attempt, endpoint.send(req)).await;
-    let (response, lease) = sent.map_err(|_| ProxyError::new(ErrorKind::RequestTimeout))??;
+    for (i, mirror) in chosen.mirrors.iter().enumerate() {
+        if mirrored & (1 << i) == 0 {
+            continue;
+        }
+        match &prepared {
+            Prepared::Replay(body) => mirror::spawn(&mirror.target, &parts, body, chosen.timeout),
+            // A streamed body cannot be copied without holding the original back.
+            Prepared::Once(_) => {
+                mirror.target.traffic().mirrors.dropped.inc();
+            }
+        }
+    }
+    let (replay, policy) = match (prepared, retries) {
+        (Prepared::Replay(replay), Some(policy)) => (replay, policy),
+        (Prepared::Replay(replay), None) => {
+            let req = Request::from_parts(parts, replay.body());
+            let sent = send_once(cluster, req, client.ip, deadline, chosen.backend_timeout).await;
+            return respond(sent, route, &chosen);
+        }
+        // Too large to keep: sent once, never retried.
+        (Prepared::Once(body), _) => {
+            let req = Request::from_parts(parts, body);
+            let sent = send_once(cluster, req, client.ip, deadline, chosen.backend_timeout).await;
+            return respond(sent, route, &chosen);
+        }
+    };
+    let sent = send_with_retries(
+        cluster, parts, &replay, policy, client.ip, deadline, &chosen,
+    )
+    .await;
+    respond(sent, route, &chosen)
+}
+
+/// The upstream's response (or the failure) of the last try, with the lease on its endpoint.
+type Sent = Result<(Response<Incoming>, Lease), ProxyError>;
+
+/// Picks an endpoint and sends `req` once, within the per-try timeout and the deadline.
+async fn send_once(
+    cluster: &Cluster,
+    req: Request<RequestBody>,
+    client_ip: IpAddr,
+    deadline: tokio::time::Instant,
+    per_try: Option<Duration>,
+) -> Sent {
+    let endpoint = cluster
+        .pick(&Pick {
+            headers: Some(req.headers()),
+            client_ip: Some(client_ip),
+            avoid: None,
+        })
+        .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
+    send_to(endpoint, req, deadline, per_try).await
+}
+
+/// Sends `req` once to `endpoint`, within the per-try timeout and the deadline.
+async fn send_to(
+    endpoint: &Arc<Endpoint>,
+    req: Request<RequestBody>,
+    deadline: tokio::time::Instant,
+    per_try: Option<Duration>,
+) -> Sent {
+    // backendRequest bounds one upstream try; request bounds all of them. The
+    // endpoint applies the bound itself, so that a timeout counts against it.
+    let now = tokio::time::Instant::now();
+    let limit = match per_try {
+        Some(per_try) => deadline.min(now + per_try),
+        None => deadline,
+    };
+    endpoint
+        .send(req, limit.saturating_duration_since(now))
+        .await
+}
+
+/// The retry loop: sends tries until one is not to be retried (see `retry::decide`),
+/// the budget or the time runs out; then the last try's outcome is the answer.
+async fn send_with_retries(
+    cluster: &Cluster,
+    parts: http::request::Parts,
+    replay: &Replay,
+    policy: &RetryPolicy,
+    client_ip: IpAddr,
+    deadline: tokio::time::Instant,
+    chosen: &Chosen<'_>,
+) -> Sent {
+    let traffic = cluster.traffic();
+    let method = parts.method.clone();
+    let mut parts = Some(parts);
+    let mut retries = 0;
+    let mut failed: Option<&Arc<Endpoint>> = None;
+    loop {
+        // Tries that may be followed by another send copies; the last, the original.
+        let last = retries >= policy.attempts;
+        // A retry prefers another endpoint than the one that failed (as Envoy's
+        // previous-hosts predicate does); the balancer stays the judge of which.
+        let endpoint = cluster
+            .pick(&Pick {
+                headers: parts.as_ref().map(|p| &p.headers),
+                client_ip: Some(client_ip),
+                avoid: failed.map(|e| &**e),
+            })
+            .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
+        let req = match parts.take() {
+            Some(original) if last => Request::from_parts(original, replay.body()),
+            Some(original) => {
+                let req = copy_request(&original, replay.body());
+                parts = Some(original);
+                req
+            }
+            // Unreachable: the last try always returns below.
+            None => return Err(ProxyError::new(ErrorKind::UpstreamFailed)),
+        };
+        let sent = send_to(endpoint, req, deadline, chosen.backend_timeout).await;
+        let outcome = match &sent {
+            Ok((response, _)) => Outcome::Status(response.status().as_u16()),
+            Err(err) => Outcome::of_error(err),
+        };
+        if retry::decide(policy, &method, outcome, retries, true) == Decision::Return {
+            return sent;
+        }
+        let wait = retry::backoff(policy.backoff, retries + 1, |n| {
+            rng::below(usize::try_from(n).unwrap_or(usize::MAX)) as u64
+        });
+        if tokio::time::Instant::now() + wait >= deadline {
+            return sent;
+        }
+        if !traffic.budget.try_withdraw() {
+            traffic.retries.budget_exhausted.inc();
+            return sent;
+        }
+        traffic.retries.sent.inc();
+        if let Ok((response, mut lease)) = sent {
+            // A body already ended leaves the connection reusable; otherwise it closes.
+            if http_body::Body::is_end_stream(response.body()) {
+                lease.complete();
+            }
+        }
+        tokio::time::sleep(wait).await;
+        failed = Some(endpoint);
+        retries += 1;
+    }
+}
+
+/// A request with the same head as `parts` and `body`, for one try of several.
+fn copy_request(parts: &http::request::Parts, body: RequestBody) -> Request<RequestBody> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req
+}
+
+/// Which mirrors get a copy of this request, as a bit per mirror.
+fn roll_mirrors(mirrors: &[Mirror<Arc<Cluster>>]) -> u64 {
+    mirrors
+        .iter()
+        .take(64)
+        .enumerate()
+        .filter(|(_, mirror)| mirror.chance.roll())
+        .fold(0, |mask, (i, _)| mask | (1 << i))
+}
+
+/// The upstream's response made ready for the client: proxy headers and response filters.
+fn respond(
+    sent: Sent,
+    route: &ListenerRoute,
+    chosen: &Chosen<'_>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (response, lease) = sent?;
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, route.proxy_header);
     if let Some(filters) = chosen.filters {
@@ -379,6 +581,10 @@ struct Chosen<'r> {
     backend_timeout: Option<Duration>,
     filters: Option<&'r Filters>,
     matched_prefix: &'r str,
+    /// The rule's retries.
+    retry: Option<&'r RetryPolicy>,
+    /// Where copies go.
+    mirrors: &'r [Mirror<Arc<Cluster>>],
 }
 
 /// The cluster a request goes to, its timeouts and filters.
@@ -394,6 +600,8 @@ fn choose_cluster<'r>(
                 backend_timeout: None,
                 filters: None,
                 matched_prefix: "",
+                retry: None,
+                mirrors: &[],
             })
         }
         Target::Routes(table) => table,
@@ -432,6 +640,8 @@ fn choose_cluster<'r>(
         backend_timeout: rule.backend_timeout,
         filters: backend.filters.as_ref(),
         matched_prefix: found.matched_prefix,
+        retry: rule.retry.as_ref(),
+        mirrors: &backend.mirrors,
     })
 }
 
@@ -442,6 +652,12 @@ fn error_response(err: &ProxyError) -> Response<ProxyBody> {
         X_MESHPY_ERROR.clone(),
         HeaderValue::from_static(err.reason()),
     );
+    if let Some(limit) = err.overflow() {
+        response.headers_mut().insert(
+            X_MESHPY_OVERFLOW.clone(),
+            HeaderValue::from_static(limit.name()),
+        );
+    }
     response
 }
 

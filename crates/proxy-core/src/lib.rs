@@ -8,6 +8,9 @@
 //! - `headers` holds the proxy header rules as pure functions;
 //! - `authz` normalises paths and decides who may call, as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
+//! - `outlier` ejects failing endpoints and `breaker` caps what a cluster is sent;
+//! - `retry` decides retries and keeps budgets, `resilience` a cluster's faults and counters,
+//!   `mirror` sends copies of requests;
 //! - `error` maps every failure to a status code; `metrics` and `state` report;
 //! - `identity` vets and holds the proxy's X.509-SVID; `spiffe` parses SPIFFE IDs;
 //!   `tls` builds rustls configs; `inbound` and `upstream_tls` run the handshakes of
@@ -19,6 +22,8 @@ mod admin;
 pub mod authz;
 pub mod balance;
 mod body;
+mod breaker;
+mod clock;
 mod cluster;
 pub mod config;
 mod csr;
@@ -32,7 +37,11 @@ mod inbound;
 mod io;
 mod listener;
 mod metrics;
+mod mirror;
+mod outlier;
 mod proxy;
+mod resilience;
+mod retry;
 mod rng;
 pub mod route;
 mod runtime;

@@ -60,6 +60,17 @@ struct UpstreamHandshakeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabel {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterResultLabels {
+    cluster: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthzLabels {
     listener: String,
     decision: &'static str,
@@ -101,7 +112,7 @@ const WIRES: [&str; 2] = ["mtls", "plaintext"];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 12] = [
+pub const ERROR_REASONS: [&str; 14] = [
     "no_route",
     "no_backend",
     "no_endpoints",
@@ -114,6 +125,8 @@ pub const ERROR_REASONS: [&str; 12] = [
     "upstream-identity-mismatch",
     "unauthorized",
     "invalid-path",
+    "overflow",
+    "client_body",
 ];
 
 fn latency_histogram() -> Histogram {
@@ -136,6 +149,10 @@ pub struct Metrics {
     upstream_handshakes: Family<UpstreamHandshakeLabels, Counter>,
     authz_requests: Family<AuthzLabels, Counter>,
     authz_audit: Family<AuditLabels, Counter>,
+    outlier_ejections: Family<ClusterLabel, Counter>,
+    outlier_ejected: Family<ClusterLabel, Gauge>,
+    retries: Family<ClusterResultLabels, Counter>,
+    mirrors: Family<ClusterResultLabels, Counter>,
     /// Version of the snapshot being served.
     pub config_version: Gauge<u64, AtomicU64>,
     /// `not_after` of the proxy's certificate, Unix seconds; 0 before an identity is set.
@@ -175,6 +192,20 @@ impl Metrics {
         let identity_expiration = Gauge::<f64, AtomicU64>::default();
         let authz_requests = Family::<AuthzLabels, Counter>::default();
         let authz_audit = Family::<AuditLabels, Counter>::default();
+        let outlier_ejections = Family::<ClusterLabel, Counter>::default();
+        let outlier_ejected = Family::<ClusterLabel, Gauge>::default();
+        registry.register(
+            "meshpy_outlier_ejections",
+            "Endpoints ejected by outlier detection, by cluster",
+            outlier_ejections.clone(),
+        );
+        registry.register(
+            "meshpy_outlier_ejected_endpoints",
+            "Endpoints ejected by outlier detection now, by cluster",
+            outlier_ejected.clone(),
+        );
+        let retries = Family::<ClusterResultLabels, Counter>::default();
+        let mirrors = Family::<ClusterResultLabels, Counter>::default();
         registry.register(
             "meshpy_requests",
             "HTTP requests served, by listener and status class",
@@ -256,6 +287,17 @@ impl Metrics {
             "HTTP requests and TCP connections that a rule of an audit policy matched",
             authz_audit.clone(),
         );
+        registry.register(
+            "meshpy_retries",
+            "Retries of requests to a cluster, by result (sent, budget_exhausted: not sent for want of budget)",
+            retries.clone(),
+        );
+        registry.register(
+            "meshpy_mirror_requests",
+            "Copies of requests to a mirror cluster, by result (sent: answered, failed: no answer, \
+             dropped: not made, over the in-flight limit or with a streamed body)",
+            mirrors.clone(),
+        );
         Self {
             registry,
             requests,
@@ -270,6 +312,10 @@ impl Metrics {
             upstream_handshakes,
             authz_requests,
             authz_audit,
+            outlier_ejections,
+            outlier_ejected,
+            retries,
+            mirrors,
             config_version,
             identity_expiration,
         }
@@ -335,6 +381,50 @@ impl Metrics {
         }
     }
 
+    /// Outlier detection handles of one cluster; the same for every version of it.
+    pub fn outlier(&self, cluster: &str) -> OutlierMetrics {
+        let label = ClusterLabel {
+            cluster: cluster.to_string(),
+        };
+        OutlierMetrics {
+            ejections: self.outlier_ejections.get_or_create(&label).clone(),
+            ejected: self.outlier_ejected.get_or_create(&label).clone(),
+        }
+    }
+
+    /// Retry counters of one cluster, resolved when a snapshot is applied.
+    pub fn retries(&self, cluster: &str) -> RetryCounters {
+        let counter = |result| {
+            self.retries
+                .get_or_create(&ClusterResultLabels {
+                    cluster: cluster.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        RetryCounters {
+            sent: counter("sent"),
+            budget_exhausted: counter("budget_exhausted"),
+        }
+    }
+
+    /// Mirror counters of one cluster (as the target of mirrors), resolved when a snapshot is applied.
+    pub fn mirrors(&self, cluster: &str) -> MirrorCounters {
+        let counter = |result| {
+            self.mirrors
+                .get_or_create(&ClusterResultLabels {
+                    cluster: cluster.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        MirrorCounters {
+            sent: counter("sent"),
+            failed: counter("failed"),
+            dropped: counter("dropped"),
+        }
+    }
+
     /// Authorization counters of one listener for its policies, resolved when
     /// a snapshot is applied so that requests touch only atomics.
     pub fn authz(&self, listener: &str, config: &Authorization) -> AuthzCounters {
@@ -387,6 +477,15 @@ impl Metrics {
     }
 }
 
+/// Outlier detection handles of one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct OutlierMetrics {
+    /// Ejections so far.
+    pub ejections: Counter,
+    /// Endpoints ejected now; also the count `max_ejection_percent` is checked against.
+    pub ejected: Gauge,
+}
+
 /// Handshakes that succeeded and failed.
 #[derive(Debug, Clone, Default)]
 pub struct Handshakes {
@@ -399,6 +498,26 @@ impl Handshakes {
     pub fn count(&self, ok: bool) {
         if ok { &self.ok } else { &self.failed }.inc();
     }
+}
+
+/// Retries of one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct RetryCounters {
+    /// Retries sent.
+    pub sent: Counter,
+    /// Retries not sent because the cluster's budget was spent.
+    pub budget_exhausted: Counter,
+}
+
+/// Mirrored requests to one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorCounters {
+    /// Copies that got a response (of any status).
+    pub sent: Counter,
+    /// Copies that got no response (connect failure, timeout).
+    pub failed: Counter,
+    /// Copies not made: too many in flight, or a body that was not buffered.
+    pub dropped: Counter,
 }
 
 /// The authorization counters of one listener, by the index of a policy in its config.

@@ -205,6 +205,7 @@ impl Proxy {
         let ctx = cluster::Context {
             identity: &self.shared.identity,
             metrics: &self.shared.metrics,
+            mirror_gate: &self.shared.mirror_gate,
         };
         let clusters: HashMap<&str, Arc<Cluster>> = snapshot
             .clusters

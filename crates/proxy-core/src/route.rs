@@ -13,6 +13,8 @@ use regex::Regex;
 
 use crate::config::{NameValue, PathMatchType, RouteMatch, ValueMatchType, VirtualHost};
 use crate::filters::Filters;
+use crate::resilience::Chance;
+use crate::retry::RetryPolicy;
 
 /// Why a request has no backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,17 @@ pub struct Backend<B> {
     weight: u32,
     /// The rule's filters followed by the backend's own; `None` when there are none.
     pub filters: Option<Filters>,
+    /// Where copies of requests go: the rule's mirror, then the backend's.
+    pub mirrors: Vec<Mirror<B>>,
+}
+
+/// A RequestMirror filter, resolved.
+#[derive(Debug)]
+pub struct Mirror<B> {
+    /// The cluster that gets the copies.
+    pub target: B,
+    /// The share of requests copied.
+    pub chance: Chance,
 }
 
 /// A rule's outcome: where its requests go.
@@ -72,6 +85,8 @@ pub struct Rule<B> {
     pub timeout: Option<Duration>,
     /// The rule's backend request timeout (one request to an endpoint).
     pub backend_timeout: Option<Duration>,
+    /// The rule's retries.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl<B> Rule<B> {
@@ -289,10 +304,22 @@ impl<B> RouteTable<B> {
                     .backends
                     .iter()
                     .filter_map(|b| {
+                        let mirrors = [rule.filters.as_ref(), b.filters.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|f| f.request_mirror.as_ref())
+                            .filter_map(|m| {
+                                Some(Mirror {
+                                    target: backend(&m.cluster)?,
+                                    chance: Chance::percent(m.percent),
+                                })
+                            })
+                            .collect();
                         Some(Backend {
                             target: backend(&b.cluster)?,
                             weight: b.weight,
                             filters: Filters::compile(rule.filters.as_ref(), b.filters.as_ref()),
+                            mirrors,
                         })
                     })
                     .collect();
@@ -301,6 +328,7 @@ impl<B> RouteTable<B> {
                     backends,
                     timeout: rule.timeouts.and_then(|t| t.request),
                     backend_timeout: rule.timeouts.and_then(|t| t.backend_request),
+                    retry: rule.retry.as_ref().map(RetryPolicy::compile),
                 });
                 if rule.matches.is_empty() {
                     candidates.extend(Matcher::compile(&RouteMatch::default()).map(|m| (m, index)));

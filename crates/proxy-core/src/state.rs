@@ -8,10 +8,11 @@ use arc_swap::ArcSwap;
 use serde_json::{json, Map, Value};
 
 use crate::cluster::Cluster;
-use crate::config::{LbPolicy, ListenerProtocol, TlsMode, UpstreamProtocol};
+use crate::config::{ListenerProtocol, TlsMode, UpstreamProtocol};
 use crate::identity::IdentityStore;
 use crate::listener::{ListenerShared, Target};
 use crate::metrics::Metrics;
+use crate::resilience::MirrorGate;
 
 /// One served listener, as stats report it.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct Shared {
     pub served: ArcSwap<Served>,
     /// The proxy's mTLS identity, once set.
     pub identity: Arc<IdentityStore>,
+    /// Mirrored requests in flight, bounded per proxy.
+    pub mirror_gate: Arc<MirrorGate>,
     ready: AtomicBool,
     needs_identity: AtomicBool,
 }
@@ -139,19 +142,19 @@ fn cluster_stats(cluster: &Cluster) -> Value {
     let endpoints: Vec<Value> = cluster
         .endpoints()
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             json!({
                 "address": e.addr().to_string(),
+                "zone": cluster.zone(i),
                 "in_flight": e.in_flight(),
                 "idle_connections": e.idle_connections(),
+                "ejected": cluster.is_ejected(i),
             })
         })
         .collect();
     json!({
-        "lb": match cluster.lb() {
-            LbPolicy::RoundRobin => "round_robin",
-            LbPolicy::LeastRequest => "least_request",
-        },
+        "lb": cluster.lb().name(),
         "protocol": match cluster.protocol() {
             UpstreamProtocol::Http1 => "http1",
             UpstreamProtocol::Http2 => "http2",

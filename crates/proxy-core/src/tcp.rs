@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
 use crate::authz::AuthzRequest;
+use crate::cluster::Pick;
 use crate::config::ListenerProtocol;
 use crate::inbound::{self, PeerIdentity};
 use crate::io::ClientStream;
@@ -31,6 +32,7 @@ pub async fn serve_connection(
         return;
     };
     let _ = stream.set_nodelay(true);
+    let client_ip = stream.peer_addr().ok().map(|addr| addr.ip());
     let idle = route.timeouts.idle;
     let wire = match route.tls {
         None => None,
@@ -63,7 +65,11 @@ pub async fn serve_connection(
             return;
         }
     }
-    let Some(endpoint) = cluster.pick() else {
+    let pick = Pick {
+        client_ip,
+        ..Pick::default()
+    };
+    let Some(endpoint) = cluster.pick(&pick) else {
         metrics.error("no_endpoints");
         return;
     };

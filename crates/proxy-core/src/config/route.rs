@@ -5,13 +5,11 @@
 //! one is refused with its JSON path and a request never compiles anything.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::resilience::{self, RequestMirror, Retry};
 use super::{check_positive, duration_str, ConfigError};
 
 /// Largest compiled size of one regular expression, in bytes: a pattern that needs more
@@ -47,6 +45,9 @@ pub struct RouteRule {
     /// Header changes and URL rewrites for every request of this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<RouteFilters>,
+    /// Retries of failed requests, within the target cluster's retry budget; absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
 }
 
 /// What a rule (or one of its backends) changes in requests and responses (Gateway API filters).
@@ -62,6 +63,9 @@ pub struct RouteFilters {
     /// URLRewrite: the host and/or path the upstream sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_rewrite: Option<UrlRewrite>,
+    /// RequestMirror: a copy of some requests goes to another cluster, its answer ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_mirror: Option<RequestMirror>,
 }
 
 /// Header changes; a name (case-insensitive) may appear in one action only.
@@ -373,55 +377,6 @@ fn one() -> u32 {
 /// Largest weight of a backend or an endpoint.
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
-/// An upstream endpoint: `"ip:port"`, or `{address, weight}`.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointConfig {
-    /// Where the endpoint listens.
-    pub address: SocketAddr,
-    /// Proportional share of requests (1..=128).
-    pub weight: u32,
-}
-
-/// Largest weight of an endpoint: keeps the weighted round-robin schedule small.
-pub const MAX_ENDPOINT_WEIGHT: u32 = 128;
-
-impl<'de> Deserialize<'de> for EndpointConfig {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Object {
-            address: SocketAddr,
-            #[serde(default = "one")]
-            weight: u32,
-        }
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = EndpointConfig;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("\"ip:port\" or {address, weight}")
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<EndpointConfig, E> {
-                let address = value
-                    .parse()
-                    .map_err(|_| E::custom(format!("invalid socket address {value:?}")))?;
-                Ok(EndpointConfig { address, weight: 1 })
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<EndpointConfig, A::Error> {
-                let object = Object::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(EndpointConfig {
-                    address: object.address,
-                    weight: object.weight,
-                })
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
-
 /// Checks the routes of listener `i` against the known cluster names.
 pub fn validate_routes(
     i: usize,
@@ -463,13 +418,13 @@ pub fn validate_routes(
                     .is_none_or(|p| p.kind == PathMatchType::PathPrefix)
             });
             if let Some(filters) = &rule.filters {
-                validate_filters(filters, prefix_only, &|field| {
+                validate_filters(filters, prefix_only, clusters, &|field| {
                     at(&format!("filters.{field}"))
                 })?;
             }
             for (b, backend) in rule.backends.iter().enumerate() {
                 if let Some(filters) = &backend.filters {
-                    validate_filters(filters, prefix_only, &|field| {
+                    validate_filters(filters, prefix_only, clusters, &|field| {
                         at(&format!("backends[{b}].filters.{field}"))
                     })?;
                 }
@@ -499,6 +454,9 @@ pub fn validate_routes(
                         ));
                     }
                 }
+            }
+            if let Some(retry) = &rule.retry {
+                resilience::validate_retry(retry, &|field| at(&format!("retry.{field}")))?;
             }
             for (m, matched) in rule.matches.iter().enumerate() {
                 validate_match(matched, &|field| at(&format!("matches[{m}].{field}")))?;
@@ -546,8 +504,14 @@ fn validate_match(matched: &RouteMatch, at: &dyn Fn(&str) -> String) -> Result<(
 fn validate_filters(
     filters: &RouteFilters,
     prefix_only: bool,
+    clusters: &HashSet<&str>,
     at: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
+    if let Some(mirror) = &filters.request_mirror {
+        resilience::validate_mirror(mirror, clusters, &|field| {
+            at(&format!("request_mirror.{field}"))
+        })?;
+    }
     for (field, modifier) in [
         ("request_headers", &filters.request_headers),
         ("response_headers", &filters.response_headers),

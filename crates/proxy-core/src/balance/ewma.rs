@@ -1,0 +1,124 @@
+//! Peak EWMA of an endpoint's response latency, kept in atomics (Finagle's and Linkerd's load metric).
+//!
+//! A sample slower than the estimate replaces it at once, so an endpoint that
+//! turns slow is avoided from its first slow answer; faster samples decay in
+//! with time constant [`DECAY`], and so does the estimate while no sample
+//! comes, so an endpoint left alone because it was slow is tried again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Time constant of the decay: after this long a sample has weight 1 - 1/e.
+pub const DECAY: Duration = Duration::from_secs(10);
+
+/// The estimate of an endpoint without samples yet: neither favoured nor shunned.
+pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+
+/// Latency estimate of one endpoint.
+#[derive(Debug, Default)]
+pub struct PeakEwma {
+    /// Estimate in nanoseconds; 0 before the first sample.
+    estimate_ns: AtomicU64,
+    /// When the estimate was last updated, in `clock::now_ns` time.
+    stamp_ns: AtomicU64,
+}
+
+impl PeakEwma {
+    /// Records a response-header latency of `sample_ns`, seen at `now_ns`.
+    ///
+    /// Two concurrent updates may lose one of them: an estimate needs no more
+    /// precision than that, and a compare-and-swap loop would cost more.
+    pub fn observe(&self, sample_ns: u64, now_ns: u64) {
+        let previous = self.estimate_ns.load(Ordering::Relaxed);
+        let stamp = self.stamp_ns.load(Ordering::Relaxed);
+        let next = update(previous, stamp, sample_ns.max(1), now_ns, DECAY);
+        self.estimate_ns.store(next, Ordering::Relaxed);
+        self.stamp_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// The estimate at `now_ns` in nanoseconds, decayed since the last sample.
+    pub fn estimate_ns(&self, now_ns: u64) -> f64 {
+        let estimate = self.estimate_ns.load(Ordering::Relaxed);
+        let stamp = self.stamp_ns.load(Ordering::Relaxed);
+        current(estimate, stamp, now_ns, DECAY)
+    }
+}
+
+/// Weight kept by the old estimate after `elapsed_ns`.
+fn keep(elapsed_ns: u64, tau: Duration) -> f64 {
+    (-(elapsed_ns as f64) / tau.as_nanos().max(1) as f64).exp()
+}
+
+/// The estimate after a sample: a peak replaces it, anything lower decays in.
+pub fn update(previous: u64, stamp: u64, sample: u64, now: u64, tau: Duration) -> u64 {
+    if previous == 0 || sample >= previous {
+        return sample;
+    }
+    let w = keep(now.saturating_sub(stamp), tau);
+    ((previous as f64) * w + (sample as f64) * (1.0 - w)).round() as u64
+}
+
+/// The estimate as read at `now`: the default without samples, else decayed toward 0.
+pub fn current(estimate: u64, stamp: u64, now: u64, tau: Duration) -> f64 {
+    if estimate == 0 {
+        return DEFAULT_RTT.as_nanos() as f64;
+    }
+    estimate as f64 * keep(now.saturating_sub(stamp), tau)
+}
+
+/// The cost of sending one more request to an endpoint: expected latency times
+/// the requests it would then carry, per unit of weight.
+pub fn cost(rtt_ns: f64, in_flight: usize, weight: u64) -> f64 {
+    rtt_ns * (in_flight as f64 + 1.0) / weight.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_peak_replaces_the_estimate_at_once() {
+        assert_eq!(update(10 * MS, 0, 200 * MS, 1, DECAY), 200 * MS);
+        assert_eq!(update(0, 0, 5 * MS, 1, DECAY), 5 * MS);
+    }
+
+    #[test]
+    fn faster_samples_decay_in_with_time() {
+        let tau = Duration::from_secs(10);
+        // Right after the last update a fast sample barely moves the estimate.
+        let soon = update(100 * MS, 0, 10 * MS, MS, tau);
+        assert!(soon > 99 * MS, "{soon}");
+        // One time constant later it moves 1 - 1/e of the way.
+        let later = update(100 * MS, 0, 10 * MS, 10_000 * MS, tau);
+        let expected = 10.0 + 90.0 / std::f64::consts::E;
+        assert!(((later / MS) as f64 - expected).abs() < 1.0, "{later}");
+    }
+
+    #[test]
+    fn no_sample_reads_the_default_and_old_estimates_fade() {
+        assert_eq!(current(0, 0, 5, DECAY), DEFAULT_RTT.as_nanos() as f64);
+        let fresh = current(100 * MS, 0, 0, DECAY);
+        let old = current(100 * MS, 0, 30_000 * MS, DECAY);
+        assert_eq!(fresh, (100 * MS) as f64);
+        assert!(old < (6 * MS) as f64, "{old}");
+    }
+
+    #[test]
+    fn cost_grows_with_load_and_shrinks_with_weight() {
+        assert_eq!(cost(10.0, 0, 1), 10.0);
+        assert_eq!(cost(10.0, 3, 1), 40.0);
+        assert_eq!(cost(10.0, 3, 4), 10.0);
+    }
+
+    #[test]
+    fn atomics_follow_the_pure_functions() {
+        let ewma = PeakEwma::default();
+        assert_eq!(ewma.estimate_ns(1), DEFAULT_RTT.as_nanos() as f64);
+        ewma.observe(50 * MS, 1);
+        assert_eq!(ewma.estimate_ns(1), (50 * MS) as f64);
+        ewma.observe(80 * MS, 2);
+        assert_eq!(ewma.estimate_ns(2), (80 * MS) as f64);
+    }
+}

@@ -1,0 +1,142 @@
+//! A Ketama-style consistent-hash ring: virtual nodes in proportion to weight, hashed with xxh3 so that every process agrees.
+//!
+//! An endpoint's virtual nodes sit where the hashes of `"<address>_<n>"` fall,
+//! independently of the other endpoints, so removing one endpoint moves only
+//! the keys it held.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Fewest entries a ring of a non-empty cluster has.
+pub const MIN_ENTRIES: u64 = 1024;
+
+/// The ring: virtual nodes sorted by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ring {
+    entries: Vec<(u64, u32)>,
+}
+
+impl Ring {
+    /// The ring of endpoints named `name` (their address) with weights.
+    ///
+    /// Each unit of weight gets the same number of virtual nodes: a power of
+    /// two chosen so the ring has at least [`MIN_ENTRIES`]. Powers of two keep
+    /// that number the same when a cluster loses or gains a few endpoints.
+    pub fn new<S: AsRef<str>>(endpoints: &[(S, u32)]) -> Self {
+        let total: u64 = endpoints.iter().map(|(_, w)| u64::from(*w)).sum();
+        if total == 0 {
+            return Self {
+                entries: Vec::new(),
+            };
+        }
+        let per_weight = MIN_ENTRIES.div_ceil(total).next_power_of_two();
+        let mut entries = Vec::with_capacity((total * per_weight) as usize);
+        let mut key = String::new();
+        for (index, (name, weight)) in endpoints.iter().enumerate() {
+            for n in 0..u64::from(*weight) * per_weight {
+                key.clear();
+                key.push_str(name.as_ref());
+                key.push('_');
+                key.push_str(&n.to_string());
+                entries.push((xxh3_64(key.as_bytes()), index as u32));
+            }
+        }
+        // Ties (practically never) are broken by index, so the ring is the same every time.
+        entries.sort_unstable();
+        Self { entries }
+    }
+
+    /// Entries on the ring.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the ring has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The endpoint of the first entry at or after `hash`, going round, that `eligible` accepts.
+    pub fn find(&self, hash: u64, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+        let len = self.entries.len();
+        let start = self.entries.partition_point(|(h, _)| *h < hash);
+        (0..len)
+            .map(|k| self.entries[(start + k) % len].1 as usize)
+            .find(|&index| eligible(index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<(String, u32)> {
+        (0..n).map(|i| (format!("10.0.0.{i}:8080"), 1)).collect()
+    }
+
+    #[test]
+    fn ring_has_enough_entries_in_proportion_to_weight() {
+        let ring = Ring::new(&names(10));
+        assert_eq!(ring.len(), 1280);
+        let weighted = Ring::new(&[("a:1", 3), ("b:1", 1)]);
+        let a = weighted.entries.iter().filter(|(_, i)| *i == 0).count();
+        assert_eq!(a, 3 * weighted.len() / 4);
+        assert!(Ring::new::<&str>(&[]).is_empty());
+    }
+
+    #[test]
+    fn hashes_are_stable_across_processes() {
+        // xxh3 is a fixed algorithm: these values never change.
+        assert_eq!(xxh3_64(b""), 0x2d06_8005_38d3_94c2);
+        assert_eq!(xxh3_64(b"10.0.0.1:8080_0"), xxh3_64(b"10.0.0.1:8080_0"));
+    }
+
+    #[test]
+    fn keys_spread_over_endpoints_roughly_by_weight() {
+        let ring = Ring::new(&names(4));
+        let mut seen = [0usize; 4];
+        for key in 0..40_000u64 {
+            let i = ring.find(xxh3_64(&key.to_le_bytes()), |_| true).unwrap();
+            seen[i] += 1;
+        }
+        assert!(
+            seen.iter().all(|&n| (7_000..13_000).contains(&n)),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn removing_an_endpoint_moves_only_its_keys() {
+        let all = names(10);
+        let before = Ring::new(&all);
+        let mut rest = all.clone();
+        rest.remove(3);
+        let after = Ring::new(&rest);
+        let mut moved_to_others = 0;
+        for key in 0..20_000u64 {
+            let hash = xxh3_64(&key.to_le_bytes());
+            let old = &all[before.find(hash, |_| true).unwrap()].0;
+            let new = &rest[after.find(hash, |_| true).unwrap()].0;
+            if old != &all[3].0 {
+                assert_eq!(old, new, "key {key} moved off a surviving endpoint");
+            } else {
+                moved_to_others += 1;
+            }
+        }
+        assert!(moved_to_others > 1000, "{moved_to_others}");
+    }
+
+    #[test]
+    fn an_ineligible_endpoint_is_walked_past_and_others_keep_their_keys() {
+        let ring = Ring::new(&names(5));
+        for key in 0..2_000u64 {
+            let hash = xxh3_64(&key.to_le_bytes());
+            let first = ring.find(hash, |_| true).unwrap();
+            let skipping = ring.find(hash, |i| i != 2).unwrap();
+            assert_ne!(skipping, 2);
+            if first != 2 {
+                assert_eq!(first, skipping);
+            }
+        }
+        assert_eq!(ring.find(7, |_| false), None);
+    }
+}

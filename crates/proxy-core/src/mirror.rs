@@ -1,0 +1,119 @@
+//! Request mirroring: a copy of a request goes to another cluster on its own task, its answer drained and dropped.
+//!
+//! A copy never delays or fails the request it copies: it is made only of a body
+//! already buffered, sent after the gate admits it (at most 256 per proxy), and
+//! whatever happens to it is only counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::Request;
+use http_body_util::BodyExt;
+
+use crate::body::Replay;
+use crate::cluster::{Cluster, Pick};
+use crate::headers;
+
+/// `host` with `-shadow` appended to its name, before any port (as Envoy does),
+/// so the shadow can tell copies from real traffic.
+pub fn shadow_host(host: &str) -> String {
+    let (name, port) = match host.rfind(':') {
+        // An IPv6 literal's colons are inside brackets; a port follows the `]`.
+        Some(colon)
+            if !host[colon..].contains(']')
+                && host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host.split_at(colon)
+        }
+        _ => (host, ""),
+    };
+    format!("{name}-shadow{port}")
+}
+
+/// Sends a copy of the request `parts` + `body` (as prepared for its own upstream)
+/// to `target` on a task of its own, bounded by `timeout`.
+pub fn spawn(target: &Arc<Cluster>, parts: &Parts, body: &Replay, timeout: Duration) {
+    let traffic = target.traffic();
+    let Some(slot) = traffic.mirror_gate.enter() else {
+        traffic.mirrors.dropped.inc();
+        return;
+    };
+    let mut req = Request::new(body.body());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    if let Some(shadow) = authority.and_then(|a| HeaderValue::from_str(&shadow_host(a)).ok()) {
+        req.headers_mut().insert(header::HOST, shadow);
+    }
+    // The copy's cluster may speak another HTTP version than the original's.
+    headers::set_target(&mut req, target.protocol());
+    if target.tls_identity().is_some() {
+        headers::use_https(&mut req);
+    }
+    let target = Arc::clone(target);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let counters = &target.traffic().mirrors;
+        // Hashing balancers see the copy's headers; the client's address stays with the original.
+        let pick = Pick {
+            headers: Some(req.headers()),
+            ..Pick::default()
+        };
+        let Some(endpoint) = target.pick(&pick) else {
+            counters.failed.inc();
+            return;
+        };
+        let exchange = async {
+            let (response, mut lease) = endpoint.send(req, timeout).await?;
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    // Answered, then broke: the copy was still sent and answered.
+                    return Ok(());
+                }
+            }
+            lease.complete();
+            Ok::<_, crate::error::ProxyError>(())
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(())) => {
+                counters.sent.inc();
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(cluster = target.name(), %err, "mirrored request failed");
+                counters.failed.inc();
+            }
+            Err(_) => {
+                counters.failed.inc();
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_goes_before_the_port() {
+        for (host, shadow) in [
+            ("svc", "svc-shadow"),
+            ("svc:8080", "svc-shadow:8080"),
+            ("payment.default.svc", "payment.default.svc-shadow"),
+            ("127.0.0.1:80", "127.0.0.1-shadow:80"),
+            ("[::1]:80", "[::1]-shadow:80"),
+            ("[::1]", "[::1]-shadow"),
+            ("", "-shadow"),
+        ] {
+            assert_eq!(shadow_host(host), shadow, "{host}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! What a cluster keeps for resilience at run time: its retry budget, faults to inject, and counters.
+//!
+//! Percentages become a [`Chance`] compiled once, so rolling one per request is a
+//! random number and a comparison. The mirror gate bounds copies in flight per proxy.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::config;
+use crate::metrics::{Metrics, MirrorCounters, RetryCounters};
+use crate::retry::RetryBudget;
+
+/// A probability, as a threshold on a uniform `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chance {
+    /// Never.
+    Never,
+    /// When a uniform draw is below the threshold.
+    Below(u64),
+    /// Always (100%): no draw can reach `u64::MAX + 1`.
+    Always,
+}
+
+impl Chance {
+    /// `percent`% (0..=100, fractions allowed) of the time.
+    pub fn percent(percent: f64) -> Self {
+        if percent.is_nan() || percent <= 0.0 {
+            Self::Never
+        } else if percent >= 100.0 {
+            Self::Always
+        } else {
+            // percent/100 × 2^64, exact enough for any percent a config can say.
+            Self::Below((percent / 100.0 * 18_446_744_073_709_551_616.0) as u64)
+        }
+    }
+
+    /// Whether `draw` (uniform over `u64`) falls inside the chance.
+    pub fn hit(self, draw: u64) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Below(threshold) => draw < threshold,
+            Self::Always => true,
+        }
+    }
+
+    /// Rolls the chance with the proxy's random source.
+    pub fn roll(self) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Always => true,
+            Self::Below(_) => self.hit(crate::rng::next_u64()),
+        }
+    }
+}
+
+/// A cluster's faults, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultPolicy {
+    /// Chance and length of a delay.
+    pub delay: Option<(Chance, Duration)>,
+    /// Chance and status of an abort.
+    pub abort: Option<(Chance, StatusCode)>,
+}
+
+impl FaultPolicy {
+    /// Compiles a validated `fault`.
+    pub fn compile(cfg: &config::Fault) -> Self {
+        Self {
+            delay: cfg.delay.map(|d| (Chance::percent(d.percent), d.duration)),
+            abort: cfg.abort.and_then(|a| {
+                Some((
+                    Chance::percent(a.percent),
+                    StatusCode::from_u16(a.status).ok()?,
+                ))
+            }),
+        }
+    }
+
+    /// Rolls both faults for one request: how long to hold it, and whether to answer it with a status.
+    pub fn roll(&self) -> (Option<Duration>, Option<StatusCode>) {
+        let delay = self
+            .delay
+            .and_then(|(chance, duration)| chance.roll().then_some(duration));
+        let abort = self
+            .abort
+            .and_then(|(chance, status)| chance.roll().then_some(status));
+        (delay, abort)
+    }
+}
+
+/// Most mirrored requests in flight per proxy; more are dropped.
+pub const MAX_MIRRORS_IN_FLIGHT: usize = 256;
+
+/// Counts mirrored requests in flight across a proxy.
+#[derive(Debug, Default)]
+pub struct MirrorGate {
+    in_flight: AtomicUsize,
+}
+
+impl MirrorGate {
+    /// A slot for one more mirror, or `None` at the limit.
+    pub fn enter(self: &Arc<Self>) -> Option<MirrorSlot> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= MAX_MIRRORS_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(MirrorSlot(Arc::clone(self)))
+    }
+
+    /// Mirrors in flight now.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// One mirror in flight; leaves the gate when dropped.
+#[derive(Debug)]
+pub struct MirrorSlot(Arc<MirrorGate>);
+
+impl Drop for MirrorSlot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A cluster's resilience state: compiled with it, replaced with it on reload.
+#[derive(Debug)]
+pub struct Traffic {
+    /// Retries that requests to the cluster may still cause.
+    pub budget: RetryBudget,
+    /// Faults injected into requests to the cluster.
+    pub fault: Option<FaultPolicy>,
+    /// Retries to the cluster.
+    pub retries: RetryCounters,
+    /// Copies of requests mirrored to the cluster.
+    pub mirrors: MirrorCounters,
+    /// The proxy's count of mirrors in flight.
+    pub mirror_gate: Arc<MirrorGate>,
+}
+
+impl Traffic {
+    /// Compiles cluster `cfg`'s budget and faults, with its counters.
+    pub fn compile(
+        cfg: &config::Cluster,
+        metrics: &Metrics,
+        mirror_gate: &Arc<MirrorGate>,
+    ) -> Self {
+        Self {
+            budget: RetryBudget::new(&cfg.retry_budget),
+            fault: cfg.fault.as_ref().map(FaultPolicy::compile),
+            retries: metrics.retries(&cfg.name),
+            mirrors: metrics.mirrors(&cfg.name),
+            mirror_gate: Arc::clone(mirror_gate),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chances_follow_their_percent() {
+        let n = 200_000u64;
+        // (percent, expected share)
+        for (percent, share) in [
+            (0.0, 0.0),
+            (0.5, 0.005),
+            (10.0, 0.1),
+            (50.0, 0.5),
+            (100.0, 1.0),
+        ] {
+            let chance = Chance::percent(percent);
+            // An even spread of draws over u64 shows the threshold exactly.
+            let hits = (0..n)
+                .filter(|i| chance.hit(i.wrapping_mul(u64::MAX / n)))
+                .count() as f64;
+            assert!(
+                (hits / n as f64 - share).abs() < 0.001,
+                "{percent}%: {hits}"
+            );
+        }
+        assert_eq!(Chance::percent(0.0), Chance::Never);
+        assert_eq!(Chance::percent(100.0), Chance::Always);
+        assert!(Chance::Always.hit(u64::MAX));
+        assert!(!Chance::percent(99.999).hit(u64::MAX));
+    }
+
+    #[test]
+    fn the_mirror_gate_holds_at_most_the_limit() {
+        let gate = Arc::new(MirrorGate::default());
+        let slots: Vec<_> = (0..MAX_MIRRORS_IN_FLIGHT)
+            .map(|_| gate.enter().unwrap())
+            .collect();
+        assert!(gate.enter().is_none());
+        assert_eq!(gate.in_flight(), MAX_MIRRORS_IN_FLIGHT);
+        drop(slots);
+        assert_eq!(gate.in_flight(), 0);
+        assert!(gate.enter().is_some());
+    }
+
+    #[test]
+    fn faults_compile_from_config() {
+        let cfg: config::Fault = serde_json::from_value(serde_json::json!({
+            "delay": {"percent": 100, "duration": "20ms"},
+            "abort": {"percent": 0, "status": 503}
+        }))
+        .unwrap();
+        let fault = FaultPolicy::compile(&cfg);
+        assert_eq!(
+            fault.roll(),
+            (Some(Duration::from_millis(20)), None),
+            "{fault:?}"
+        );
+    }
+}
