@@ -138,7 +138,8 @@ class ServiceInfo:
 
     namespace: str
     name: str
-    protocol: Literal["http", "tcp"] = "http"
+    protocol: Literal["http", "grpc", "tcp"] = "http"
+    """grpc: HTTP routed like http, and the app is reached over HTTP/2 (h2c)."""
     ports: tuple[int, ...] = ()
 
 
@@ -332,7 +333,7 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
     attached = _attached_routes(state.routes, services, namespace)
     vhosts = []
     for ns, name in sorted(services):
-        if services[(ns, name)].protocol != "http":
+        if services[(ns, name)].protocol == "tcp":
             continue
         routes = attached.get((ns, name), [])
         if routes:
@@ -392,7 +393,7 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     listener: dict[str, Any] = {
         "name": "inbound",
         "address": _inbound_address(own),
-        "protocol": own_service.protocol if own_service else "http",
+        "protocol": "tcp" if own_service and own_service.protocol == "tcp" else "http",
         "cluster": LOCAL_APP_CLUSTER,
     }
     if state.mtls is not None:
@@ -410,6 +411,8 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     if authorization is not None:
         listener["authorization"] = authorization
     cluster = _cluster(LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin")
+    if own_service is not None and own_service.protocol == "grpc":
+        cluster["protocol"] = "http2"
     return Part([listener], [cluster])
 
 

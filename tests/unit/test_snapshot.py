@@ -934,3 +934,20 @@ def test_upstreams_get_local_tcp_listeners() -> None:
     # The rest of the snapshot is what it is without upstreams.
     plain = build_snapshot(SHOP, "cart-1")
     assert snap["clusters"] == plain["clusters"]
+
+
+def test_a_grpc_service_is_routed_as_http_and_its_app_reached_over_http2() -> None:
+    state = replace(
+        SHOP,
+        services=(
+            *SHOP.services,
+            ServiceInfo(namespace="default", name="greeter", protocol="grpc"),
+        ),
+        instances=(*SHOP.instances, inst("greeter-1", "greeter", "10.0.0.8")),
+    )
+    own = build_snapshot(state, "greeter-1")
+    assert listener(own, "inbound")["protocol"] == "http"
+    assert clusters(own)[LOCAL_APP_CLUSTER]["protocol"] == "http2"
+    caller = build_snapshot(state, "cart-1")
+    assert vhost(caller, "greeter.default")["hosts"][0] == "greeter"
+    assert clusters(caller)[LOCAL_APP_CLUSTER]["protocol"] == "http1"
