@@ -44,14 +44,21 @@ without ``request`` the listener's 15 s still bounds the whole. A rule whose reg
 expression the core refuses (only in routes stored before validation checked them) is left
 out, and the route's status says PartiallyInvalid, or not Accepted when no rule is left.
 
-Not yet sent to the data plane (the core cannot express them yet):
+Rules also carry ``retry`` (``attempts``, 2 when left out; ``codes``; ``backoff``, 25 ms when
+left out; each try bounded by ``timeouts.backend_request``) and RequestMirror filters
+(``filters.request_mirror``: the mirror backend's cluster, resolved like a backendRef, and
+``percent``, from ``percent`` or ``fraction``, 100 when neither is given).
 
-- the RequestMirror filter and ``retry``;
-- ``parentRefs[].port``: a route applies to every port of its Service;
-- BackendPolicy: only ``loadBalancer.type``, and peak_ewma (the default), ring_hash and
-  maglev are sent as least_request until the core has them; hashOn, outlierDetection,
-  connectionLimits, retryBudget, slowStart and faultInjection are not sent;
-- instance zones and labels.
+A cluster takes its service's BackendPolicy (the oldest one targeting the service, else the
+one of the service a version service belongs to): ``lb`` (``peak_ewma`` without a policy),
+``hash_on``, ``outlier_detection``, ``circuit_breakers`` (from ``connectionLimits``),
+``retry_budget`` (20% and 10/s unless told otherwise; the core applies that default too),
+``slow_start`` and ``fault``. Endpoints of instances registered with a zone carry it, and
+the sidecar's own zone is every service cluster's ``local_zone``, so the core prefers
+endpoints of the caller's zone while any of them is available.
+
+Not sent to the data plane: ``parentRefs[].port`` (a route applies to every port of its
+Service) and instance labels.
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ from meshpy.resources import (
     Resource,
 )
 from meshpy.resources._common import BackendObjectReference, is_dns_label
+from meshpy.resources.backendpolicy import FaultInjection, OutlierDetection
 from meshpy.resources.httproute import refused_regular_expressions
 from meshpy.resources.status import backend_problem
 
@@ -105,15 +113,10 @@ UNRESOLVED_CLUSTER = "unresolved-backend"
 """The empty cluster that backendRefs which cannot be resolved are sent to."""
 
 _NO_TIMEOUT = timedelta(hours=24)
-_LB = {
-    "round_robin": "round_robin",
-    "least_request": "least_request",
-    # Not in the core yet: the closest it has is power-of-two-choices least request.
-    "peak_ewma": "least_request",
-    "ring_hash": "least_request",
-    "maglev": "least_request",
-}
-_DEFAULT_LB = _LB["peak_ewma"]
+_DEFAULT_LB = "peak_ewma"
+_RETRY_ATTEMPTS = 2
+"""Retries of a rule whose ``retry`` leaves ``attempts`` out (the Gateway API leaves it to us)."""
+_RETRY_BACKOFF = timedelta(milliseconds=25)
 
 MtlsMode = Literal["strict", "permissive", "disabled"]
 MTLS_MODES: tuple[MtlsMode, ...] = ("strict", "permissive", "disabled")
@@ -135,7 +138,8 @@ class ServiceInfo:
 
     namespace: str
     name: str
-    protocol: Literal["http", "tcp"] = "http"
+    protocol: Literal["http", "grpc", "tcp"] = "http"
+    """grpc: HTTP routed like http, and the app is reached over HTTP/2 (h2c)."""
     ports: tuple[int, ...] = ()
 
 
@@ -234,7 +238,8 @@ def version_service_name(service: str, version: str | None) -> str | None:
 class _Service:
     protocol: str
     parent: str | None = None
-    endpoints: set[str] = field(default_factory=set)
+    endpoints: dict[str, str | None] = field(default_factory=dict)
+    """``address:port`` -> zone of the instance (None when it has none)."""
 
 
 def _services(state: MeshState) -> dict[tuple[str, str], _Service]:
@@ -254,7 +259,7 @@ def _services(state: MeshState) -> dict[tuple[str, str], _Service]:
             names.append(version)
         if endpoint is not None:
             for name in names:
-                services[(inst.namespace, name)].endpoints.add(endpoint)
+                services[(inst.namespace, name)].endpoints[endpoint] = inst.zone
     return services
 
 
@@ -287,6 +292,9 @@ def build_snapshot(
     inbound = build_inbound(state, own)
     upstreams = build_upstreams(state, own.namespace, ports)
     clusters = {c["name"]: c for c in outbound.clusters}
+    if own.zone is not None:
+        # The outbound part is shared by a namespace; the caller's zone is this sidecar's.
+        clusters = {name: c | {"local_zone": own.zone} for name, c in clusters.items()}
     clusters.update((c["name"], c) for c in inbound.clusters)
     return {
         "version": state.revision,
@@ -309,13 +317,12 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
     The control plane builds it once per revision and namespace, not once per sidecar.
     """
     services = state.service_index()
-    lb = _load_balancers(state.backend_policies, services)
+    policies = _backend_policies(state.backend_policies, services)
     mtls = state.mtls
     clusters: dict[str, dict[str, Any]] = {}
     for (ns, name), service in services.items():
-        cluster = _cluster(
-            _cluster_name(ns, name), sorted(service.endpoints), lb.get((ns, name), _DEFAULT_LB)
-        )
+        cluster = _cluster(_cluster_name(ns, name), _endpoints(service.endpoints))
+        cluster.update(policies.get((ns, name), {}))
         if mtls is not None:
             # A version service's endpoints are instances of its parent, with its identity.
             cluster["tls"] = {
@@ -326,7 +333,7 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
     attached = _attached_routes(state.routes, services, namespace)
     vhosts = []
     for ns, name in sorted(services):
-        if services[(ns, name)].protocol != "http":
+        if services[(ns, name)].protocol == "tcp":
             continue
         routes = attached.get((ns, name), [])
         if routes:
@@ -386,7 +393,7 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     listener: dict[str, Any] = {
         "name": "inbound",
         "address": _inbound_address(own),
-        "protocol": own_service.protocol if own_service else "http",
+        "protocol": "tcp" if own_service and own_service.protocol == "tcp" else "http",
         "cluster": LOCAL_APP_CLUSTER,
     }
     if state.mtls is not None:
@@ -404,12 +411,21 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     if authorization is not None:
         listener["authorization"] = authorization
     cluster = _cluster(LOCAL_APP_CLUSTER, [f"127.0.0.1:{own.app_port}"], "round_robin")
+    if own_service is not None and own_service.protocol == "grpc":
+        cluster["protocol"] = "http2"
     return Part([listener], [cluster])
 
 
-def _cluster(name: str, endpoints: list[str], lb: str) -> dict[str, Any]:
-    # Every endpoint has weight 1 for now: plain "ip:port" strings keep snapshots small.
+def _cluster(name: str, endpoints: list[Any], lb: str = _DEFAULT_LB) -> dict[str, Any]:
     return {"name": name, "endpoints": endpoints, "lb": lb, "protocol": "http1"}
+
+
+def _endpoints(zones: Mapping[str, str | None]) -> list[Any]:
+    """Sorted endpoints: ``"ip:port"`` (weight 1), or ``{address, zone}`` for one in a zone."""
+    return [
+        address if zone is None else {"address": address, "zone": zone}
+        for address, zone in sorted(zones.items())
+    ]
 
 
 def _host(address: str) -> str:
@@ -426,21 +442,81 @@ def _inbound_address(inst: InstanceInfo) -> str:
     return f"{'[::]' if ip.version == 6 else '0.0.0.0'}:{inst.inbound_port}"
 
 
-def _load_balancers(
+def _backend_policies(
     policies: tuple[Resource, ...], services: Mapping[tuple[str, str], _Service]
-) -> dict[tuple[str, str], str]:
-    """The load balancer of each service: the oldest policy targeting it, else its parent's."""
-    chosen: dict[tuple[str, str], str] = {}
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The cluster fields of each service's BackendPolicy: the oldest policy targeting it,
+    else its parent's (a version service follows its service)."""
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
     for policy in policies:
         if not isinstance(policy.spec, BackendPolicySpec):
             continue
+        fields = _policy_fields(policy.spec)
         for target in policy.spec.target_refs:
-            key = (policy.effective_namespace, target.name)
-            chosen.setdefault(key, _LB[policy.spec.load_balancer.type])
+            chosen.setdefault((policy.effective_namespace, target.name), fields)
     for (ns, name), service in services.items():
         if (ns, name) not in chosen and service.parent and (ns, service.parent) in chosen:
             chosen[(ns, name)] = chosen[(ns, service.parent)]
     return chosen
+
+
+def _policy_fields(spec: BackendPolicySpec) -> dict[str, Any]:
+    """A BackendPolicy spec as the core's cluster fields (``lb``, ``hash_on``, ...)."""
+    out: dict[str, Any] = {"lb": spec.load_balancer.type}
+    hash_on = spec.load_balancer.hash_on
+    if hash_on is not None:
+        if hash_on.header is not None:
+            out["hash_on"] = {"header": hash_on.header}
+        elif hash_on.cookie is not None:
+            out["hash_on"] = {"cookie": hash_on.cookie}
+        else:
+            out["hash_on"] = {"source_ip": True}
+    if spec.outlier_detection is not None:
+        out["outlier_detection"] = _outlier_detection(spec.outlier_detection)
+    limits = spec.connection_limits
+    if limits is not None:
+        breakers = {
+            "max_connections": limits.max_connections,
+            "max_pending_requests": limits.max_pending_requests,
+            "max_requests": limits.max_requests,
+        }
+        breakers = {k: v for k, v in breakers.items() if v is not None}
+        if breakers:
+            out["circuit_breakers"] = breakers
+    out["retry_budget"] = {
+        "percent": spec.retry_budget.percent,
+        "min_retries_per_second": spec.retry_budget.min_retries_per_second,
+    }
+    if spec.slow_start is not None:
+        out["slow_start"] = {"window": format_duration(spec.slow_start.window)}
+    if spec.fault_injection is not None:
+        out["fault"] = _fault(spec.fault_injection)
+    return out
+
+
+def _outlier_detection(outlier: OutlierDetection) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "interval": format_duration(outlier.interval),
+        "base_ejection_time": format_duration(outlier.base_ejection_time),
+        "max_ejection_percent": outlier.max_ejection_percent,
+    }
+    if outlier.consecutive_5xx is not None:
+        out["consecutive_5xx"] = outlier.consecutive_5xx
+    if outlier.consecutive_gateway_errors is not None:
+        out["consecutive_gateway_errors"] = outlier.consecutive_gateway_errors
+    return out
+
+
+def _fault(fault: FaultInjection) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if fault.delay is not None:
+        out["delay"] = {
+            "percent": fault.delay.percent,
+            "duration": format_duration(fault.delay.duration),
+        }
+    if fault.abort is not None:
+        out["abort"] = {"percent": fault.abort.percent, "status": fault.abort.status}
+    return out
 
 
 def _attached_routes(
@@ -488,26 +564,49 @@ def _rule(
             "cluster": _backend_cluster(ref, route_ns, services, clusters),
             "weight": ref.weight,
         }
-        backend_filters = _filters(ref.filters)
+        backend_filters = _filters(ref.filters, route_ns, services, clusters)
         if backend_filters:
             backend["filters"] = backend_filters
         backends.append(backend)
     if not backends:  # the Gateway API answers 500 here; an empty cluster gets 503
         backends = [{"cluster": _empty_cluster(UNRESOLVED_CLUSTER, clusters), "weight": 1}]
     out: dict[str, Any] = {"matches": [_match(m) for m in rule.matches], "backends": backends}
-    filters = _filters(rule.filters)
+    filters = _filters(rule.filters, route_ns, services, clusters)
     if filters:
         out["filters"] = filters
     timeouts = _timeouts(rule.timeouts)
     if timeouts:
         out["timeouts"] = timeouts
+    if rule.retry is not None:
+        out["retry"] = {
+            "attempts": _RETRY_ATTEMPTS if rule.retry.attempts is None else rule.retry.attempts,
+            "codes": sorted(set(rule.retry.codes)),
+            "backoff": format_duration(rule.retry.backoff or _RETRY_BACKOFF),
+        }
     return out
 
 
-def _filters(filters: list[HTTPRouteFilter]) -> dict[str, Any]:
-    """The data plane's filters of a rule or backendRef (RequestMirror is not sent)."""
+def _filters(
+    filters: list[HTTPRouteFilter],
+    route_ns: str,
+    services: Mapping[tuple[str, str], _Service],
+    clusters: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The data plane's filters of a rule or backendRef."""
     out: dict[str, Any] = {}
     for f in filters:
+        if f.request_mirror is not None:
+            mirror = f.request_mirror
+            percent: float = 100
+            if mirror.percent is not None:
+                percent = mirror.percent
+            elif mirror.fraction is not None:
+                percent = 100 * mirror.fraction.numerator / mirror.fraction.denominator
+            out["request_mirror"] = {
+                "cluster": _backend_cluster(mirror.backend_ref, route_ns, services, clusters),
+                "percent": percent,
+            }
+            continue
         if f.request_header_modifier is not None:
             out["request_headers"] = _header_modifier(f.request_header_modifier)
         elif f.response_header_modifier is not None:

@@ -5,8 +5,12 @@ version, pid) and what it got (path, client id, ``x-test-*`` headers).
 ``/call/<service>/<path>`` calls another service by name through the sidecar
 (``HTTP_PROXY``), as a real app would with any HTTP client, and answers with what it got.
 
-``--fail-rate R`` (0..1) answers that share of requests with a 500, evenly spread and
-reproducible: with 0.1, every tenth request fails.
+``/sleep/<seconds>`` answers after that long.
+
+Misbehaviour for resilience tests: ``--fail-rate R`` (0..1) answers that share of requests
+with a 500 (``--fail-status`` another status), evenly spread and reproducible: with 0.1,
+every tenth request fails; ``--fail-file PATH`` fails every request while PATH exists;
+``--delay S`` waits S seconds before each answer.
 """
 
 from __future__ import annotations
@@ -16,20 +20,31 @@ import json
 import os
 import socketserver
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class _Failures:
-    """Whether the next request fails, so that ``rate`` of them do, spread evenly."""
+    """Whether the next request fails, so that ``rate`` of them do, spread evenly, or all
+    of them while ``file`` exists."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self, rate: float, status: int = 500, file: str | None = None, delay: float = 0.0
+    ) -> None:
         self.rate = rate
+        self.status = status
+        self.file = file
+        self.delay = delay
         self.count = 0
         self.lock = threading.Lock()
 
     def next(self) -> bool:
+        if self.file is not None and os.path.exists(self.file):
+            return True
+        if not self.rate:
+            return False
         with self.lock:
             self.count += 1
             return int(self.count * self.rate) > int((self.count - 1) * self.rate)
@@ -42,12 +57,16 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        if _failures.rate and _failures.next():
-            status, body = 500, {"error": "failing on purpose (--fail-rate)"}
+        if _failures.delay:
+            time.sleep(_failures.delay)
+        if _failures.next():
+            status, body = _failures.status, {"error": "failing on purpose", "pid": os.getpid()}
         elif self.path.startswith("/call/"):
             service, _, rest = self.path[len("/call/") :].partition("/")
             status, body = _call(f"http://{service}/{rest}")
         else:
+            if self.path.startswith("/sleep/"):
+                time.sleep(float(self.path[len("/sleep/") :]))
             status, body = (
                 200,
                 {
@@ -95,8 +114,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="meshapp")
     parser.add_argument("mode", nargs="?", choices=["echo"])
     parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--fail-status", type=int, default=500)
+    parser.add_argument("--fail-file")
+    parser.add_argument("--delay", type=float, default=0.0)
     options = parser.parse_args()
-    _failures = _Failures(options.fail_rate)
+    _failures = _Failures(options.fail_rate, options.fail_status, options.fail_file, options.delay)
     address = ("127.0.0.1", int(os.environ["PORT"]))
     server: socketserver.ThreadingTCPServer
     if options.mode == "echo":

@@ -377,6 +377,9 @@ CASES = [
     ),
     case("retry-code", f"{R0}.retry", {"codes": [503, 600]}, "at most 599", at=".codes[1]"),
     case("retry-attempts", f"{R0}.retry", {"attempts": -1}, "at least 0", at=".attempts"),
+    case("retry-many", f"{R0}.retry", {"attempts": 11}, "at most 10", at=".attempts"),
+    case("retry-backoff", f"{R0}.retry", {"backoff": "11s"}, "at most 10s", at=".backoff"),
+    case("retry-no-wait", f"{R0}.retry", {"backoff": "0s"}, "longer than 0s", at=".backoff"),
     case("hostname", "spec.hostnames", ["Payment.example.com"], "is not a host name", at="[0]"),
     case("hostname-ip", "spec.hostnames", ["10.0.0.1:80"], "is not a host name", at="[0]"),
     # --- document and metadata

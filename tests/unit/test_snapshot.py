@@ -171,7 +171,7 @@ def test_the_whole_snapshot_of_a_small_mesh() -> None:
             {
                 "name": "cart.default",
                 "endpoints": ["127.0.0.1:15106"],
-                "lb": "least_request",
+                "lb": "peak_ewma",
                 "protocol": "http1",
             },
             {
@@ -183,7 +183,7 @@ def test_the_whole_snapshot_of_a_small_mesh() -> None:
             {
                 "name": "payment.default",
                 "endpoints": ["10.0.0.5:15006"],
-                "lb": "least_request",
+                "lb": "peak_ewma",
                 "protocol": "http1",
             },
         ],
@@ -480,7 +480,8 @@ def test_filters_are_sent_on_rules_and_backends() -> None:
             "hostname": "payment.internal",
             "path": {"type": "ReplacePrefixMatch", "value": "/"},
         },
-    }, "RequestMirror is not sent"
+        "request_mirror": {"cluster": "cart.default", "percent": 100},
+    }
     assert sent["backends"] == [
         {
             "cluster": "payment-v1.default",
@@ -579,9 +580,9 @@ def test_ipv6_and_odd_addresses() -> None:
     [
         ("round_robin", "round_robin"),
         ("least_request", "least_request"),
-        ("peak_ewma", "least_request"),
-        ("ring_hash", "least_request"),
-        ("maglev", "least_request"),
+        ("peak_ewma", "peak_ewma"),
+        ("ring_hash", "ring_hash"),
+        ("maglev", "maglev"),
     ],
 )
 def test_backend_policy_load_balancers(lb: str, sent: str) -> None:
@@ -589,6 +590,118 @@ def test_backend_policy_load_balancers(lb: str, sent: str) -> None:
     found = clusters(build_snapshot(state, "cart-1"))
     assert found["payment.default"]["lb"] == sent
     assert found["payment-v1.default"]["lb"] == sent, "version services follow their service"
+    hashing = lb in ("ring_hash", "maglev")
+    assert found["payment.default"].get("hash_on") == ({"header": "x-user"} if hashing else None)
+    assert found["cart.default"]["lb"] == "peak_ewma", "the default balancer"
+
+
+def test_every_backend_policy_field_reaches_the_cluster() -> None:
+    policy = parse(
+        {
+            "apiVersion": "policy.meshpy.io/v1alpha1",
+            "kind": "BackendPolicy",
+            "metadata": {"name": "payment", "namespace": "default"},
+            "spec": {
+                "targetRefs": [{"kind": "Service", "name": "payment"}],
+                "loadBalancer": {"type": "ring_hash", "hashOn": {"cookie": "session"}},
+                "outlierDetection": {"consecutive5xx": 3, "baseEjectionTime": "10s"},
+                "connectionLimits": {"maxConnections": 100, "maxRequests": 50},
+                "retryBudget": {"percent": 10, "minRetriesPerSecond": 5},
+                "slowStart": {"window": "30s"},
+                "faultInjection": {
+                    "delay": {"percent": 5, "duration": "2s"},
+                    "abort": {"percent": 1, "status": 503},
+                },
+            },
+        }
+    )
+    found = clusters(build_snapshot(replace(SHOP, backend_policies=(policy,)), "cart-1"))
+    payment = found["payment.default"]
+    assert {k: v for k, v in payment.items() if k not in ("name", "endpoints", "tls")} == {
+        "lb": "ring_hash",
+        "protocol": "http1",
+        "hash_on": {"cookie": "session"},
+        "outlier_detection": {
+            "consecutive_5xx": 3,
+            "interval": "10s",
+            "base_ejection_time": "10s",
+            "max_ejection_percent": 10,
+        },
+        "circuit_breakers": {"max_connections": 100, "max_requests": 50},
+        "retry_budget": {"percent": 10, "min_retries_per_second": 5},
+        "slow_start": {"window": "30s"},
+        "fault": {
+            "delay": {"percent": 5, "duration": "2s"},
+            "abort": {"percent": 1, "status": 503},
+        },
+    }
+    assert found["payment-v2.default"]["outlier_detection"] == payment["outlier_detection"]
+    assert "outlier_detection" not in found["cart.default"]
+
+
+def test_zones_reach_endpoints_and_the_callers_clusters() -> None:
+    zoned = replace(
+        SHOP,
+        instances=(
+            replace(inst("cart-1", "cart", "10.0.0.2"), zone="zone-a"),
+            replace(inst("pay-1", "payment", "10.0.0.5", version="v1"), zone="zone-a"),
+            replace(inst("pay-2", "payment", "10.0.0.6", version="v1"), zone="zone-b"),
+            inst("pay-3", "payment", "10.0.0.7", version="v2"),
+        ),
+    )
+    found = clusters(build_snapshot(zoned, "cart-1"))
+    assert found["payment.default"]["endpoints"] == [
+        {"address": "10.0.0.5:15006", "zone": "zone-a"},
+        {"address": "10.0.0.6:15006", "zone": "zone-b"},
+        "10.0.0.7:15006",
+    ]
+    assert found["payment.default"]["local_zone"] == "zone-a"
+    assert "local_zone" not in found[LOCAL_APP_CLUSTER]
+    unzoned = clusters(build_snapshot(zoned, "pay-3"))
+    assert "local_zone" not in unzoned["payment.default"]
+
+
+def test_retries_and_mirrors_are_sent() -> None:
+    backend = {"kind": "Service", "name": "payment-v1", "port": 8080}
+    shadow = {"kind": "Service", "name": "payment-v2", "port": 8080}
+    rules = (
+        {
+            "backendRefs": [backend],
+            "retry": {"codes": [503, 502, 503]},
+            "filters": [
+                {"type": "RequestMirror", "requestMirror": {"backendRef": shadow, "percent": 10}}
+            ],
+        },
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+            "backendRefs": [backend],
+            "retry": {"attempts": 4, "backoff": "100ms"},
+            "filters": [
+                {
+                    "type": "RequestMirror",
+                    "requestMirror": {
+                        "backendRef": shadow,
+                        "fraction": {"numerator": 1, "denominator": 8},
+                    },
+                }
+            ],
+        },
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/all"}}],
+            "backendRefs": [backend],
+            "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": shadow}}],
+        },
+    )
+    snap = build_snapshot(replace(SHOP, routes=(to_payment(*rules),)), "cart-1")
+    sent = vhost(snap, "payment.default")["rules"]
+    by_path = {rule["matches"][0]["path"]["value"]: rule for rule in sent}
+    first = by_path["/"]
+    assert first["retry"] == {"attempts": 2, "codes": [502, 503], "backoff": "25ms"}
+    assert first["filters"]["request_mirror"] == {"cluster": "payment-v2.default", "percent": 10}
+    assert by_path["/v2"]["retry"] == {"attempts": 4, "codes": [], "backoff": "100ms"}
+    assert by_path["/v2"]["filters"]["request_mirror"]["percent"] == 12.5
+    assert "retry" not in by_path["/all"]
+    assert by_path["/all"]["filters"]["request_mirror"]["percent"] == 100
 
 
 def test_the_oldest_policy_wins_and_versions_can_have_their_own() -> None:
@@ -602,7 +715,7 @@ def test_the_oldest_policy_wins_and_versions_can_have_their_own() -> None:
     assert found["payment.default"]["lb"] == "round_robin"
     assert found["payment-v1.default"]["lb"] == "round_robin"
     assert found["payment-v2.default"]["lb"] == "least_request"
-    assert found["cart.default"]["lb"] == "least_request", "the policy is for billing/cart"
+    assert found["cart.default"]["lb"] == "peak_ewma", "the policy is for billing/cart"
 
 
 def test_an_empty_mesh_still_has_an_outbound_listener() -> None:
@@ -821,3 +934,20 @@ def test_upstreams_get_local_tcp_listeners() -> None:
     # The rest of the snapshot is what it is without upstreams.
     plain = build_snapshot(SHOP, "cart-1")
     assert snap["clusters"] == plain["clusters"]
+
+
+def test_a_grpc_service_is_routed_as_http_and_its_app_reached_over_http2() -> None:
+    state = replace(
+        SHOP,
+        services=(
+            *SHOP.services,
+            ServiceInfo(namespace="default", name="greeter", protocol="grpc"),
+        ),
+        instances=(*SHOP.instances, inst("greeter-1", "greeter", "10.0.0.8")),
+    )
+    own = build_snapshot(state, "greeter-1")
+    assert listener(own, "inbound")["protocol"] == "http"
+    assert clusters(own)[LOCAL_APP_CLUSTER]["protocol"] == "http2"
+    caller = build_snapshot(state, "cart-1")
+    assert vhost(caller, "greeter.default")["hosts"][0] == "greeter"
+    assert clusters(caller)[LOCAL_APP_CLUSTER]["protocol"] == "http1"

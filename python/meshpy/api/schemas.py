@@ -127,7 +127,7 @@ class InstanceCreate(_In):
     inbound_port: Port = Field(description="The sidecar's inbound (mTLS) port.")
     app_port: Port | None = Field(default=None, description="The application's own port.")
     zone: Name | None = Field(default=None, description="Locality, for zone-aware balancing.")
-    protocol: Literal["http", "tcp"] | None = Field(
+    protocol: Literal["http", "grpc", "tcp"] | None = Field(
         default=None,
         description="What the service speaks; sets it when the service has no instances yet "
         "(new services are http unless told). 409 if it contradicts running instances.",

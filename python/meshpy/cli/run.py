@@ -75,7 +75,10 @@ STATE_DIR_OPTION: Any = typer.Option(
     "while the control plane is down.",
 )
 PROTOCOL_OPTION: Any = typer.Option(
-    None, "--protocol", metavar="http|tcp", help="What the service speaks [default: http]."
+    None,
+    "--protocol",
+    metavar="http|grpc|tcp",
+    help="What the service speaks [default: http]; grpc: the app serves HTTP/2 (h2c).",
 )
 UPSTREAM_OPTION: Any = typer.Option(
     None,
@@ -147,8 +150,8 @@ def launch_sidecar(**fields: Any) -> None:
     fields["labels"] = _labels(fields.pop("label"))
     fields["upstreams"] = _upstreams(fields.pop("upstream"))
     protocol = fields.get("protocol")
-    if protocol not in (None, "http", "tcp"):
-        raise typer.BadParameter("use http or tcp", param_hint="--protocol")
+    if protocol not in (None, "http", "grpc", "tcp"):
+        raise typer.BadParameter("use http, grpc or tcp", param_hint="--protocol")
     addresses_json = fields.pop("addresses_json")
     try:
         options = SidecarOptions(**fields)

@@ -80,4 +80,4 @@ def load_mesh_state(session: Session) -> MeshState:
 
 
 def _protocol(value: Any) -> Any:
-    return value if value in ("http", "tcp") else "http"
+    return value if value in ("http", "grpc", "tcp") else "http"

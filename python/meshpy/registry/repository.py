@@ -215,7 +215,7 @@ class NewInstance:
     app_port: int | None = None
     zone: str | None = None
     protocol: str | None = None
-    """``http`` or ``tcp``: sets the protocol of a service that has no instances yet."""
+    """``http``, ``grpc`` or ``tcp``: sets the protocol of a service that has no instances yet."""
 
 
 class ProtocolConflictError(Exception):

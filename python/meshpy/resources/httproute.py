@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -332,12 +333,26 @@ class HTTPRouteTimeouts(SpecModel):
         return self
 
 
-class HTTPRouteRetry(SpecModel):
-    """When and how often to retry a request to a backend."""
+MAX_RETRY_ATTEMPTS = 10
+MAX_RETRY_BACKOFF = timedelta(seconds=10)
 
-    codes: list[Annotated[int, Field(ge=400, le=599)]] = Field(default_factory=list)
-    attempts: Annotated[int, Field(ge=0)] | None = None
+
+class HTTPRouteRetry(SpecModel):
+    """When and how often to retry a request to a backend: ``attempts`` retries (2 when
+    left out) after the first try, on the status ``codes`` (connection failures always),
+    waiting about ``backoff`` (25 ms when left out) doubled each time, with jitter."""
+
+    codes: Annotated[list[Annotated[int, Field(ge=400, le=599)]], Field(max_length=32)] = Field(
+        default_factory=list
+    )
+    attempts: Annotated[int, Field(ge=0, le=MAX_RETRY_ATTEMPTS)] | None = None
     backoff: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> Self:
+        if self.backoff is not None and not timedelta(0) < self.backoff <= MAX_RETRY_BACKOFF:
+            raise field_error("backoff", "must be longer than 0s and at most 10s")
+        return self
 
 
 # --- Rules and spec -----------------------------------------------------------------------
