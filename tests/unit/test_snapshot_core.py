@@ -44,11 +44,12 @@ def _route(name: str, spec: dict[str, Any], namespace: str = "default") -> Resou
     )
 
 
-def _policy(target: str, lb: str) -> Resource:
-    spec: dict[str, Any] = {"targetRefs": [{"kind": "Service", "name": target}]}
+def _policy(target: str, lb: str, **more: Any) -> Resource:
+    spec: dict[str, Any] = {"targetRefs": [{"kind": "Service", "name": target}], **more}
     spec["loadBalancer"] = {
         "type": lb,
         **({"hashOn": {"sourceIP": True}} if lb == "maglev" else {}),
+        **({"hashOn": {"cookie": "session"}} if lb == "ring_hash" else {}),
     }
     return parse(
         {
@@ -70,8 +71,8 @@ MESH = MeshState(
         ServiceInfo(namespace="billing", name="ledger"),
     ),
     instances=(
-        _inst("cart-1", "cart", "127.0.0.1", inbound_port=15106, app_port=8081),
-        _inst("pay-1", "payment", "10.0.0.5", version="v1"),
+        _inst("cart-1", "cart", "127.0.0.1", inbound_port=15106, app_port=8081, zone="zone-a"),
+        _inst("pay-1", "payment", "10.0.0.5", version="v1", zone="zone-a"),
         _inst("pay-2", "payment", "10.0.0.6", version="v2"),
         _inst("pay-3", "payment", "fd00::7", version="v2"),
         _inst("pay-4", "payment", "10.0.0.8", version="v1", state="draining"),
@@ -105,6 +106,7 @@ MESH = MeshState(
                             {"name": "ledger", "namespace": "billing"},
                         ],
                         "timeouts": {"request": "10s", "backendRequest": "1500ms"},
+                        "retry": {"attempts": 3, "codes": [502, 503], "backoff": "50ms"},
                         "filters": [
                             {
                                 "type": "RequestMirror",
@@ -171,7 +173,22 @@ MESH = MeshState(
             namespace="billing",
         ),
     ),
-    backend_policies=(_policy("payment", "round_robin"), _policy("cart", "maglev")),
+    backend_policies=(
+        _policy(
+            "payment",
+            "round_robin",
+            outlierDetection={"consecutive5xx": 3, "consecutiveGatewayErrors": 2},
+            connectionLimits={"maxConnections": 10, "maxPendingRequests": 5, "maxRequests": 20},
+            retryBudget={"percent": 30, "minRetriesPerSecond": 0},
+            slowStart={"window": "30s"},
+            faultInjection={
+                "delay": {"percent": 1, "duration": "1s"},
+                "abort": {"percent": 100, "status": 503},
+            },
+        ),
+        _policy("cart", "maglev"),
+        _policy("redis", "ring_hash"),
+    ),
     revision=42,
 )
 
@@ -185,7 +202,7 @@ def test_the_core_accepts_every_sidecars_snapshot(instance: str) -> None:
     assert proxy.apply(json.dumps(snapshot)) == 42
 
 
-def test_the_snapshot_carries_regexes_filters_and_timeouts() -> None:
+def test_the_snapshot_carries_regexes_filters_mirrors_and_timeouts() -> None:
     snapshot = build_snapshot(MESH, "cart-1")
     [outbound] = [lst for lst in snapshot["listeners"] if lst["name"] == "outbound"]
     [payment] = [v for v in outbound["routes"] if v["name"] == "payment.default"]
@@ -196,8 +213,18 @@ def test_the_snapshot_carries_regexes_filters_and_timeouts() -> None:
         "RegularExpression",
         "PathPrefix",
     ]
-    assert set(rules[1]["filters"]) == {"request_headers", "response_headers", "url_rewrite"}
+    assert set(rules[1]["filters"]) == {
+        "request_headers",
+        "response_headers",
+        "url_rewrite",
+        "request_mirror",
+    }
     assert rules[1]["timeouts"] == {"request": "10s", "backend_request": "1500ms"}
+    assert rules[1]["retry"] == {"attempts": 3, "codes": [502, 503], "backoff": "50ms"}
+    clusters = {c["name"]: c for c in snapshot["clusters"]}
+    assert clusters["payment.default"]["fault"]["abort"] == {"percent": 100, "status": 503}
+    assert clusters["payment.default"]["local_zone"] == "zone-a"
+    assert clusters["redis.default"]["lb"] == "ring_hash"
     assert rules[2]["timeouts"] == {"request": "24h", "backend_request": "24h"}
     assert rules[2]["backends"][0]["filters"]["url_rewrite"]["path"]["value"] == "/v1"
 
