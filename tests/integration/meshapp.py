@@ -55,6 +55,7 @@ _failures = _Failures(0.0)
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
 
     def do_GET(self) -> None:
         if _failures.delay:

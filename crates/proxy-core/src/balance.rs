@@ -290,7 +290,7 @@ mod tests {
                 weights: weights.to_vec(),
                 effective: None,
                 loads: loads.to_vec(),
-                rtts: vec![ewma::DEFAULT_RTT.as_nanos() as f64; weights.len()],
+                rtts: vec![0.0; weights.len()],
             }
         }
 
@@ -299,7 +299,7 @@ mod tests {
                 weights: vec![1; effective.len()],
                 effective: Some(effective.to_vec()),
                 loads: vec![0; effective.len()],
-                rtts: vec![ewma::DEFAULT_RTT.as_nanos() as f64; effective.len()],
+                rtts: vec![0.0; effective.len()],
             }
         }
 
@@ -515,6 +515,17 @@ mod tests {
         view.loads = vec![20, 0, 20];
         let seen = run(LbPolicy::PeakEwma, &view, None, 3000);
         assert!(seen[1] > 1500, "{seen:?}");
+    }
+
+    #[test]
+    fn peak_ewma_probes_an_endpoint_without_samples() {
+        // A fast known endpoint must not starve a new one: idle and unknown, it wins;
+        // with its probe still out, it waits for the answer.
+        let mut view = Fixed::plain(&[1, 1], &[0, 0]);
+        view.rtts = vec![1e6, 0.0];
+        assert_eq!(run(LbPolicy::PeakEwma, &view, None, 100)[1], 100);
+        view.loads = vec![5, 1];
+        assert_eq!(run(LbPolicy::PeakEwma, &view, None, 100)[0], 100);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! turns slow is avoided from its first slow answer; faster samples decay in
 //! with time constant [`DECAY`], and so does the estimate while no sample
 //! comes, so an endpoint left alone because it was slow is tried again.
+//!
+//! An endpoint without samples (new, or never picked) costs nothing while it
+//! has no request in flight, so it is probed at once instead of being starved
+//! by a fast neighbour; while its first requests are out it costs
+//! [`PENALTY`], so it gets no more until one answers (as in Finagle).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,8 +16,8 @@ use std::time::Duration;
 /// Time constant of the decay: after this long a sample has weight 1 - 1/e.
 pub const DECAY: Duration = Duration::from_secs(10);
 
-/// The estimate of an endpoint without samples yet: neither favoured nor shunned.
-pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+/// The cost of an endpoint without samples whose first requests are still out.
+pub const PENALTY: f64 = 1e15;
 
 /// Latency estimate of one endpoint.
 #[derive(Debug, Default)]
@@ -58,17 +63,25 @@ pub fn update(previous: u64, stamp: u64, sample: u64, now: u64, tau: Duration) -
     ((previous as f64) * w + (sample as f64) * (1.0 - w)).round() as u64
 }
 
-/// The estimate as read at `now`: the default without samples, else decayed toward 0.
+/// The estimate as read at `now`: 0 without samples, else decayed toward 0.
 pub fn current(estimate: u64, stamp: u64, now: u64, tau: Duration) -> f64 {
     if estimate == 0 {
-        return DEFAULT_RTT.as_nanos() as f64;
+        return 0.0;
     }
     estimate as f64 * keep(now.saturating_sub(stamp), tau)
 }
 
 /// The cost of sending one more request to an endpoint: expected latency times
-/// the requests it would then carry, per unit of weight.
+/// the requests it would then carry, per unit of weight. Without an estimate
+/// (`rtt_ns` 0): free when idle, [`PENALTY`] while requests are out.
 pub fn cost(rtt_ns: f64, in_flight: usize, weight: u64) -> f64 {
+    if rtt_ns <= 0.0 {
+        return if in_flight == 0 {
+            0.0
+        } else {
+            PENALTY + in_flight as f64
+        };
+    }
     rtt_ns * (in_flight as f64 + 1.0) / weight.max(1) as f64
 }
 
@@ -97,8 +110,17 @@ mod tests {
     }
 
     #[test]
-    fn no_sample_reads_the_default_and_old_estimates_fade() {
-        assert_eq!(current(0, 0, 5, DECAY), DEFAULT_RTT.as_nanos() as f64);
+    fn an_endpoint_without_samples_is_probed_once_then_waits_for_its_answer() {
+        assert_eq!(cost(0.0, 0, 1), 0.0, "idle and unknown: try it");
+        assert!(
+            cost(0.0, 1, 1) > cost(30.0 * MS as f64, 1000, 1),
+            "its probe is out"
+        );
+    }
+
+    #[test]
+    fn no_sample_reads_zero_and_old_estimates_fade() {
+        assert_eq!(current(0, 0, 5, DECAY), 0.0);
         let fresh = current(100 * MS, 0, 0, DECAY);
         let old = current(100 * MS, 0, 30_000 * MS, DECAY);
         assert_eq!(fresh, (100 * MS) as f64);
@@ -115,7 +137,7 @@ mod tests {
     #[test]
     fn atomics_follow_the_pure_functions() {
         let ewma = PeakEwma::default();
-        assert_eq!(ewma.estimate_ns(1), DEFAULT_RTT.as_nanos() as f64);
+        assert_eq!(ewma.estimate_ns(1), 0.0);
         ewma.observe(50 * MS, 1);
         assert_eq!(ewma.estimate_ns(1), (50 * MS) as f64);
         ewma.observe(80 * MS, 2);
