@@ -13,8 +13,8 @@ PYTEST_ARGS ?= -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages needed to build and test (the bench ones are in bench-setup).
-APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark
-APT_BENCH_PACKAGES := nginx haproxy wrk nghttp2-client
+APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark nghttp2-client
+APT_BENCH_PACKAGES := nginx haproxy wrk
 
 SCHEMA  := api/proxy-config.schema.json
 OPENAPI := api/openapi.json
@@ -125,7 +125,7 @@ bench-memory: bench-setup build ## idle memory (PSS) of a whole meshpy sidecar p
 bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar path vs Envoy
 	$(PY) benches/mtls.py --write-readme
 
-demo: build ## run the demo shop for 30 s: a mesh of sidecars over mTLS, a canary, a live table
+demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that meshpy rollout rolls back, a live table
 	$(BIN)/meshpy demo --duration 30
 
 clean: ## remove build output, .venv and caches
