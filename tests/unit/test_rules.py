@@ -208,6 +208,30 @@ spec:
 """,
     ),
     (
+        "load_balancer with the rest of the policy",
+        lambda: rules.load_balancer(
+            "payment",
+            "peak_ewma",
+            outlier_detection={"consecutive5xx": 3, "baseEjectionTime": "10s"},
+            connectionLimits={"maxRequests": 100},
+            slow_start={"window": "30s"},
+            fault_injection={"abort": {"percent": 1, "status": 503}},
+            retry_budget=None,
+        ),
+        """\
+apiVersion: policy.meshpy.io/v1alpha1
+kind: BackendPolicy
+metadata: {name: payment}
+spec:
+  targetRefs: [{kind: Service, name: payment}]
+  loadBalancer: {type: peak_ewma}
+  outlierDetection: {consecutive5xx: 3, baseEjectionTime: 10s}
+  connectionLimits: {maxRequests: 100}
+  slowStart: {window: 30s}
+  faultInjection: {abort: {percent: 1, status: 503}}
+""",
+    ),
+    (
         "load_balancer by source IP",
         lambda: rules.load_balancer("payment", "maglev", hash_source_ip=True, name="lb"),
         """\
@@ -262,6 +286,12 @@ BAD: list[tuple[Callable[[], object], str, str]] = [
         "required for type ring_hash",
     ),
     (lambda: rules.load_balancer("x", "fastest"), "spec.loadBalancer.type", "must be"),
+    (lambda: rules.load_balancer("x", slow_starts={}), "spec.slowStarts", "unknown field"),
+    (
+        lambda: rules.load_balancer("x", fault_injection={}),
+        "spec.faultInjection",
+        "give delay, abort or both",
+    ),
     (lambda: rules.timeout("x", "5"), "spec.rules[0].timeouts.request", "invalid duration"),
     (lambda: rules.timeout("x"), "spec.rules[0].timeouts", "give request"),
     (

@@ -325,11 +325,17 @@ def load_balancer(
     hash_source_ip: bool = False,
     name: str | None = None,
     namespace: str | None = None,
+    **policy: Any,
 ) -> Resource:
     """A BackendPolicy choosing how clients pick ``service``'s endpoints.
 
     ``type`` is round_robin, least_request, peak_ewma, ring_hash or maglev; the hashing
-    ones need one of ``hash_header``, ``hash_cookie`` or ``hash_source_ip``.
+    ones need one of ``hash_header``, ``hash_cookie`` or ``hash_source_ip``. The rest of
+    the policy comes as keywords in the resource's own shape, snake_case or camelCase:
+    ``outlier_detection={"consecutive5xx": 3, "baseEjectionTime": "10s"}``,
+    ``connection_limits``, ``retry_budget``, ``slow_start={"window": "30s"}``,
+    ``fault_injection={"abort": {"percent": 1, "status": 503}}``. A service has one
+    BackendPolicy (the oldest applies), so give them all here.
     """
     balancer: dict[str, Any] = {"type": type}
     hash_on: dict[str, Any] = {}
@@ -341,10 +347,19 @@ def load_balancer(
         hash_on["sourceIP"] = True
     if hash_on:
         balancer["hashOn"] = hash_on
-    spec = {
+    spec: dict[str, Any] = {
         "targetRefs": [{"group": "", "kind": "Service", "name": service}],
         "loadBalancer": balancer,
     }
+    for key, value in policy.items():
+        if value is not None:
+            spec[_camel(key)] = value
     return _document(
         _BACKEND_POLICY.api_version, _BACKEND_POLICY.kind, name or service, namespace, spec
     )
+
+
+def _camel(name: str) -> str:
+    """``outlier_detection`` -> ``outlierDetection`` (camelCase passes through)."""
+    first, *rest = name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
