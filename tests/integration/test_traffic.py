@@ -393,3 +393,20 @@ def test_circuit_breaking_fails_fast_over_the_limit(
     assert len(served) == 2, results
     assert len(refused) == 4, results
     assert all(why == "max_requests" and took < 0.5 for _, why, took in refused), refused
+
+
+def test_callers_prefer_their_zone_and_fail_over_to_another(
+    server: ServerProcess, start_sidecar: StartSidecar
+) -> None:
+    near = start_sidecar("payment", "--zone", "zone-a", app=APP, name="payment-a")
+    start_sidecar("payment", "--zone", "zone-b", app=APP, name="payment-b")
+    cart = start_sidecar("cart", "--zone", "zone-a")
+    _wait(lambda: _endpoints(cart, "payment.default") == 2, "both replicas")
+    with _client(cart) as client:
+        zones = {_get(client).json()["pid"] for _ in range(50)}
+        assert len(zones) == 1, "every request stays in the caller's zone"
+        near.stop()
+        _wait(lambda: _endpoints(cart, "payment.default") == 1, "the near replica gone")
+        answers = [_get(client) for _ in range(20)]
+    assert [a.status_code for a in answers] == [200] * 20
+    assert {a.json()["pid"] for a in answers}.isdisjoint(zones), "served from the other zone"
