@@ -288,13 +288,10 @@ def build_snapshot(
     Raises UnknownInstanceError when no such instance is registered.
     """
     own = state.instance(instance_id)
-    outbound = build_outbound(state, own.namespace, ports)
+    outbound = build_outbound(state, own.namespace, ports, zone=own.zone)
     inbound = build_inbound(state, own)
     upstreams = build_upstreams(state, own.namespace, ports)
     clusters = {c["name"]: c for c in outbound.clusters}
-    if own.zone is not None:
-        # The outbound part is shared by a namespace; the caller's zone is this sidecar's.
-        clusters = {name: c | {"local_zone": own.zone} for name, c in clusters.items()}
     clusters.update((c["name"], c) for c in inbound.clusters)
     return {
         "version": state.revision,
@@ -311,10 +308,17 @@ class Part:
     clusters: list[dict[str, Any]]
 
 
-def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = SidecarPorts()) -> Part:
-    """What every sidecar in ``namespace`` shares: the outbound listener and every cluster.
+def build_outbound(
+    state: MeshState,
+    namespace: str,
+    ports: SidecarPorts = SidecarPorts(),
+    *,
+    zone: str | None = None,
+) -> Part:
+    """What every sidecar in ``namespace`` (and ``zone``) shares: the outbound listener
+    and every cluster, whose ``local_zone`` is ``zone``.
 
-    The control plane builds it once per revision and namespace, not once per sidecar.
+    The control plane builds it once per revision, namespace and zone, not once per sidecar.
     """
     services = state.service_index()
     policies = _backend_policies(state.backend_policies, services)
@@ -323,6 +327,8 @@ def build_outbound(state: MeshState, namespace: str, ports: SidecarPorts = Sidec
     for (ns, name), service in services.items():
         cluster = _cluster(_cluster_name(ns, name), _endpoints(service.endpoints))
         cluster.update(policies.get((ns, name), {}))
+        if zone is not None:
+            cluster["local_zone"] = zone
         if mtls is not None:
             # A version service's endpoints are instances of its parent, with its identity.
             cluster["tls"] = {

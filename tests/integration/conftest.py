@@ -19,6 +19,7 @@ from tests.integration.backends import (
 from tests.integration.proxyproc import ProxyProcess, spawn, wait_ready
 from tests.integration.serverproc import ServerProcess, wait_listening
 from tests.integration.serverproc import spawn as spawn_server
+from tests.integration.sidecars import spawn_sidecar, wait_sidecar_ready
 
 StartProxy = Callable[..., ProxyProcess]
 
@@ -112,3 +113,36 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for server in started:
         server.stop()
+
+
+StartSidecar = Callable[..., ProxyProcess]
+
+FAST_LEASES = {
+    "MESHPY_LEASE_TTL": "3s",
+    "MESHPY_HEALTH_THRESHOLD": "1",
+    "MESHPY_REMOVAL_GRACE": "60s",
+}
+"""A control plane that notices dead instances in seconds, for tests with sidecars."""
+
+
+@pytest.fixture
+def start_sidecar(tmp_path: Path, server: ServerProcess) -> Iterator[StartSidecar]:
+    """Start sidecars (``meshpy run``/``meshpy proxy run --service``) of the module's
+    ``server`` fixture; after the test all are sent SIGTERM at once, then waited for.
+
+    ``start_sidecar(service, *args, app=..., name=..., ready=False)`` returns without
+    waiting for "ready".
+    """
+    started: list[ProxyProcess] = []
+
+    def start(service: str, *args: str, ready: bool = True, **kwargs: Any) -> ProxyProcess:
+        sidecar = spawn_sidecar(tmp_path, server, service, *args, **kwargs)
+        started.append(sidecar)
+        return wait_sidecar_ready(sidecar) if ready else sidecar
+
+    yield start
+    # Each drains for a while: in parallel, a test with ten sidecars stops as fast as one.
+    for sidecar in started:
+        sidecar.terminate()
+    for sidecar in started:
+        sidecar.stop()

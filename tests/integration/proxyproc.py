@@ -80,10 +80,15 @@ class ProxyProcess:
         """Wait for the process to exit; return its exit code."""
         return self.proc.wait(timeout)
 
+    def terminate(self) -> None:
+        """SIGTERM, if it still runs; ``stop()`` then waits for it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit; only this PID is signalled."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:

@@ -11,12 +11,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.integration.conftest import StartServer
+from tests.integration.conftest import FAST_LEASES, StartServer
 from tests.integration.proxyproc import ProxyProcess
 from tests.integration.serverproc import ServerProcess
 from tests.integration.sidecars import spawn_sidecar, wait_sidecar_ready
 
-FAST = {"MESHPY_LEASE_TTL": "3s", "MESHPY_HEALTH_THRESHOLD": "1", "MESHPY_REMOVAL_GRACE": "60s"}
 GRPC_APP = (sys.executable, "-m", "tests.integration.grpcapp")
 
 ROUTE = {
@@ -46,7 +45,7 @@ ROUTE = {
 
 @pytest.fixture
 def mesh(tmp_path: Path, start_server: StartServer) -> Iterator[tuple[ServerProcess, ProxyProcess]]:
-    server = start_server(env=FAST)
+    server = start_server(env=FAST_LEASES)
     started = [
         spawn_sidecar(
             tmp_path, server, "echo", "--protocol", "grpc", "--version", v, app=GRPC_APP, name=v

@@ -10,16 +10,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import StartServer
-from tests.integration.proxyproc import ProxyProcess, meshpy_cmd
+from tests.integration.conftest import StartServer, StartSidecar
+from tests.integration.proxyproc import meshpy_cmd
 from tests.integration.serverproc import ServerProcess, server_env
-from tests.integration.sidecars import APP, Load, spawn_sidecar, wait_sidecar_ready
+from tests.integration.sidecars import APP, Load
 
 # Sidecars report their inbound stats with every renewal: twice a second here.
 FAST = {
@@ -33,26 +32,10 @@ FAST = {
 GATE = ("--max-error-rate", "1%", "--max-p99", "1s", "--min-requests", "5")
 ROUTE = "/api/v1/namespaces/default/httproutes/payment"
 
-StartSidecar = Callable[..., ProxyProcess]
-
 
 @pytest.fixture
 def server(start_server: StartServer) -> ServerProcess:
     return start_server(env=FAST)
-
-
-@pytest.fixture
-def start_sidecar(tmp_path: Path, server: ServerProcess) -> Iterator[StartSidecar]:
-    started: list[ProxyProcess] = []
-
-    def start(service: str, *args: str, **kwargs: Any) -> ProxyProcess:
-        sidecar = spawn_sidecar(tmp_path, server, service, *args, **kwargs)
-        started.append(sidecar)
-        return wait_sidecar_ready(sidecar)
-
-    yield start
-    for sidecar in started:
-        sidecar.stop()
 
 
 def _mesh(start_sidecar: StartSidecar, *v2_args: str) -> Load:

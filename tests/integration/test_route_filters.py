@@ -4,40 +4,20 @@ always pick their backend, and a RequestHeaderModifier's header reaches the app.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.integration.conftest import StartServer
+from tests.integration.conftest import FAST_LEASES, StartServer, StartSidecar
 from tests.integration.proxyproc import ProxyProcess
 from tests.integration.serverproc import ServerProcess
-from tests.integration.sidecars import APP, spawn_sidecar, wait_sidecar_ready
-
-FAST = {"MESHPY_LEASE_TTL": "3s", "MESHPY_HEALTH_THRESHOLD": "1", "MESHPY_REMOVAL_GRACE": "60s"}
-
-StartSidecar = Callable[..., ProxyProcess]
+from tests.integration.sidecars import APP
 
 
 @pytest.fixture
 def server(start_server: StartServer) -> ServerProcess:
-    return start_server(env=FAST)
-
-
-@pytest.fixture
-def start_sidecar(tmp_path: Path, server: ServerProcess) -> Iterator[StartSidecar]:
-    started: list[ProxyProcess] = []
-
-    def start(service: str, *args: str, **kwargs: Any) -> ProxyProcess:
-        sidecar = spawn_sidecar(tmp_path, server, service, *args, **kwargs)
-        started.append(sidecar)
-        return wait_sidecar_ready(sidecar)
-
-    yield start
-    for sidecar in started:
-        sidecar.stop()
+    return start_server(env=FAST_LEASES)
 
 
 def _get(sidecar: ProxyProcess, path: str, headers: dict[str, str]) -> httpx.Response:

@@ -11,42 +11,24 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from meshpy.sidecar.runner import free_port
-from tests.integration.conftest import StartServer
+from tests.integration.conftest import FAST_LEASES, StartServer, StartSidecar
 from tests.integration.proxyproc import ProxyProcess
 from tests.integration.serverproc import ServerProcess
-from tests.integration.sidecars import APP, Load, join_token, spawn_sidecar, wait_sidecar_ready
+from tests.integration.sidecars import APP, Load, join_token
 
-FAST = {"MESHPY_LEASE_TTL": "3s", "MESHPY_HEALTH_THRESHOLD": "1", "MESHPY_REMOVAL_GRACE": "60s"}
 _APP_PID = re.compile(r"meshpy sidecar: app started: pid (\d+)")
-
-StartSidecar = Callable[..., ProxyProcess]
 
 
 @pytest.fixture
 def server(start_server: StartServer) -> ServerProcess:
-    return start_server(env=FAST)
-
-
-@pytest.fixture
-def start_sidecar(tmp_path: Path, server: ServerProcess) -> Iterator[StartSidecar]:
-    started: list[ProxyProcess] = []
-
-    def start(service: str, *args: str, ready: bool = True, **kwargs: Any) -> ProxyProcess:
-        sidecar = spawn_sidecar(tmp_path, server, service, *args, **kwargs)
-        started.append(sidecar)
-        return wait_sidecar_ready(sidecar) if ready else sidecar
-
-    yield start
-    for sidecar in started:
-        sidecar.stop()
+    return start_server(env=FAST_LEASES)
 
 
 def _endpoints(server: ServerProcess, service: str) -> dict[str, str]:
@@ -227,7 +209,7 @@ def test_control_plane_down_for_30s_under_load_fails_no_request(
         time.sleep(1)
         server.stop(signal.SIGKILL)
         time.sleep(30)
-        back = start_server(server.home, args=("--listen", f"127.0.0.1:{port}"), env=FAST)
+        back = start_server(server.home, args=("--listen", f"127.0.0.1:{port}"), env=FAST_LEASES)
         time.sleep(5)
     assert load.failures == [], load.failures[:10]
     assert load.ok > 2500

@@ -12,7 +12,7 @@ Versions and ETags:
 
 Cost: the registry is read once per revision (not once per watcher), and the outbound
 part — every service's virtual host and cluster, the bulk of a snapshot — is built and
-encoded once per revision and namespace; a sidecar's own part is a few hundred bytes.
+encoded once per revision, namespace and zone; a sidecar's own part is a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Distributor:
         self._feed = feed
         self._identity = identity
         self._mesh: snapshot.MeshState | None = None
-        self._outbound: dict[str, _Outbound] = {}
+        self._outbound: dict[tuple[str, str | None], _Outbound] = {}
         self._lock = asyncio.Lock()
         self.watchers = 0
         self.last_load_s = 0.0
@@ -124,7 +124,7 @@ class Distributor:
         leaves them out, so any server, and ``meshpy proxy status``, computes the same.
         """
         own = mesh.instance(instance_id)
-        outbound = self._outbound_part(mesh, own.namespace)
+        outbound = self._outbound_part(mesh, own.namespace, own.zone)
         inbound = snapshot.build_inbound(mesh, own)
         own_listeners = [_encode(item) for item in inbound.listeners]
         # The own part's only cluster is the local app's; it goes where its name sorts.
@@ -149,10 +149,12 @@ class Distributor:
         etag = etag_of(outbound.digest, own_listeners, own_clusters)
         return Built(mesh.revision, etag, body.encode())
 
-    def _outbound_part(self, mesh: snapshot.MeshState, namespace: str) -> _Outbound:
-        cached = self._outbound.get(namespace)
+    def _outbound_part(
+        self, mesh: snapshot.MeshState, namespace: str, zone: str | None
+    ) -> _Outbound:
+        cached = self._outbound.get((namespace, zone))
         if cached is None or self._mesh is not mesh:
-            part = snapshot.build_outbound(mesh, namespace, _CANONICAL)
+            part = snapshot.build_outbound(mesh, namespace, _CANONICAL, zone=zone)
             names = [c["name"] for c in part.clusters]
             encoded = [_encode(c) for c in part.clusters]
             at = bisect.bisect(names, snapshot.LOCAL_APP_CLUSTER)
@@ -164,7 +166,7 @@ class Distributor:
                 digest=_digest([listener, "|", *encoded]),
             )
             if self._mesh is mesh:
-                self._outbound[namespace] = cached
+                self._outbound[(namespace, zone)] = cached
         return cached
 
     async def wait_for_change(
