@@ -125,6 +125,10 @@ bench-memory: bench-setup build ## idle memory (PSS) of a whole meshpy sidecar p
 bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar path vs Envoy
 	$(PY) benches/mtls.py --write-readme
 
+.PHONY: bench-traffic
+bench-traffic: bench-setup build ## the two-sidecar path with routes, retries and two endpoints vs Envoy
+	$(PY) benches/traffic.py --write-readme
+
 demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that meshpy rollout rolls back, a live table
 	$(BIN)/meshpy demo --duration 30
 

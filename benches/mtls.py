@@ -616,8 +616,8 @@ class Pair(Target):
         return process_tree(self.inbound.pid) if self.inbound else []
 
 
-def start_sidecar(m: MtlsBench, name: str, launch: Launch, probes: list[Probe]) -> Popen:
-    b = m.bench
+def start_sidecar(b: Bench, name: str, launch: Launch, probes: list[Probe]) -> Popen:
+    """Start a sidecar on the proxy core; wait for its ready URLs, then for the probes."""
     log(f"{name}: {' '.join(launch.argv)}")
     proc = b.procs.start(name, launch.argv, b.settings.proxy_cpu)
     try:
@@ -635,11 +635,11 @@ def start_pair(m: MtlsBench, sidecar: Sidecar) -> Pair:
     in_port, out_port = free_port(), free_port()
     pair = Pair(name, f"http://127.0.0.1:{out_port}/", inbound_port=in_port)
     inbound = sidecar.inbound(b.tmp, m.pki, in_port, b.backend_port)
-    pair.inbound = start_sidecar(m, f"{name}-inbound", inbound, [probe_mtls(in_port, m.pki)])
+    pair.inbound = start_sidecar(b, f"{name}-inbound", inbound, [probe_mtls(in_port, m.pki)])
     try:
         check_client_cert_required(f"{name}-inbound", in_port, m.pki)
         outbound = sidecar.outbound(b.tmp, m.pki, out_port, in_port)
-        pair.proc = start_sidecar(m, f"{name}-outbound", outbound, [probe_http(pair.url)])
+        pair.proc = start_sidecar(b, f"{name}-outbound", outbound, [probe_http(pair.url)])
     except RuntimeError:
         b.procs.stop(pair.inbound)
         raise

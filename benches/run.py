@@ -449,7 +449,8 @@ def wait_ready(procs: Processes, name: str, proc: subprocess.Popen[bytes], urls:
 # ---------------------------------------------------------------------------
 
 
-def backend_nginx_conf(tmp: Path, port: int) -> Path:
+def backend_nginx_conf(tmp: Path, port: int, extra_locations: str = "") -> Path:
+    """The backend: `BODY` for every path, unless `extra_locations` (nginx) say otherwise."""
     conf = tmp / "backend.conf"
     conf.write_text(f"""
 daemon off;
@@ -466,7 +467,7 @@ http {{
         location / {{
             default_type text/plain;
             return 200 "{BODY.strip()}\\n";
-        }}
+        }}{extra_locations}
     }}
 }}
 """)
@@ -645,8 +646,16 @@ def make_proxies(tools: dict[str, str]) -> dict[str, Proxy]:
 # ---------------------------------------------------------------------------
 
 
-def run_wrk(wrk: str, url: str, seconds: float, conns: int, cpu: int) -> Json:
-    argv = ["taskset", "-c", str(cpu), wrk, "-t1", f"-c{conns}", f"-d{seconds:g}s", url]
+def header_flags(headers: list[str]) -> list[str]:
+    """["-H", "Name: value", ...]: wrk's and fortio's flag for a request header."""
+    return [arg for h in headers for arg in ("-H", h)]
+
+
+def run_wrk(
+    wrk: str, url: str, seconds: float, conns: int, cpu: int, *, headers: list[str] | None = None
+) -> Json:
+    argv = ["taskset", "-c", str(cpu), wrk, "-t1", f"-c{conns}", f"-d{seconds:g}s"]
+    argv += [*header_flags(headers or []), url]
     res = run_quiet(argv, timeout=seconds + 60)
     out = res.stdout + res.stderr
     done = re.search(r"(\d+) requests in", out)
@@ -668,12 +677,21 @@ def wrk_errors(result: Json) -> int:
     return int(result["non_2xx"]) + sum(socket_errors.values())
 
 
-def run_fortio(fortio: str, url: str, *, rate: int, seconds: float, conns: int, cpu: int) -> Json:
+def run_fortio(
+    fortio: str,
+    url: str,
+    *,
+    rate: int,
+    seconds: float,
+    conns: int,
+    cpu: int,
+    headers: list[str] | None = None,
+) -> Json:
     """Fixed-rate run; latencies in µs (fortio's histogram, 10 µs resolution)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         argv = ["taskset", "-c", str(cpu), fortio, "load", "-quiet", "-uniform"]
         argv += ["-qps", str(rate), "-c", str(conns), "-t", f"{seconds:g}s", "-r", "0.00001"]
-        argv += ["-p", "50,99,99.9", "-json", out.name, url]
+        argv += ["-p", "50,99,99.9", "-json", out.name, *header_flags(headers or []), url]
         res = run_quiet(argv, timeout=seconds + 60)
         if res.returncode != 0:
             raise RuntimeError(f"fortio failed ({res.returncode}):\n{res.stdout}{res.stderr}")
@@ -731,6 +749,7 @@ class Target:
     result: Json = field(default_factory=dict)
     rounds: list[Json] = field(default_factory=list)
     foreign: list[float] = field(default_factory=list)  # cores, one per measured step
+    headers: list[str] = field(default_factory=list)  # sent by wrk and fortio, e.g. Host
 
     def tree(self) -> list[int]:
         return process_tree(self.proc.pid) if self.proc else []
@@ -741,9 +760,9 @@ class Target:
         return (cpu_ticks(self.tree()) - ticks0) / CLK_TCK * 1e6 / max(1, requests)
 
 
-def start_backend(b: Bench) -> None:
+def start_backend(b: Bench, extra_locations: str = "") -> None:
     b.backend_port = free_port()
-    conf = backend_nginx_conf(b.tmp, b.backend_port)
+    conf = backend_nginx_conf(b.tmp, b.backend_port, extra_locations)
     argv = [b.tools["nginx"], "-p", f"{b.tmp}/", "-c", str(conf)]
     proc = b.procs.start("backend", argv, b.settings.load_cpu)
     wait_ready(b.procs, "backend", proc, [f"http://127.0.0.1:{b.backend_port}/"])
@@ -778,7 +797,7 @@ def measure_latency(b: Bench, t: Target) -> None:
     s = b.settings
     wait_for_quiet(s.max_wait_idle)
     audit = ForeignCpu()
-    run_wrk(b.tools["wrk"], t.url, s.warmup_seconds, s.connections, s.load_cpu)
+    run_wrk(b.tools["wrk"], t.url, s.warmup_seconds, s.connections, s.load_cpu, headers=t.headers)
     ticks0 = cpu_ticks(t.tree())
     lat = run_fortio(
         b.tools["fortio"],
@@ -787,6 +806,7 @@ def measure_latency(b: Bench, t: Target) -> None:
         seconds=s.latency_seconds,
         conns=s.latency_connections,
         cpu=s.load_cpu,
+        headers=t.headers,
     )
     lat["cpu_us_per_req"] = t.cpu_us_per_req(ticks0, lat["requests"])
     t.result["latency"] = lat
@@ -805,7 +825,9 @@ def measure_round(b: Bench, t: Target) -> None:
         sampler.start()
     try:
         ticks0, wall0 = cpu_ticks(t.tree()), time.monotonic()
-        r = run_wrk(b.tools["wrk"], t.url, s.wrk_seconds, s.connections, s.load_cpu)
+        r = run_wrk(
+            b.tools["wrk"], t.url, s.wrk_seconds, s.connections, s.load_cpu, headers=t.headers
+        )
         cpu_s = (cpu_ticks(t.tree()) - ticks0) / CLK_TCK
         r["cpu_us_per_req"] = t.cpu_us_per_req(ticks0, r["requests"])
         r["proxy_core_util"] = cpu_s / (time.monotonic() - wall0) if t.proc else None
