@@ -10,8 +10,12 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from meshpy.cli import app
+from meshpy.registry import migrations
 from tests.integration.conftest import StartServer
 from tests.integration.serverproc import ServerProcess, server_env
+
+HEAD = migrations.head()
+"""The schema revision a new database is upgraded to."""
 
 ROUTES = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -75,7 +79,7 @@ def test_server_announces_itself(server: ServerProcess) -> None:
     assert f"meshpy server: listening on {server.url}\n" in log
     assert f"meshpy server: admin token in {home}/admin-token\n" in log
     assert f"meshpy server: registry sqlite:///{home}/meshpy.db\n" in log
-    assert "database schema upgraded from empty to 0002" in log
+    assert f"database schema upgraded from empty to {HEAD}" in log
     assert (server.home / "server-url").read_text() == server.url + "\n"
 
 

@@ -19,10 +19,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from meshpy.registry import migrations
 from tests.dbs import BACKENDS, database, pg_schema, pg_url
 from tests.integration.conftest import StartServer
 from tests.integration.relay import Relay
 from tests.integration.serverproc import ServerProcess, server_env
+
+HEAD = migrations.head()
+"""The schema revision a new database is upgraded to."""
 
 WRITES = 200
 WORKERS = 32
@@ -125,14 +129,14 @@ def test_postgres_schema_behind_refuses_to_start(start_server: StartServer, tmp_
         assert refused.wait(30) == 1
         assert refused.log().splitlines()[-1] == (
             "meshpy server: error: the database schema is behind (empty, this meshpy needs "
-            "0002): run `meshpy db upgrade --db URL` first"
+            f"{HEAD}): run `meshpy db upgrade --db URL` first"
         )
         upgraded = _db_upgrade(home, url)
         assert upgraded.returncode == 0, upgraded.stderr
-        assert upgraded.stderr.endswith("schema upgraded from empty to 0002\n")
+        assert upgraded.stderr.endswith(f"schema upgraded from empty to {HEAD}\n")
         assert "meshpy:***@" in upgraded.stderr  # the password is not shown
         again = _db_upgrade(home, url)
-        assert again.stderr.endswith("schema already at 0002\n")
+        assert again.stderr.endswith(f"schema already at {HEAD}\n")
         server = start_server(home, db_url=url)
         assert server.client().get("/readyz").json()["status"] == "ready"
 

@@ -24,6 +24,7 @@ __all__ = [
     "SchemaStatus",
     "alembic_config",
     "check",
+    "head",
     "prepare",
     "upgrade",
 ]
@@ -109,10 +110,11 @@ def check(db: Database) -> SchemaStatus:
     """Read the database's schema revision (raises SQLAlchemy errors if it is unreachable)."""
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
-    return SchemaStatus(current=current, head=_head())
+    return SchemaStatus(current=current, head=head())
 
 
-def _head() -> str:
+def head() -> str:
+    """The newest schema revision this meshpy ships."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships its scripts
         msg = "no migration scripts found"
