@@ -60,6 +60,9 @@ pub enum Outcome {
     Failed,
     /// No response headers within the per-try timeout.
     TimedOut,
+    /// This proxy refused to send it (a circuit breaker at its limit): another try
+    /// would only take more of what is short.
+    Refused,
 }
 
 impl Outcome {
@@ -67,6 +70,7 @@ impl Outcome {
     pub fn of_error(err: &ProxyError) -> Self {
         match err.kind() {
             crate::error::ErrorKind::RequestTimeout => Self::TimedOut,
+            crate::error::ErrorKind::Overflow(_) => Self::Refused,
             _ if err.retryable() => Self::NotSent,
             _ => Self::Failed,
         }
@@ -108,6 +112,7 @@ pub fn decide(
         Outcome::NotSent => true,
         Outcome::Status(status) => idempotent(method) && policy.retries_status(status),
         Outcome::Failed | Outcome::TimedOut => idempotent(method),
+        Outcome::Refused => false,
     };
     if retry {
         Decision::Retry

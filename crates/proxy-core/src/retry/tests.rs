@@ -92,9 +92,26 @@ fn errors_map_to_outcomes() {
         (ErrorKind::UpstreamTls, Outcome::NotSent),
         (ErrorKind::UpstreamFailed, Outcome::Failed),
         (ErrorKind::RequestTimeout, Outcome::TimedOut),
+        (
+            ErrorKind::Overflow(crate::breaker::Limit::Requests),
+            Outcome::Refused,
+        ),
     ] {
         assert_eq!(Outcome::of_error(&ProxyError::new(kind)), want, "{kind:?}");
     }
+}
+
+#[test]
+fn an_overflow_is_not_retried() {
+    let policy = RetryPolicy::compile(&config::Retry {
+        attempts: 3,
+        codes: vec![503],
+        backoff: Duration::from_millis(25),
+    });
+    assert_eq!(
+        decide(&policy, &Method::GET, Outcome::Refused, 0, true),
+        Decision::Return
+    );
 }
 
 #[test]
