@@ -62,7 +62,6 @@ from run import (
     CLK_TCK,
     NOT_SATURATED,
     REPO,
-    RESULTS_DIR,
     TOOLS_DIR,
     Bench,
     ForeignCpu,
@@ -86,6 +85,7 @@ from run import (
     notes,
     process_tree,
     run_quiet,
+    save_json,
     start_backend,
     summarize,
     sustained,
@@ -970,13 +970,6 @@ def report(results: dict[str, Json], meta: Json) -> str:
     return "\n".join(parts)
 
 
-def save_json(results: dict[str, Json], meta: Json) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / f"mtls-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -1080,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
 
     text = report(results, meta)
     print(text)
-    log(f"wrote {save_json(results, meta).relative_to(REPO)}")
+    log(f"wrote {save_json(results, meta, 'mtls').relative_to(REPO)}")
     if args.write_readme:
         write_readme(text, MARK_START, MARK_END, "mTLS: handshakes and a two-sidecar path")
         log("updated benches/README.md")

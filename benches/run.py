@@ -1083,9 +1083,10 @@ def write_readme(
     README.write_text(f"{before}{start}\n{section}\n{end}{after}")
 
 
-def save_json(results: dict[str, Json], meta: Json) -> Path:
+def save_json(results: dict[str, Json], meta: Json, prefix: str = "bench") -> Path:
+    """Writes one run's results to ``benches/results/<prefix>-<time>.json``."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / f"bench-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    out = RESULTS_DIR / f"{prefix}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     return out
 

@@ -74,7 +74,6 @@ from mtls import (
 from run import (
     BODY,
     REPO,
-    RESULTS_DIR,
     Bench,
     Json,
     Launch,
@@ -92,6 +91,7 @@ from run import (
     meshpy_version,
     mib,
     notes,
+    save_json,
     start_backend,
     summarize,
     sustained,
@@ -697,13 +697,6 @@ def report(results: dict[str, Json], meta: Json) -> str:
     return "\n".join(parts)
 
 
-def save_json(results: dict[str, Json], meta: Json) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / f"traffic-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -789,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
 
     text = report(results, meta)
     print(text)
-    log(f"wrote {save_json(results, meta).relative_to(REPO)}")
+    log(f"wrote {save_json(results, meta, 'traffic').relative_to(REPO)}")
     if args.write_readme:
         write_readme(
             text, MARK_START, MARK_END, "Traffic management: routes, retries, two endpoints"
