@@ -14,10 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 
 use support::*;
 
@@ -27,36 +23,21 @@ async fn controlled_backend(
     delay: Duration,
     failing: Arc<AtomicBool>,
 ) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
+    serve_http(move |_req| {
+        let failing = failing.load(Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(delay).await;
+            let status = if failing {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
             };
-            let failing = Arc::clone(&failing);
-            tokio::spawn(async move {
-                let service = service_fn(move |_req| {
-                    let failing = failing.load(Ordering::SeqCst);
-                    async move {
-                        tokio::time::sleep(delay).await;
-                        let status = if failing {
-                            StatusCode::INTERNAL_SERVER_ERROR
-                        } else {
-                            StatusCode::OK
-                        };
-                        let mut response = Response::new(Full::new(Bytes::from(name)));
-                        *response.status_mut() = status;
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            let mut response = Response::new(Full::new(Bytes::from(name)));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
         }
-    });
-    addr
+    })
+    .await
 }
 
 fn endpoint_stats(proxy: &proxy_core::Proxy, addr: SocketAddr) -> serde_json::Value {

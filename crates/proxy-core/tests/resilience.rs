@@ -20,7 +20,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
 use support::*;
@@ -42,44 +41,29 @@ impl Seen {
 async fn scripted_backend(
     script: impl Fn(usize) -> (u16, u64) + Send + Sync + 'static,
 ) -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Seen::default();
     let script = Arc::new(script);
     let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (script, record) = (Arc::clone(&script), record.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let n = record.hits.fetch_add(1, Ordering::SeqCst);
-                    let host = req
-                        .headers()
-                        .get("host")
-                        .and_then(|h| h.to_str().ok())
-                        .map(str::to_string)
-                        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-                        .unwrap_or_default();
-                    record.hosts.lock().unwrap().push(host);
-                    let (status, delay) = script(n);
-                    async move {
-                        let _ = req.into_body().collect().await;
-                        tokio::time::sleep(Duration::from_millis(delay)).await;
-                        let mut response =
-                            Response::new(Full::new(Bytes::from(status.to_string())));
-                        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = serve_http(move |req: Request<Incoming>| {
+        let n = record.hits.fetch_add(1, Ordering::SeqCst);
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        record.hosts.lock().unwrap().push(host);
+        let (status, delay) = script(n);
+        async move {
+            let _ = req.into_body().collect().await;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let mut response = Response::new(Full::new(Bytes::from(status.to_string())));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(response)
         }
-    });
+    })
+    .await;
     (addr, seen)
 }
 

@@ -44,13 +44,15 @@ pub fn start_proxy(snapshot: &str) -> (proxy_core::Proxy, SocketAddr) {
     (proxy, web)
 }
 
-/// An HTTP backend (HTTP/1.1 and h2c) answering `name` and echoing what it saw:
-/// `x-seen-headers` lists the request header names, `x-seen-version` the version,
-/// `x-seen-host` the Host or authority, `x-seen-client-id` every
-/// `x-meshpy-client-id` value, `x-seen-path` the path and query, and each
-/// `x-t-*` request header comes back as `x-seen-t-*` with its values joined by
-/// `|`. `/sleep/<ms>` waits before answering.
-pub async fn http_backend(name: &'static str) -> SocketAddr {
+/// Serves HTTP/1.1 and h2c on a new loopback port, every request answered by `respond`.
+pub async fn serve_http<F, Fut, B>(respond: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -58,15 +60,25 @@ pub async fn http_backend(name: &'static str) -> SocketAddr {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let respond = respond.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| backend_respond(name, req));
                 let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(TokioIo::new(stream), service_fn(respond))
                     .await;
             });
         }
     });
     addr
+}
+
+/// An HTTP backend (HTTP/1.1 and h2c) answering `name` and echoing what it saw:
+/// `x-seen-headers` lists the request header names, `x-seen-version` the version,
+/// `x-seen-host` the Host or authority, `x-seen-client-id` every
+/// `x-meshpy-client-id` value, `x-seen-path` the path and query, and each
+/// `x-t-*` request header comes back as `x-seen-t-*` with its values joined by
+/// `|`. `/sleep/<ms>` waits before answering.
+pub async fn http_backend(name: &'static str) -> SocketAddr {
+    serve_http(move |req| backend_respond(name, req)).await
 }
 
 async fn backend_respond(
@@ -150,35 +162,21 @@ async fn backend_respond(
 pub async fn recording_backend(
     name: &'static str,
 ) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = std::sync::Arc::clone(&seen);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let record = std::sync::Arc::clone(&record);
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let target = req
-                        .uri()
-                        .path_and_query()
-                        .map(|pq| pq.as_str().to_string())
-                        .unwrap_or_default();
-                    record
-                        .lock()
-                        .unwrap()
-                        .push(format!("{} {target}", req.method()));
-                    async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name)))) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let addr = serve_http(move |req: Request<Incoming>| {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_default();
+        record
+            .lock()
+            .unwrap()
+            .push(format!("{} {target}", req.method()));
+        async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name)))) }
+    })
+    .await;
     (addr, seen)
 }
 
