@@ -49,7 +49,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -1060,12 +1060,30 @@ def report(results: dict[str, Json], meta: Json) -> str:
     goals = goals_table(results)
     if goals:
         parts += ["", goals]
-    found = notes(results)
-    if found:
-        parts += ["", "Notes:", "", *[f"- {x}" for x in found]]
-    else:
-        parts += ["", "No errors; every proxy sustained the fixed rate."]
+    parts += notes_section(notes(results), "proxy")
     return "\n".join(parts)
+
+
+def goal_section(checks: list[tuple[str, str, bool]]) -> list[str]:
+    """A table of (goal, measured, met) rows, as report lines; none without checks."""
+    if not checks:
+        return []
+    rows = [[goal, value, "yes" if met else "no"] for goal, value, met in checks]
+    return ["", table(["meshpy goal", "measured", "met"], rows)]
+
+
+def notes_section(found: list[str], what: str, meta: Json | None = None) -> list[str]:
+    """The report's closing lines: the notes (with a warning first when `meta` says the
+    meshpy extension has debug info), or that every `what` kept the fixed rate."""
+    if meta is not None and meta.get("meshpy_build") == "debug info":
+        found = [
+            "meshpy: its extension carries debug info, so it is likely a debug build; "
+            "`make build` makes the release one",
+            *found,
+        ]
+    if found:
+        return ["", "Notes:", "", *[f"- {x}" for x in found]]
+    return ["", f"No errors; every {what} sustained the fixed rate."]
 
 
 def write_readme(
@@ -1096,37 +1114,60 @@ def save_json(results: dict[str, Json], meta: Json, prefix: str = "bench") -> Pa
 # ---------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    p.add_argument(
-        "--proxies", default=",".join(ALL_PROXIES), help="comma-separated subset of %(default)s"
-    )
-    p.add_argument("--rounds", type=int, default=3, help="wrk rounds (the median is reported)")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk round")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up")
-    p.add_argument("--latency-duration", type=float, default=15.0, help="seconds at fixed rate")
-    p.add_argument("--rate", type=int, default=2000, help="fixed rate for latency, req/s")
-    p.add_argument("--connections", type=int, default=50, help="wrk connections")
-    p.add_argument("--latency-connections", type=int, default=16, help="fortio connections")
-    p.add_argument("--proxy-cpu", type=int, default=0, help="core for the proxy")
-    p.add_argument("--load-cpu", type=int, default=1, help="core for backend and load")
-    p.add_argument(
+def load_parser(
+    description: str, targets: Sequence[str], *, rounds: str, cpu: str, readme: str, keep: str
+) -> argparse.ArgumentParser:
+    """The options every proxy benchmark takes (targets, wrk and fortio settings, cores,
+    quick runs, README and temporary files); a script adds its own after these."""
+    p = argparse.ArgumentParser(description=description)
+    add = p.add_argument
+    add("--proxies", default=",".join(targets), help="comma-separated subset of %(default)s")
+    add("--rounds", type=int, default=3, help=rounds)
+    add("--duration", type=float, default=10.0, help="seconds per wrk round")
+    add("--warmup", type=float, default=2.0, help="seconds of warm-up load")
+    add("--latency-duration", type=float, default=15.0, help="seconds at the fixed rate")
+    add("--rate", type=int, default=2000, help="fixed rate for latency, req/s")
+    add("--connections", type=int, default=50, help="wrk connections")
+    add("--latency-connections", type=int, default=16, help="fortio connections")
+    add("--proxy-cpu", type=int, default=0, help=cpu)
+    add("--load-cpu", type=int, default=1, help="core for backend and load")
+    add(
         "--max-wait-idle",
         type=float,
         default=30.0,
         help="seconds to wait, before each measurement, for other load on the machine to stop",
     )
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 5 s each")
-    p.add_argument("--write-readme", action="store_true", help="rewrite the README results")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the configs and logs")
+    add("--quick", action="store_true", help="smoke test: 1 round, short runs")
+    add("--write-readme", action="store_true", help=readme)
+    add("--keep-tmp", action="store_true", help=keep)
+    return p
+
+
+def parse_load_args(
+    p: argparse.ArgumentParser, argv: list[str] | None, targets: Sequence[str]
+) -> argparse.Namespace:
+    """Parses `argv` with a `load_parser`: a quick run is one round of 5 s measurements,
+    and `--proxies` becomes a list of known targets."""
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.latency_duration = 1, 5.0, 1.0, 5.0
     args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
-    unknown = set(args.proxies) - set(ALL_PROXIES)
+    unknown = set(args.proxies) - set(targets)
     if unknown:
         p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
     return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = load_parser(
+        (__doc__ or "").split("\n")[0],
+        ALL_PROXIES,
+        rounds="wrk rounds (the median is reported)",
+        cpu="core for the proxy",
+        readme="rewrite the README results",
+        keep="keep the configs and logs",
+    )
+    return parse_load_args(p, argv, ALL_PROXIES)
 
 
 def on_sigterm(signum: int, _frame: FrameType | None) -> None:

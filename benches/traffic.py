@@ -82,7 +82,9 @@ from run import (
     Target,
     fmt,
     free_port,
+    goal_section,
     install_tools,
+    load_parser,
     log,
     machine_info,
     measure_latency,
@@ -91,6 +93,8 @@ from run import (
     meshpy_version,
     mib,
     notes,
+    notes_section,
+    parse_load_args,
     save_json,
     start_backend,
     summarize,
@@ -683,17 +687,8 @@ def report(results: dict[str, Json], meta: Json) -> str:
     ratios = ratio_rows(results)
     if ratios:
         parts += ["", "meshpy pair / Envoy pair:", "", table(["figure", "ratio", "better"], ratios)]
-    checks = goal_checks(results)
-    if checks:
-        rows = [[goal, value, "yes" if met else "no"] for goal, value, met in checks]
-        parts += ["", table(["meshpy goal", "measured", "met"], rows)]
-    found = traffic_notes(results)
-    if meta.get("meshpy_build") == "debug info":
-        found.insert(0, "meshpy: its extension carries debug info (a debug build?)")
-    if found:
-        parts += ["", "Notes:", "", *[f"- {x}" for x in found]]
-    else:
-        parts += ["", "No errors; every path sustained the fixed rate."]
+    parts += goal_section(goal_checks(results))
+    parts += notes_section(traffic_notes(results), "path", meta)
     return "\n".join(parts)
 
 
@@ -703,35 +698,15 @@ def report(results: dict[str, Json], meta: Json) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    add = p.add_argument
-    add("--proxies", default=",".join(ALL_TARGETS), help="comma-separated subset of %(default)s")
-    add("--rounds", type=int, default=3, help="wrk rounds (the median is reported)")
-    add("--duration", type=float, default=10.0, help="seconds per wrk round")
-    add("--warmup", type=float, default=2.0, help="seconds of warm-up load")
-    add("--latency-duration", type=float, default=15.0, help="seconds at the fixed rate")
-    add("--rate", type=int, default=2000, help="fixed rate for latency, req/s")
-    add("--connections", type=int, default=50, help="wrk connections")
-    add("--latency-connections", type=int, default=16, help="fortio connections")
-    add("--proxy-cpu", type=int, default=0, help="core for both sidecars")
-    add("--load-cpu", type=int, default=1, help="core for backend and load")
-    add(
-        "--max-wait-idle",
-        type=float,
-        default=30.0,
-        help="seconds to wait, before each measurement, for other load on the machine to stop",
+    p = load_parser(
+        (__doc__ or "").split("\n")[0],
+        ALL_TARGETS,
+        rounds="wrk rounds (the median is reported)",
+        cpu="core for both sidecars",
+        readme="rewrite the README's traffic results",
+        keep="keep the certificates, configs and logs",
     )
-    add("--quick", action="store_true", help="smoke test: 1 round, short runs")
-    add("--write-readme", action="store_true", help="rewrite the README's traffic results")
-    add("--keep-tmp", action="store_true", help="keep the certificates, configs and logs")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.rounds, args.duration, args.warmup, args.latency_duration = 1, 5.0, 1.0, 5.0
-    args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
-    unknown = set(args.proxies) - set(ALL_TARGETS)
-    if unknown:
-        p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
-    return args
+    return parse_load_args(p, argv, ALL_TARGETS)
 
 
 def main(argv: list[str] | None = None) -> int:
