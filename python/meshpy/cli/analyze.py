@@ -9,6 +9,7 @@ import typer
 
 from meshpy.cli._client import SERVER_OPTION, TOKEN_OPTION, Api, fail, narrate
 from meshpy.cli._output import OUTPUT_OPTION, Format, emit, table
+from meshpy.cli.resources import DOCUMENT_NAMESPACE_OPTION
 
 if TYPE_CHECKING:
     from meshpy.analyze import Finding
@@ -26,13 +27,7 @@ def analyze(
         help="Check the documents of these files (as for apply); without -f, the resources "
         "on the server. Repeatable.",
     ),
-    namespace: str = typer.Option(
-        "default",
-        "--namespace",
-        "-n",
-        metavar="NS",
-        help="Namespace of documents whose metadata names none.",
-    ),
+    namespace: str = DOCUMENT_NAMESPACE_OPTION,
     offline: bool = typer.Option(
         False,
         "--offline",

@@ -22,6 +22,13 @@ __all__ = ["apply", "delete", "describe", "get"]
 NAMESPACE_OPTION: Any = typer.Option(
     "default", "--namespace", "-n", metavar="NS", help="The namespace."
 )
+DOCUMENT_NAMESPACE_OPTION: Any = typer.Option(
+    "default",
+    "--namespace",
+    "-n",
+    metavar="NS",
+    help="Namespace of documents whose metadata names none.",
+)
 SERVICE_NAMES = ("services", "service", "svc")
 
 
@@ -64,13 +71,7 @@ def apply(
         help="A YAML or JSON file, a directory of them (*.yaml, *.yml, *.json), or - for stdin. "
         "Repeatable.",
     ),
-    namespace: str = typer.Option(
-        "default",
-        "--namespace",
-        "-n",
-        metavar="NS",
-        help="Namespace of documents whose metadata names none.",
-    ),
+    namespace: str = DOCUMENT_NAMESPACE_OPTION,
     output: Format = OUTPUT_OPTION,
     server: str | None = SERVER_OPTION,
     token: str | None = TOKEN_OPTION,
