@@ -238,8 +238,11 @@ impl Matcher {
             && self.headers.iter().all(|(name, wanted)| {
                 req.headers.get_all(name).iter().any(|v| match wanted {
                     ValueMatcher::Exact(value) => v == value,
-                    // A value that is not UTF-8 matches no expression.
-                    ValueMatcher::Regex(regex) => v.to_str().is_ok_and(|v| regex.is_match(v)),
+                    // A value that is not UTF-8 matches no expression. (`to_str` would
+                    // also refuse UTF-8 beyond visible ASCII, such as `é`.)
+                    ValueMatcher::Regex(regex) => {
+                        std::str::from_utf8(v.as_bytes()).is_ok_and(|v| regex.is_match(v))
+                    }
                 })
             })
             && self

@@ -24,7 +24,8 @@ fn route(
     for (name, value) in headers {
         map.append(
             HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
+            // from_bytes: UTF-8 beyond ASCII (`é`) is a valid, if unusual, field value.
+            HeaderValue::from_bytes(value.as_bytes()).unwrap(),
         );
     }
     let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -249,8 +250,9 @@ fn regular_expressions_match_the_whole_path_and_value() {
         rule(serde_json::json!([{"path": {"type": "RegularExpression", "value": "/[\\w-]+\\.json"}}]), "json"),
         rule(serde_json::json!([{"path": {"type": "Exact", "value": "/h"}, "headers": [{"name": "X-Version", "value": "v[0-9]+", "type": "RegularExpression"}]}]), "header"),
         rule(serde_json::json!([{"path": {"type": "Exact", "value": "/q"}, "query_params": [{"name": "id", "value": "[0-9]{3}", "type": "RegularExpression"}]}]), "query"),
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/u"}, "headers": [{"name": "x-name", "value": "é+", "type": "RegularExpression"}]}]), "utf8"),
     ]}]));
-    let cases: [RegexCase; 14] = [
+    let cases: [RegexCase; 16] = [
         ("/v1/users/ann", &[], Ok("users")),
         ("/v12/users/bob", &[], Ok("users")),
         // Anchored: a match inside the path is not enough.
@@ -268,6 +270,9 @@ fn regular_expressions_match_the_whole_path_and_value() {
             Ok("header"),
         ),
         ("/h", &[], Err(Miss::NoRule)),
+        // UTF-8 beyond ASCII is matched like any text, as an exact condition would.
+        ("/u", &[("x-name", "é")], Ok("utf8")),
+        ("/u", &[("x-name", "e")], Err(Miss::NoRule)),
         ("/q?id=123", &[], Ok("query")),
         ("/q?a=b&id=1234", &[], Err(Miss::NoRule)),
         ("/q", &[], Err(Miss::NoRule)),
