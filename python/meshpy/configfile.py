@@ -26,7 +26,7 @@ __all__ = [
     "parse",
 ]
 
-BOOTSTRAP_KEYS = ("admin", "workers")
+BOOTSTRAP_KEYS = ("admin", "workers", "max_connections")
 """Top-level keys that configure the process (fixed until restart); the rest is the snapshot."""
 
 IDENTITY_KEY = "identity"

@@ -224,7 +224,7 @@ class _Model(BaseModel):
 
 
 class Timeouts(_Model):
-    """Per-request and per-connection time limits of a listener."""
+    """Per-request and per-connection time limits of a listener, slow clients included."""
 
     request: Duration = _duration_field(
         "15s",
@@ -233,6 +233,18 @@ class Timeouts(_Model):
     idle: Duration = _duration_field(
         "300s",
         "Close a downstream connection after it has been idle this long.",
+    )
+    request_head: Duration = _duration_field(
+        "10s",
+        "Once an HTTP/1 request head has begun, the whole head must arrive within this.",
+    )
+    body_progress: Duration = _duration_field(
+        "30s",
+        "Longest a request body may send nothing while the upstream waits for it (then 408).",
+    )
+    send: Duration = _duration_field(
+        "30s",
+        "Longest a write to a client that does not read may stay blocked (then it is closed).",
     )
 
 
@@ -909,6 +921,11 @@ class Bootstrap(_Model):
         default=None, description="ip:port of the admin listener (stats); none when omitted."
     )
     workers: int = Field(default=1, ge=1, le=64, description="Number of data plane threads.")
+    max_connections: int = Field(
+        default=20_000,
+        ge=1,
+        description="Connections open at once on all listeners together; more are refused.",
+    )
 
 
 class Snapshot(_Model):
@@ -1001,8 +1018,8 @@ class IdentityPaths(_Model):
 
 
 class ProxyConfig(Bootstrap, Snapshot):
-    """A whole proxy config file: the bootstrap keys (admin, workers), a snapshot, and the
-    identity files (read and reloaded by ``meshpy proxy run``)."""
+    """A whole proxy config file: the bootstrap keys (admin, workers, max_connections), a
+    snapshot, and the identity files (read and reloaded by ``meshpy proxy run``)."""
 
     identity: IdentityPaths | None = Field(
         default=None,

@@ -3,6 +3,8 @@
 //! so that a retry or a mirror can send it again).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::endpoint::Lease;
+use crate::slow::{BodyError, ClientBody};
 
 /// A downstream response body.
 #[derive(Debug)]
@@ -141,7 +144,7 @@ pub enum Prepared {
 #[derive(Debug)]
 pub enum RequestBody {
     /// The client's body, streamed frame by frame (trailers included), never buffered.
-    Streaming(Incoming),
+    Streaming(ClientBody),
     /// A buffered body, from a [`Replay`].
     Replay {
         /// The data not sent yet.
@@ -154,7 +157,7 @@ pub enum RequestBody {
         /// The data read ahead, not sent yet.
         head: Option<Bytes>,
         /// The rest of the client's body.
-        rest: Incoming,
+        rest: ClientBody,
     },
 }
 
@@ -163,7 +166,7 @@ impl RequestBody {
     /// bytes. The length the client announced decides without reading when it is
     /// over; a body of unknown length is read until it passes `limit`, and then what
     /// was read goes first and the rest streams.
-    pub async fn read_ahead(mut body: Incoming, limit: usize) -> Result<Prepared, hyper::Error> {
+    pub async fn read_ahead(mut body: ClientBody, limit: usize) -> Result<Prepared, BodyError> {
         if body.is_end_stream() {
             return Ok(Prepared::Replay(Replay::default()));
         }
@@ -218,12 +221,12 @@ impl RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut *self {
             Self::Streaming(inner) => Pin::new(inner).poll_frame(cx),
             Self::Replay { data, trailers } => Poll::Ready(match data.take() {
@@ -262,5 +265,71 @@ impl Body for RequestBody {
                 hint
             }
         }
+    }
+}
+
+/// A request body on its way upstream, which records when it has been handed to the
+/// connection whole: only then may an HTTP/1 connection carry another request (an
+/// upstream can answer before it has read the body; RFC 9112 §9.3), and only then is
+/// a timeout surely the upstream's doing.
+#[derive(Debug)]
+pub struct TrackedBody {
+    inner: RequestBody,
+    /// Set once the last frame is out; `None` when the body was empty from the start.
+    sent: Option<Arc<AtomicBool>>,
+}
+
+/// Whether an [`TrackedBody`] has been sent whole.
+#[derive(Debug, Clone, Default)]
+pub struct BodySent(Option<Arc<AtomicBool>>);
+
+impl BodySent {
+    /// True once the body's last frame has gone to the connection.
+    pub fn is_sent(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|sent| sent.load(Ordering::Acquire))
+    }
+}
+
+impl TrackedBody {
+    /// Wraps `inner`, and returns the flag that tells when it is sent. An empty body
+    /// (most requests) needs no flag, and allocates nothing.
+    pub fn new(inner: RequestBody) -> (Self, BodySent) {
+        let sent = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        let flag = BodySent(sent.clone());
+        (Self { inner, sent }, flag)
+    }
+
+    fn mark_sent(&self) {
+        if let Some(sent) = &self.sent {
+            sent.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.mark_sent(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.mark_sent(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

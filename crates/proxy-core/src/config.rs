@@ -73,6 +73,10 @@ pub struct Bootstrap {
     /// Number of tokio worker threads; 1 suits a sidecar.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Connections open at once on all listeners together; at the limit new ones are
+    /// refused at accept and those open are kept (each listener also has its own).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for Bootstrap {
@@ -80,12 +84,17 @@ impl Default for Bootstrap {
         Self {
             admin: None,
             workers: default_workers(),
+            max_connections: default_max_connections(),
         }
     }
 }
 
 fn default_workers() -> usize {
     1
+}
+
+fn default_max_connections() -> usize {
+    20_000
 }
 
 /// Everything that can change while the proxy runs: listeners and the clusters they send to.
@@ -154,7 +163,7 @@ pub struct Listener {
     /// `via`, `forwarded` or `none` (HTTP only).
     #[serde(default)]
     pub proxy_header: ProxyHeader,
-    /// Request and idle timeouts.
+    /// Request, idle and slow-client timeouts.
     #[serde(default)]
     pub timeouts: ListenerTimeouts,
     /// Connection and header limits.
@@ -178,6 +187,18 @@ pub struct ListenerTimeouts {
     /// A connection with no request (HTTP/1) or no bytes (TCP) for this long is closed.
     #[serde(with = "duration_str")]
     pub idle: Duration,
+    /// Once the first byte of an HTTP/1 request head has come, the whole head must
+    /// follow within this; otherwise the connection is closed (slow head).
+    #[serde(with = "duration_str")]
+    pub request_head: Duration,
+    /// Longest a request body may go without data while the upstream waits for it;
+    /// then the request fails with 408 and the connection closes (slow body).
+    #[serde(with = "duration_str")]
+    pub body_progress: Duration,
+    /// Longest a write to a client that does not read may stay blocked; then the
+    /// connection is closed (slow read).
+    #[serde(with = "duration_str")]
+    pub send: Duration,
 }
 
 impl Default for ListenerTimeouts {
@@ -185,6 +206,9 @@ impl Default for ListenerTimeouts {
         Self {
             request: Duration::from_secs(15),
             idle: Duration::from_secs(300),
+            request_head: Duration::from_secs(10),
+            body_progress: Duration::from_secs(30),
+            send: Duration::from_secs(30),
         }
     }
 }
@@ -330,6 +354,9 @@ pub fn parse_bootstrap(json: &str) -> Result<Bootstrap, ConfigError> {
     if !(1..=64).contains(&bootstrap.workers) {
         return Err(ConfigError::new("workers", "must be between 1 and 64"));
     }
+    if bootstrap.max_connections == 0 {
+        return Err(ConfigError::new("max_connections", "must be at least 1"));
+    }
     Ok(bootstrap)
 }
 
@@ -440,6 +467,12 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
         }
         check_positive(listener.timeouts.request, &at("timeouts.request"))?;
         check_positive(listener.timeouts.idle, &at("timeouts.idle"))?;
+        check_positive(listener.timeouts.request_head, &at("timeouts.request_head"))?;
+        check_positive(
+            listener.timeouts.body_progress,
+            &at("timeouts.body_progress"),
+        )?;
+        check_positive(listener.timeouts.send, &at("timeouts.send"))?;
         if let Some(authorization) = &listener.authorization {
             authz::validate_authorization(i, authorization)?;
         }

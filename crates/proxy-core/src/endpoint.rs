@@ -1,7 +1,9 @@
 //! One upstream endpoint: its count of requests in flight and its pool of keep-alive connections.
 //!
 //! HTTP/1 connections carry one request at a time: an idle one is taken from
-//! the pool, and given back when its response body has ended cleanly. HTTP/2
+//! the pool, and given back when its response body has ended cleanly and its
+//! request body has been sent whole; one whose exchange did not finish both ways
+//! is closed, and a checkout never waits for another request's exchange. HTTP/2
 //! keeps one shared connection per endpoint and multiplexes on it. Endpoints
 //! of a cluster with `tls` are reached over mTLS, and HTTP goes over HTTP/2.
 //!
@@ -27,19 +29,21 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::balance::ewma::PeakEwma;
-use crate::body::RequestBody;
+use crate::body::{BodySent, RequestBody, TrackedBody};
 use crate::breaker::{Counters, Limit, Limits, Slot};
 use crate::clock;
 use crate::config::{PoolConfig, UpstreamProtocol};
 use crate::error::{ErrorKind, ProxyError};
+use crate::headers;
 use crate::metrics::OutlierMetrics;
 use crate::outlier::{self, Health, Outcome};
+use crate::slow;
 use crate::spiffe::SpiffeId;
 use crate::tls::Alpn;
 use crate::upstream_tls::UpstreamTls;
 
-type H1Sender = http1::SendRequest<RequestBody>;
-type H2Sender = http2::SendRequest<RequestBody>;
+type H1Sender = http1::SendRequest<TrackedBody>;
+type H2Sender = http2::SendRequest<TrackedBody>;
 
 /// A connection to an endpoint for the L4 proxy: plain, or mTLS.
 pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -106,6 +110,11 @@ impl Default for Link {
         }
     }
 }
+
+/// Largest read or write buffer of an upstream HTTP/1 connection: what a response held
+/// back by a slow client can occupy, and the largest response head (nginx allows 4 or
+/// 8 KiB by default).
+const UPSTREAM_H1_MAX_BUF_BYTES: usize = 16 * 1024;
 
 /// A failed attempt counts for peak EWMA as a response at least this slow,
 /// so that an endpoint refusing connections quickly is shunned, not favoured.
@@ -243,8 +252,12 @@ impl Endpoint {
         };
         let mut lease = Lease::new(Arc::clone(self), link);
         lease.request = Some(slot);
+        let (parts, body) = req.into_parts();
+        let (body, body_sent) = TrackedBody::new(body);
+        let req = Request::from_parts(parts, body);
         let started = clock::now_ns();
-        let sent = tokio::time::timeout(timeout, self.send_on(req, &mut lease)).await;
+        let sent = tokio::time::timeout(timeout, self.send_on(req, body_sent.clone(), &mut lease));
+        let sent = sent.await;
         let now = clock::now_ns();
         let elapsed = now.saturating_sub(started);
         match sent {
@@ -255,14 +268,22 @@ impl Endpoint {
                 Ok((response, lease))
             }
             Ok(Err(err)) => {
-                if !matches!(err.kind(), ErrorKind::Overflow(_) | ErrorKind::NoIdentity) {
+                // Neither a full circuit breaker nor a client's broken body is the endpoint's fault.
+                if !matches!(
+                    err.kind(),
+                    ErrorKind::Overflow(_)
+                        | ErrorKind::NoIdentity
+                        | ErrorKind::ClientBody
+                        | ErrorKind::ClientBodyTimeout
+                ) {
                     self.failed(&lease.link, elapsed, now);
                 }
                 Err(err)
             }
             Err(_) => {
-                // Time spent waiting for a free connection is the breakers' doing, not the endpoint's.
-                if !lease.waiting {
+                // Time spent waiting for a free connection is the breakers' doing, and
+                // time waiting for a slow client's body the client's: not the endpoint's.
+                if !lease.waiting && body_sent.is_sent() {
                     self.failed(&lease.link, elapsed, now);
                 }
                 Err(ProxyError::new(ErrorKind::RequestTimeout))
@@ -278,7 +299,8 @@ impl Endpoint {
 
     async fn send_on(
         &self,
-        req: Request<RequestBody>,
+        req: Request<TrackedBody>,
+        body_sent: BodySent,
         lease: &mut Lease,
     ) -> Result<Response<Incoming>, ProxyError> {
         // mTLS endpoints speak HTTP/2 whatever the cluster's protocol says.
@@ -288,8 +310,10 @@ impl Endpoint {
         };
         match protocol {
             UpstreamProtocol::Http1 => {
+                let mut req = req;
+                headers::frame_h1_body(&mut req);
                 let (response, sender) = self.send_h1(req, lease).await?;
-                lease.conn = Some(sender);
+                lease.conn = Some((sender, body_sent));
                 Ok(response)
             }
             UpstreamProtocol::Http2 => self.send_h2(req, &lease.link).await,
@@ -298,7 +322,7 @@ impl Endpoint {
 
     async fn send_h1(
         &self,
-        mut req: Request<RequestBody>,
+        mut req: Request<TrackedBody>,
         lease: &mut Lease,
     ) -> Result<(Response<Incoming>, H1Sender), ProxyError> {
         loop {
@@ -326,7 +350,7 @@ impl Endpoint {
         let counters = &link.counters;
         let mut pending: Option<Slot> = None;
         loop {
-            if let Some(sender) = self.checkout_h1().await {
+            if let Some(sender) = self.checkout_h1() {
                 lease.waiting = false;
                 return Ok(H1Conn::Idle(sender));
             }
@@ -352,16 +376,17 @@ impl Endpoint {
         }
     }
 
-    /// Takes the most recently used idle connection that is still good.
-    async fn checkout_h1(&self) -> Option<H1Sender> {
+    /// Takes the most recently used idle connection that is ready for a request now.
+    /// It never waits: one that is not ready is still busy with something (writing out
+    /// what it was given), so it is dropped, and hyper closes it once that is done.
+    fn checkout_h1(&self) -> Option<H1Sender> {
         loop {
             let idle = lock(&self.idle_h1).pop()?;
             if idle.since.elapsed() > self.key.pool.idle_timeout || idle.sender.is_closed() {
                 continue;
             }
-            let mut sender = idle.sender;
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+            if idle.sender.is_ready() {
+                return Some(idle.sender);
             }
         }
     }
@@ -369,6 +394,7 @@ impl Endpoint {
     async fn connect_h1(&self, slot: Slot) -> Result<H1Sender, ProxyError> {
         let io = TokioIo::new(self.connect_tcp().await?);
         let (mut sender, conn) = http1::Builder::new()
+            .max_buf_size(UPSTREAM_H1_MAX_BUF_BYTES)
             .handshake(io)
             .await
             .map_err(|e| ProxyError::with_source(ErrorKind::ConnectFailed, e))?;
@@ -387,9 +413,11 @@ impl Endpoint {
         Ok(sender)
     }
 
-    /// Gives a connection back after a response ended cleanly.
-    fn put_idle(&self, sender: H1Sender, link: &Link) {
-        if sender.is_closed() {
+    /// Gives a connection back after a response ended cleanly, if its request was sent
+    /// whole; otherwise it is dropped, and hyper closes it once the request body is
+    /// finished or abandoned (RFC 9112 §9.6: it cannot carry another request before).
+    fn put_idle(&self, sender: H1Sender, sent: &BodySent, link: &Link) {
+        if sender.is_closed() || !sent.is_sent() {
             return;
         }
         {
@@ -409,7 +437,7 @@ impl Endpoint {
 
     async fn send_h2(
         &self,
-        req: Request<RequestBody>,
+        req: Request<TrackedBody>,
         link: &Link,
     ) -> Result<Response<Incoming>, ProxyError> {
         let mut sender = self.shared_h2_sender(link).await?;
@@ -538,7 +566,8 @@ enum H1Conn {
 #[derive(Debug)]
 pub struct Lease {
     endpoint: Arc<Endpoint>,
-    conn: Option<H1Sender>,
+    /// The HTTP/1 connection, and whether its request body is sent whole.
+    conn: Option<(H1Sender, BodySent)>,
     link: Arc<Link>,
     request: Option<Slot>,
     /// A TCP relay's connection slot.
@@ -560,10 +589,11 @@ impl Lease {
         }
     }
 
-    /// The response ended cleanly: its HTTP/1 connection may carry another request.
+    /// The response ended cleanly: its HTTP/1 connection may carry another request
+    /// once the request body is sent too.
     pub fn complete(&mut self) {
-        if let Some(sender) = self.conn.take() {
-            self.endpoint.put_idle(sender, &self.link);
+        if let Some((sender, sent)) = self.conn.take() {
+            self.endpoint.put_idle(sender, &sent, &self.link);
         }
     }
 }
@@ -575,8 +605,10 @@ impl Drop for Lease {
     }
 }
 
+/// A failed exchange: the upstream's fault, unless the client's body failed under it.
 fn upstream_failed(err: hyper::Error) -> ProxyError {
-    ProxyError::with_source(ErrorKind::UpstreamFailed, err)
+    let kind = slow::client_body_fault(&err).unwrap_or(ErrorKind::UpstreamFailed);
+    ProxyError::with_source(kind, err)
 }
 
 /// A poisoned pool only means a panic elsewhere; its data is still a plain list.

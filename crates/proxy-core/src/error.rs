@@ -40,6 +40,8 @@ pub enum ErrorKind {
     Overflow(Limit),
     /// The client's request body failed while the proxy read it ahead (for a retry or a mirror).
     ClientBody,
+    /// The client's request body made no progress for the listener's `body_progress` timeout.
+    ClientBodyTimeout,
 }
 
 /// Whose side a failure is on; metrics and logs carry it.
@@ -89,9 +91,10 @@ impl ProxyError {
             | ErrorKind::NoBackend
             | ErrorKind::NoEndpoints
             | ErrorKind::NoIdentity => Side::Internal,
-            ErrorKind::Unauthorized | ErrorKind::InvalidPath | ErrorKind::ClientBody => {
-                Side::Downstream
-            }
+            ErrorKind::Unauthorized
+            | ErrorKind::InvalidPath
+            | ErrorKind::ClientBody
+            | ErrorKind::ClientBodyTimeout => Side::Downstream,
             _ => Side::Upstream,
         }
     }
@@ -132,6 +135,7 @@ impl ProxyError {
             ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
             ErrorKind::InvalidPath | ErrorKind::ClientBody => StatusCode::BAD_REQUEST,
+            ErrorKind::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -153,6 +157,7 @@ impl ProxyError {
             ErrorKind::InvalidPath => "invalid-path",
             ErrorKind::Overflow(_) => "overflow",
             ErrorKind::ClientBody => "client_body",
+            ErrorKind::ClientBodyTimeout => "client_body_timeout",
         }
     }
 
@@ -179,6 +184,7 @@ impl ProxyError {
             }
             ErrorKind::Overflow(Limit::Requests) => "overflow: the cluster is at its max_requests",
             ErrorKind::ClientBody => "the request body could not be read",
+            ErrorKind::ClientBodyTimeout => "the request body stopped arriving",
         };
         match &self.source {
             Some(source) => format!("{what}: {source}\n"),
@@ -232,6 +238,7 @@ mod tests {
                 Side::Upstream,
             ),
             (ErrorKind::ClientBody, 400, false, Side::Downstream),
+            (ErrorKind::ClientBodyTimeout, 408, false, Side::Downstream),
         ];
         for (kind, status, retryable, side) in cases {
             let err = ProxyError::new(kind);

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http::{Request, Version};
+use http::{Method, Request, Version};
+use http_body::Body;
 
 use crate::config::{ProxyHeader, UpstreamProtocol};
 
@@ -140,6 +141,113 @@ pub fn prepare_request<B>(
         ProxyHeader::None => {}
     }
     set_target(req, upstream);
+}
+
+/// Checks the target and `Host` of an HTTP/1 request (RFC 9112 §3.2) before it is
+/// routed, and makes them agree: an absolute-form target's authority replaces
+/// whatever `Host` said, as a proxy must. A request that fails gets 400 with the
+/// reason returned. HTTP/2 requests carry `:authority` instead, and are left alone.
+pub fn check_http1_target<B>(req: &mut Request<B>) -> Result<(), &'static str> {
+    if req.version() != Version::HTTP_11 && req.version() != Version::HTTP_10 {
+        return Ok(());
+    }
+    let uri = req.uri();
+    let asterisk = uri.path() == "*" && uri.authority().is_none();
+    let origin = uri.scheme().is_none() && uri.authority().is_none();
+    let absolute = uri.scheme().is_some();
+    match *req.method() {
+        Method::CONNECT => return Err("CONNECT is not supported"),
+        Method::OPTIONS if asterisk => {}
+        _ if asterisk => return Err("only OPTIONS may have the target *"),
+        _ if !(origin || absolute) => return Err("the request target must be a path or a URL"),
+        _ => {}
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    if let Some(host) = host {
+        if !is_valid_host(host.as_bytes()) {
+            return Err("invalid Host header");
+        }
+    }
+    if absolute {
+        let Some(authority) = req.uri().authority() else {
+            return Err("the request target has no host");
+        };
+        if !is_valid_host(authority.as_str().as_bytes()) {
+            return Err("invalid host in the request target");
+        }
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| "invalid host")?;
+        req.headers_mut().insert(header::HOST, host);
+    } else if host.is_none() {
+        return Err("missing Host header");
+    }
+    Ok(())
+}
+
+/// Whether `value` is a `Host` field value: `uri-host [ ":" port ]` with no userinfo
+/// (RFC 9110 §7.2); the host a bracketed IPv6 literal, or letters, digits and `-._~`
+/// with `!$&'()*+,;=` and percent escapes (a reg-name, RFC 3986 §3.2.2).
+pub fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let literal = &value[1..end];
+                let literal_ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|b| b.is_ascii_hexdigit() || b":.".contains(b));
+                if !literal_ok {
+                    return false;
+                }
+                match &value[end + 1..] {
+                    [] => (&value[..=end], None),
+                    [b':', port @ ..] => (&value[..=end], Some(port)),
+                    _ => return false,
+                }
+            }
+            None => return false,
+        },
+        _ => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        },
+    };
+    let reg_name_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b)));
+    let port_ok = port.is_none_or(|port| {
+        port.len() <= 5 && port.iter().all(u8::is_ascii_digit) && {
+            let n = port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+            n <= 65_535
+        }
+    });
+    reg_name_ok && port_ok
+}
+
+/// Whether a request sent on HTTP/1 needs `Transfer-Encoding: chunked` set by the proxy:
+/// a GET or HEAD whose body has no known length. hyper frames any other method's body
+/// of unknown length as chunked, but sends GET and HEAD with none, which would drop a
+/// body the client sent (chunked on HTTP/1, or DATA without `content-length` on HTTP/2).
+/// The rule is to forward such a body re-framed, on every hop.
+pub fn needs_chunked_framing(method: &Method, body_is_empty: bool, exact_len: Option<u64>) -> bool {
+    (method == Method::GET || method == Method::HEAD) && !body_is_empty && exact_len.is_none()
+}
+
+/// Sets `Transfer-Encoding: chunked` on a request for an HTTP/1 upstream when
+/// [`needs_chunked_framing`] says so.
+pub fn frame_h1_body<B: Body>(req: &mut Request<B>) {
+    let body = req.body();
+    if needs_chunked_framing(req.method(), body.is_end_stream(), body.size_hint().exact()) {
+        req.headers_mut().insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
 }
 
 /// `x-forwarded-for` keeps one comma-separated list: earlier hops first, this client last.

@@ -26,6 +26,7 @@ use crate::config::ListenerProtocol;
 use crate::endpoint::{Endpoint, Lease};
 use crate::error::{ErrorKind, ProxyError};
 use crate::filters::Filters;
+use crate::h2guard::H2Guard;
 use crate::headers::{self, ClientHeaders, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
 use crate::inbound::{self, PeerIdentity};
 use crate::io::{self, ClientStream, Detected};
@@ -35,6 +36,7 @@ use crate::mirror;
 use crate::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
 use crate::route::{Mirror, Miss, RequestView};
+use crate::slow::{client_body_failed, ClientBody, HeadTimer, Progress};
 use crate::tls::ALPN_H2;
 
 /// `x-meshpy-fault: abort`, on responses of an injected abort.
@@ -116,6 +118,8 @@ pub async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let idle = route.timeouts.idle;
+    let send = route.timeouts.send;
+    let progress = Progress::default();
     let metrics = &shared.metrics;
     let wire = match route.tls {
         None => None,
@@ -127,7 +131,9 @@ pub async fn serve_connection(
                     Bytes::new(),
                     metrics.bytes_received.clone(),
                     metrics.bytes_sent.clone(),
-                );
+                )
+                .with_progress(progress.clone())
+                .with_send_timeout(send);
                 let accepted =
                     inbound::handshake(io, shared, ListenerProtocol::Http, &shutdown).await;
                 let Some((tls, peer_id)) = accepted else {
@@ -139,7 +145,7 @@ pub async fn serve_connection(
                     _ => Detected::Http1,
                 };
                 let conn = Connection::new(shared, peer, Some(Wire::Mtls), Some(peer_id));
-                serve_io(TokioIo::new(tls), detected, conn, &route, &shutdown).await;
+                serve_io(tls, detected, conn, progress, &route, &shutdown).await;
                 return;
             }
             Some(Wire::Plaintext) => Some(Wire::Plaintext),
@@ -153,25 +159,42 @@ pub async fn serve_connection(
         },
         _ = shutdown.drain.cancelled() => return,
     };
-    let io = TokioIo::new(ClientStream::new(
+    let io = ClientStream::new(
         stream,
         prefix,
         metrics.bytes_received.clone(),
         metrics.bytes_sent.clone(),
-    ));
+    )
+    .with_progress(progress.clone())
+    .with_send_timeout(send);
     let conn = Connection::new(shared, peer, wire, None);
-    serve_io(io, detected, conn, &route, &shutdown).await;
+    serve_io(io, detected, conn, progress, &route, &shutdown).await;
 }
 
+/// Largest read or write buffer of an HTTP/1 connection, beyond what the request
+/// head needs: what a client that stops reading can make the proxy hold.
+const H1_MAX_BUF_BYTES: usize = 16 * 1024;
+/// HTTP/2 flow-control windows: at most this much of a request body is buffered
+/// per stream, and per connection, when the upstream is slow to take it.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// Response bytes buffered per HTTP/2 stream for a client that grants no window.
+const H2_MAX_SEND_BUF_BYTES: usize = 16 * 1024;
+/// Streams at once per HTTP/2 connection (nginx allows 128, Go 250).
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
 /// Serves HTTP of the `detected` version on `io` with the listener's limits.
+/// `progress` counts the bytes `io` delivers, for the request-head timeout; an
+/// HTTP/2 client's control frames are metered by an [`H2Guard`].
 async fn serve_io<I>(
     io: I,
     detected: Detected,
     conn: Arc<Connection>,
+    progress: Progress,
     route: &ListenerRoute,
     shutdown: &Shutdown,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let idle = route.timeouts.idle;
     let limits = route.limits;
@@ -182,12 +205,19 @@ async fn serve_io<I>(
     });
     match detected {
         Detected::Http1 => {
+            // The header read timeout is the idle one until the head's first byte
+            // comes, then `request_head` (see `slow::HeadTimer`).
             let served = http1::Builder::new()
-                .timer(TokioTimer::new())
+                .timer(HeadTimer::new(progress, route.timeouts.request_head))
                 .header_read_timeout(idle)
                 .max_headers(limits.max_headers)
                 .max_header_size(limits.max_header_bytes)
-                .serve_connection(io, service);
+                .max_buf_size(H1_MAX_BUF_BYTES.max(limits.max_header_bytes + 1))
+                // Body chunks are copied into one write buffer rather than queued: a
+                // queued chunk would pin the whole upstream read buffer it came from
+                // for as long as a slow client takes to read it.
+                .writev(false)
+                .serve_connection(TokioIo::new(io), service);
             // hyper closes idle HTTP/1 connections itself (header read timeout).
             drive(served, shutdown, std::future::pending()).await;
         }
@@ -196,7 +226,11 @@ async fn serve_io<I>(
             let served = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_header_list_size(header_list)
-                .serve_connection(io, service);
+                .initial_stream_window_size(H2_STREAM_WINDOW)
+                .initial_connection_window_size(H2_CONNECTION_WINDOW)
+                .max_send_buf_size(H2_MAX_SEND_BUF_BYTES)
+                .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+                .serve_connection(TokioIo::new(H2Guard::new(io)), service);
             // An HTTP/2 connection with no request for a whole idle period gets GOAWAY.
             drive(served, shutdown, watched.idle(idle)).await;
         }
@@ -254,6 +288,14 @@ async fn forward(
     route: &ListenerRoute,
     conn: &Connection,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    if let Err(reason) = headers::check_http1_target(&mut req) {
+        // The client's framing of what it wants is in doubt: answer, then close.
+        let mut response = local_response(StatusCode::BAD_REQUEST, format!("{reason}\n"));
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
+    }
     // HTTP/1 header counts are enforced by the parser; HTTP/2 ones here.
     if req.headers().len() > route.limits.max_headers {
         return Ok(local_response(
@@ -305,6 +347,7 @@ async fn forward(
     let mirrored = roll_mirrors(chosen.mirrors);
     let retries = chosen.retry.filter(|policy| policy.attempts > 0);
     let (parts, incoming) = req.into_parts();
+    let incoming = ClientBody::new(incoming, route.timeouts.body_progress);
     if retries.is_none() && mirrored == 0 {
         // The common case: one try, the body streamed as it comes.
         let req = Request::from_parts(parts, RequestBody::Streaming(incoming));
@@ -317,7 +360,7 @@ async fn forward(
     );
     let prepared = match read.await {
         Err(_) => return Err(ProxyError::new(ErrorKind::RequestTimeout)),
-        Ok(Err(err)) => return Err(ProxyError::with_source(ErrorKind::ClientBody, err)),
+        Ok(Err(err)) => return Err(client_body_failed(err)),
         Ok(Ok(prepared)) => prepared,
     };
     for (i, mirror) in chosen.mirrors.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! The downstream socket as the HTTP server sees it: bytes read while sniffing the protocol replayed first, traffic counted.
+//! The downstream socket as the HTTP server sees it: bytes read while sniffing the protocol replayed first, traffic counted, blocked writes bounded.
 
 use std::io;
 use std::pin::Pin;
@@ -8,6 +8,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::slow::{Progress, SendWatch};
 
 /// The HTTP/2 connection preface a prior-knowledge client opens with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -55,6 +57,10 @@ pub struct ClientStream {
     received: Counter,
     sent: Counter,
     activity: Option<Counter>,
+    /// Bytes handed to the reader (the prefix included), for the request-head timeout.
+    progress: Option<Progress>,
+    /// The send timeout: a write blocked for longer fails.
+    send: Option<SendWatch>,
 }
 
 impl ClientStream {
@@ -67,6 +73,31 @@ impl ClientStream {
             received,
             sent,
             activity: None,
+            progress: None,
+            send: None,
+        }
+    }
+
+    /// Also counts the bytes handed to the reader into `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Fails a write that stays blocked (the client not reading) for `limit`.
+    pub fn with_send_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.send = Some(SendWatch::new(limit));
+        self
+    }
+
+    fn watch_send<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match &mut self.send {
+            Some(watch) => watch.check(cx, polled),
+            None => polled,
         }
     }
 
@@ -94,12 +125,18 @@ impl AsyncRead for ClientStream {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if let Some(progress) = &self.progress {
+                progress.advance(n);
+            }
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
         let n = buf.filled().len() - before;
         self.moved(&self.received, n);
+        if let Some(progress) = &self.progress {
+            progress.advance(n);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -110,7 +147,8 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.stream).poll_write(cx, buf))?;
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        let n = ready!(self.watch_send(cx, polled))?;
         self.moved(&self.sent, n);
         Poll::Ready(Ok(n))
     }
@@ -120,7 +158,8 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, bufs))?;
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        let n = ready!(self.watch_send(cx, polled))?;
         self.moved(&self.sent, n);
         Poll::Ready(Ok(n))
     }

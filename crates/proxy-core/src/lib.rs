@@ -9,6 +9,8 @@
 //! - `authz` normalises paths and decides who may call, as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
 //! - `outlier` ejects failing endpoints and `breaker` caps what a cluster is sent;
+//! - `slow` bounds slow clients: request-head, body-progress and send timeouts;
+//!   `h2guard` closes HTTP/2 connections that flood control frames;
 //! - `retry` decides retries and keeps budgets, `resilience` a cluster's faults and counters,
 //!   `mirror` sends copies of requests;
 //! - `error` maps every failure to a status code; `metrics` and `state` report;
@@ -30,6 +32,7 @@ mod csr;
 mod endpoint;
 pub mod error;
 pub mod filters;
+mod h2guard;
 pub mod headers;
 mod http;
 mod identity;
@@ -45,6 +48,7 @@ mod retry;
 mod rng;
 pub mod route;
 mod runtime;
+mod slow;
 pub mod spiffe;
 mod state;
 mod tcp;

@@ -99,6 +99,40 @@ impl ListenerRoute {
     }
 }
 
+/// Connections open across every listener of the proxy, and the most allowed
+/// (`max_connections` of the bootstrap): at the limit new connections are refused
+/// at accept, and those open are kept.
+#[derive(Debug)]
+pub struct ConnectionBudget {
+    open: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+impl Default for ConnectionBudget {
+    fn default() -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            limit: AtomicUsize::new(usize::MAX),
+        }
+    }
+}
+
+impl ConnectionBudget {
+    /// Sets the most connections open at once.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Connections open now, on all listeners.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn is_full(&self) -> bool {
+        self.open() >= self.limit.load(Ordering::Relaxed)
+    }
+}
+
 /// State of one listener that outlives reloads: its route slot, metrics and connection count.
 #[derive(Debug)]
 pub struct ListenerShared {
@@ -111,6 +145,8 @@ pub struct ListenerShared {
     /// The proxy's identity, which mTLS handshakes present.
     pub identity: Arc<IdentityStore>,
     open: AtomicUsize,
+    /// The proxy-wide connection budget.
+    budget: Arc<ConnectionBudget>,
 }
 
 impl ListenerShared {
@@ -120,6 +156,7 @@ impl ListenerShared {
         route: ListenerRoute,
         metrics: ListenerMetrics,
         identity: Arc<IdentityStore>,
+        budget: Arc<ConnectionBudget>,
     ) -> Self {
         Self {
             name: name.to_string(),
@@ -127,6 +164,7 @@ impl ListenerShared {
             metrics,
             identity,
             open: AtomicUsize::new(0),
+            budget,
         }
     }
 
@@ -142,6 +180,7 @@ struct OpenConnection(Arc<ListenerShared>);
 impl OpenConnection {
     fn new(shared: &Arc<ListenerShared>) -> Self {
         shared.open.fetch_add(1, Ordering::Relaxed);
+        shared.budget.open.fetch_add(1, Ordering::Relaxed);
         shared.metrics.connections_open.inc();
         shared.metrics.connections_total.inc();
         Self(Arc::clone(shared))
@@ -151,6 +190,7 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.budget.open.fetch_sub(1, Ordering::Relaxed);
         self.0.metrics.connections_open.dec();
     }
 }
@@ -204,7 +244,8 @@ pub async fn accept_loop(
             }
         };
         let route = shared.route.load_full();
-        if shared.open_connections() >= route.limits.max_connections {
+        // Shedding refuses new connections first; those open are kept.
+        if shared.open_connections() >= route.limits.max_connections || shared.budget.is_full() {
             shared.metrics.connections_rejected.inc();
             drop(stream);
             continue;

@@ -112,7 +112,7 @@ const WIRES: [&str; 2] = ["mtls", "plaintext"];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
-pub const ERROR_REASONS: [&str; 14] = [
+pub const ERROR_REASONS: [&str; 15] = [
     "no_route",
     "no_backend",
     "no_endpoints",
@@ -127,6 +127,7 @@ pub const ERROR_REASONS: [&str; 14] = [
     "invalid-path",
     "overflow",
     "client_body",
+    "client_body_timeout",
 ];
 
 fn latency_histogram() -> Histogram {

@@ -129,10 +129,12 @@ impl Proxy {
     /// Creates a proxy from a parsed bootstrap.
     pub fn with_bootstrap(bootstrap: Bootstrap) -> Result<Self, Error> {
         let runtime = ProxyRuntime::start(bootstrap.workers).map_err(Error::Runtime)?;
+        let shared = Shared::default();
+        shared.connections.set_limit(bootstrap.max_connections);
         Ok(Self {
             bootstrap,
             runtime,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(shared),
             control: Mutex::new(Control {
                 phase: Phase::Created,
                 version: 0,
@@ -251,6 +253,7 @@ impl Proxy {
                         route,
                         metrics,
                         Arc::clone(&self.shared.identity),
+                        Arc::clone(&self.shared.connections),
                     );
                     let mut known = Known {
                         shared: Arc::new(shared),

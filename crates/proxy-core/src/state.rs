@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::cluster::Cluster;
 use crate::config::{ListenerProtocol, TlsMode, UpstreamProtocol};
 use crate::identity::IdentityStore;
-use crate::listener::{ListenerShared, Target};
+use crate::listener::{ConnectionBudget, ListenerShared, Target};
 use crate::metrics::Metrics;
 use crate::resilience::MirrorGate;
 
@@ -45,6 +45,8 @@ pub struct Shared {
     pub identity: Arc<IdentityStore>,
     /// Mirrored requests in flight, bounded per proxy.
     pub mirror_gate: Arc<MirrorGate>,
+    /// Connections open on all listeners, bounded per proxy.
+    pub connections: Arc<ConnectionBudget>,
     ready: AtomicBool,
     needs_identity: AtomicBool,
 }

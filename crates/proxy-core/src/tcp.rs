@@ -48,7 +48,8 @@ pub async fn serve_connection(
         metrics.bytes_received.clone(),
         metrics.bytes_sent.clone(),
     )
-    .with_activity(activity.clone());
+    .with_activity(activity.clone())
+    .with_send_timeout(route.timeouts.send);
     // The client proves who it is, and is authorized, before anything is opened upstream.
     let (mut client, peer) = match wire {
         Some(Wire::Mtls) => {

@@ -70,7 +70,10 @@ def run(
         "--config",
         "-c",
         metavar="FILE",
-        help="Proxy config, YAML or JSON: admin, workers, version, listeners, clusters.",
+        help=(
+            "Proxy config, YAML or JSON: admin, workers, max_connections, version, "
+            "listeners, clusters."
+        ),
     ),
     service: str | None = typer.Option(
         None,

@@ -212,3 +212,220 @@ fn request_ids_are_32_hex_digits_and_differ() {
     assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
     assert_ne!(a, b);
 }
+
+#[test]
+fn bodies_of_unknown_length_on_get_and_head_are_sent_chunked() {
+    // (method, body empty, exact length, chunked framing set by the proxy)
+    let cases = [
+        (Method::GET, false, None, true),
+        (Method::HEAD, false, None, true),
+        (Method::GET, false, Some(5), false), // content-length frames it
+        (Method::GET, true, None, false),     // no body: nothing to frame
+        (Method::GET, true, Some(0), false),
+        (Method::POST, false, None, false), // hyper chunks it already
+        (Method::DELETE, false, None, false),
+        (Method::OPTIONS, false, None, false),
+        (Method::PUT, false, Some(3), false),
+    ];
+    for (method, empty, exact, want) in cases {
+        assert_eq!(
+            needs_chunked_framing(&method, empty, exact),
+            want,
+            "{method} empty={empty} exact={exact:?}"
+        );
+    }
+}
+
+/// A body of one chunk whose length is not known ahead, like a chunked upload.
+struct Unsized(Option<bytes::Bytes>);
+
+impl Body for Unsized {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|data| Ok(http_body::Frame::data(data))))
+    }
+}
+
+#[test]
+fn frame_h1_body_sets_transfer_encoding_only_when_needed() {
+    let hi = || Unsized(Some(bytes::Bytes::from_static(b"hi")));
+    let mut get = Request::get("/").body(hi()).unwrap();
+    frame_h1_body(&mut get);
+    assert_eq!(get.headers()[header::TRANSFER_ENCODING], "chunked");
+
+    let sized = http_body_util::Full::new(bytes::Bytes::from_static(b"hi"));
+    let mut sized = Request::get("/").body(sized).unwrap();
+    frame_h1_body(&mut sized);
+    assert!(!sized.headers().contains_key(header::TRANSFER_ENCODING));
+
+    let mut post = Request::post("/").body(hi()).unwrap();
+    frame_h1_body(&mut post);
+    assert!(!post.headers().contains_key(header::TRANSFER_ENCODING));
+}
+
+#[test]
+fn host_values() {
+    let valid: &[&[u8]] = &[
+        b"x",
+        b"payment.default.svc",
+        b"x:8080",
+        b"127.0.0.1:80",
+        b"[::1]",
+        b"[::1]:443",
+        b"a-b_c~d",
+        b"x:",
+    ];
+    let invalid: &[&[u8]] = &[
+        b"", b"x y", b"u@x", b"x/y", b"x:y", b"x:65536", b"x:1:2", b"[::1", b"[]", b"[::1]x",
+        b"[zz]", b"x\ty", b":80",
+    ];
+    for value in valid {
+        assert!(is_valid_host(value), "{:?}", String::from_utf8_lossy(value));
+    }
+    for value in invalid {
+        assert!(
+            !is_valid_host(value),
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
+    }
+}
+
+#[test]
+fn http1_targets_and_hosts() {
+    // (method, version, target, Host values, outcome, Host forwarded)
+    type Case = (
+        Method,
+        Version,
+        &'static str,
+        &'static [&'static str],
+        Result<(), &'static str>,
+        Option<&'static str>,
+    );
+    let cases: &[Case] = &[
+        (
+            Method::GET,
+            Version::HTTP_11,
+            "/a",
+            &["x"],
+            Ok(()),
+            Some("x"),
+        ),
+        (
+            Method::GET,
+            Version::HTTP_11,
+            "/a",
+            &[],
+            Err("missing Host header"),
+            None,
+        ),
+        (
+            Method::GET,
+            Version::HTTP_10,
+            "/a",
+            &[],
+            Err("missing Host header"),
+            None,
+        ),
+        (
+            Method::GET,
+            Version::HTTP_11,
+            "/a",
+            &["x", "y"],
+            Err("more than one Host header"),
+            None,
+        ),
+        (
+            Method::GET,
+            Version::HTTP_11,
+            "/a",
+            &["u@x"],
+            Err("invalid Host header"),
+            None,
+        ),
+        // Absolute form: the target's authority wins over Host.
+        (
+            Method::POST,
+            Version::HTTP_11,
+            "http://x/a",
+            &["y"],
+            Ok(()),
+            Some("x"),
+        ),
+        (
+            Method::GET,
+            Version::HTTP_10,
+            "http://x:81/a",
+            &[],
+            Ok(()),
+            Some("x:81"),
+        ),
+        (
+            Method::OPTIONS,
+            Version::HTTP_11,
+            "*",
+            &["x"],
+            Ok(()),
+            Some("x"),
+        ),
+        (
+            Method::GET,
+            Version::HTTP_11,
+            "*",
+            &["x"],
+            Err("only OPTIONS may have the target *"),
+            None,
+        ),
+        (
+            Method::POST,
+            Version::HTTP_11,
+            "case-1",
+            &["x"],
+            Err("the request target must be a path or a URL"),
+            None,
+        ),
+        (
+            Method::CONNECT,
+            Version::HTTP_11,
+            "x:443",
+            &["x"],
+            Err("CONNECT is not supported"),
+            None,
+        ),
+        // HTTP/2 has :authority; nothing to check here.
+        (
+            Method::GET,
+            Version::HTTP_2,
+            "http://x/a",
+            &[],
+            Ok(()),
+            None,
+        ),
+    ];
+    for (method, version, target, hosts, want, forwarded) in cases {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .version(*version)
+            .uri(*target)
+            .body(())
+            .unwrap();
+        for host in *hosts {
+            req.headers_mut()
+                .append(header::HOST, HeaderValue::from_static(host));
+        }
+        let got = check_http1_target(&mut req);
+        assert_eq!(got, *want, "{method} {target} {hosts:?}");
+        if got.is_ok() {
+            assert_eq!(
+                req.headers().get(header::HOST).map(|h| h.to_str().unwrap()),
+                *forwarded,
+                "{method} {target} {hosts:?}"
+            );
+        }
+    }
+}
