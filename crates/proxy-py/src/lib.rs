@@ -17,6 +17,12 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// The proxy's own memory comes from jemalloc, whose background thread gives pages
+/// freed after a burst (a thousand slow connections, say) back to the system within
+/// seconds; glibc's malloc keeps them. Python's objects still use Python's allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 create_exception!(
     _core,
     MeshpyError,
