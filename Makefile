@@ -15,7 +15,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Every Debian package that make installs, in one place.
 APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark nghttp2-client
 APT_DB_PACKAGES    := postgresql-15
-APT_BENCH_PACKAGES := nginx haproxy wrk
+APT_BENCH_PACKAGES := nginx haproxy wrk slowhttptest
 
 # Pinned tools. Python: uv (pinned with hashes in tools/uv.txt) installs .venv exactly as
 # uv.lock says; `make lock` refreshes the lock. Go: the programs tests and benchmarks run
@@ -50,7 +50,7 @@ endef
 
 .PHONY: help setup tools system-deps rust-tools venv go-tools lock build lint fmt schema \
 	check-schema stubtest check-lock openapi check-openapi test test-db test-rust test-python \
-	test-latest test-lowest check-fresh bench-setup bench demo clean
+	test-latest test-lowest check-fresh fuzz bench-setup bench demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -101,6 +101,7 @@ build: tools ## cargo build --release, then maturin develop --release into .venv
 
 lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema, OpenAPI and lock checks
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(BIN)/ruff check python tests scripts examples
 	$(BIN)/ruff format --check python tests scripts examples
@@ -129,16 +130,17 @@ fmt: ## format Rust and Python, apply safe lint fixes
 	$(BIN)/ruff check --fix python tests scripts examples
 	$(BIN)/ruff format python tests scripts examples
 
-test: build lint test-rust test-python ## lint, then cargo tests, then pytest (unit + integration)
+test: build lint test-rust test-python ## lint, then cargo tests, then pytest (unit, integration, security)
 
 test-rust: ## cargo test --workspace (proxy-core's tests never link Python)
 	$(CARGO) test --workspace --locked
+	$(CARGO) test --manifest-path fuzz/Cargo.toml --locked  # the fuzz targets on their seeds
 
 test-db: ## start PostgreSQL 15 (apt-get install if missing), create the test role and database
 	@$(call apt_install_missing,$(APT_DB_PACKAGES))
 	@bash scripts/test-postgres.sh $(PG_ROLE) $(PG_PASSWORD) $(PG_DB)
 
-test-python: test-db ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
+test-python: test-db go-tools ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
 	@rc=0; $(BIN)/pytest tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -147,6 +149,13 @@ test-latest: ## not in CI: pip install . with the newest versions the ranges all
 
 test-lowest: $(UV) ## not in CI: the same with the lowest versions the ranges allow (the tested lower bounds)
 	bash scripts/smoke-install.sh lowest
+
+FUZZ_SECONDS ?= 600
+
+fuzz: ## not in CI: cargo-fuzz each proxy-core target for FUZZ_SECONDS (600); FUZZ_TARGETS="route_match ..." narrows
+	@rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@$(CARGO) +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 check-fresh: ## before a release or after a dependency bump: make test in a fresh clone, no caches
 	bash scripts/check-fresh.sh
