@@ -58,11 +58,21 @@ def test_bootstrap_and_snapshot_json_split_the_file() -> None:
     config = ProxyConfig.model_validate(
         {"admin": "127.0.0.1:9901", "workers": 2, "version": 7, **minimal()}
     )
-    assert json.loads(config.bootstrap_json()) == {"admin": "127.0.0.1:9901", "workers": 2}
+    assert json.loads(config.bootstrap_json()) == {
+        "admin": "127.0.0.1:9901",
+        "workers": 2,
+        "max_connections": 20_000,
+    }
     snapshot = json.loads(config.snapshot_json())
     assert set(snapshot) == {"version", "listeners", "clusters"}
     assert snapshot["version"] == 7
-    assert snapshot["listeners"][0]["timeouts"] == {"request": "15s", "idle": "5m"}
+    assert snapshot["listeners"][0]["timeouts"] == {
+        "request": "15s",
+        "idle": "5m",
+        "request_head": "10s",
+        "body_progress": "30s",
+        "send": "30s",
+    }
     assert snapshot["clusters"][0]["connect_timeout"] == "2s"
 
 
@@ -81,7 +91,13 @@ def test_durations_round_trip_as_strings() -> None:
         }
     )
     assert listener.timeouts.request == timedelta(milliseconds=250)
-    assert listener.model_dump(mode="json")["timeouts"] == {"request": "250ms", "idle": "1h"}
+    assert listener.model_dump(mode="json")["timeouts"] == {
+        "request": "250ms",
+        "idle": "1h",
+        "request_head": "10s",
+        "body_progress": "30s",
+        "send": "30s",
+    }
 
 
 def test_example_file_validates() -> None:
@@ -132,6 +148,7 @@ def test_example_file_validates() -> None:
         ({"clusters": [{"name": "Backend"}]}, "clusters[0].name"),
         ({"workers": 0}, "workers"),
         ({"workers": 65}, "workers"),
+        ({"max_connections": 0}, "max_connections"),
         ({"admin": "127.0.0.1"}, "admin"),
         ({"admin": "::1:80"}, "admin"),
         ({"version": -1}, "version"),

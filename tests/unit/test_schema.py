@@ -23,6 +23,7 @@ def test_schema_describes_every_field() -> None:
     assert set(schema["properties"]) == {
         "admin",
         "workers",
+        "max_connections",
         "version",
         "listeners",
         "clusters",

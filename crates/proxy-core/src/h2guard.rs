@@ -26,6 +26,8 @@ const PRIORITY: u8 = 0x2;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const WINDOW_UPDATE: u8 = 0x8;
+/// The END_STREAM flag of DATA and HEADERS frames.
+const END_STREAM: u8 = 0x1;
 
 /// Control frames a client may send in a burst.
 pub const BURST: u32 = 2_000;
@@ -35,11 +37,13 @@ pub const PER_SECOND: u32 = 200;
 /// download sends about one WINDOW_UPDATE per 16 KiB per stream and connection.
 pub const SENT_BYTES_PER_FRAME: u64 = 1024;
 
-/// Whether a frame of `kind` and `len` payload bytes is a control frame the budget
-/// charges: PING, SETTINGS, PRIORITY and WINDOW_UPDATE, and empty DATA frames
-/// (which the h2 crate limits too, but cost as much).
-pub fn is_control_frame(kind: u8, len: u32) -> bool {
-    matches!(kind, PRIORITY | SETTINGS | PING | WINDOW_UPDATE) || (kind == DATA && len == 0)
+/// Whether a frame of `kind`, `flags` and `len` payload bytes is a control frame the
+/// budget charges: PING, SETTINGS, PRIORITY and WINDOW_UPDATE, and empty DATA frames
+/// that do not end their stream (which the h2 crate limits too, but cost as much; an
+/// empty DATA frame with END_STREAM is how many clients end a request body).
+pub fn is_control_frame(kind: u8, flags: u8, len: u32) -> bool {
+    matches!(kind, PRIORITY | SETTINGS | PING | WINDOW_UPDATE)
+        || (kind == DATA && len == 0 && flags & END_STREAM == 0)
 }
 
 /// A token bucket of control frames: starts full at [`BURST`], refills by
@@ -109,9 +113,13 @@ impl Default for FrameScanner {
 }
 
 impl FrameScanner {
-    /// Scans `bytes`, calling `on_frame(kind, len)` for each complete frame header;
-    /// stops early, returning false, when `on_frame` does.
-    pub fn feed(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(u8, u32) -> bool) -> bool {
+    /// Scans `bytes`, calling `on_frame(kind, flags, len)` for each complete frame
+    /// header; stops early, returning false, when `on_frame` does.
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        mut on_frame: impl FnMut(u8, u8, u32) -> bool,
+    ) -> bool {
         while !bytes.is_empty() {
             if self.preface_left > 0 {
                 let n = self.preface_left.min(bytes.len());
@@ -133,10 +141,10 @@ impl FrameScanner {
             bytes = &bytes[n..];
             if self.header_len == FRAME_HEADER_LEN {
                 self.header_len = 0;
-                let [a, b, c, kind, ..] = self.header;
+                let [a, b, c, kind, flags, ..] = self.header;
                 let len = u32::from_be_bytes([0, a, b, c]);
                 self.payload_left = u64::from(len);
-                if !on_frame(kind, len) {
+                if !on_frame(kind, flags, len) {
                     return false;
                 }
             }
@@ -178,13 +186,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for H2Guard<S> {
         let this = &mut *self;
         let (budget, sent) = (&mut this.budget, this.sent);
         let mut now_ms = None;
-        let within = this.scanner.feed(&buf.filled()[before..], |kind, len| {
-            if !is_control_frame(kind, len) {
-                return true;
-            }
-            let now = *now_ms.get_or_insert_with(clock::now_ms);
-            budget.charge(now, sent)
-        });
+        let within = this
+            .scanner
+            .feed(&buf.filled()[before..], |kind, flags, len| {
+                if !is_control_frame(kind, flags, len) {
+                    return true;
+                }
+                let now = *now_ms.get_or_insert_with(clock::now_ms);
+                budget.charge(now, sent)
+            });
         if !within {
             tracing::debug!("HTTP/2 control frame flood: closing the connection");
             return Poll::Ready(Err(io::Error::other("HTTP/2 control frame flood")));
@@ -233,17 +243,18 @@ mod tests {
 
     fn frame(kind: u8, len: u32) -> Vec<u8> {
         let mut bytes = len.to_be_bytes()[1..].to_vec();
-        bytes.extend_from_slice(&[kind, 0, 0, 0, 0, 1]);
+        let flags = if kind == DATA { END_STREAM } else { 0 };
+        bytes.extend_from_slice(&[kind, flags, 0, 0, 0, 1]);
         bytes.resize(FRAME_HEADER_LEN + len as usize, 0xab);
         bytes
     }
 
-    fn scan_in_pieces(stream: &[u8], piece: usize) -> Vec<(u8, u32)> {
+    fn scan_in_pieces(stream: &[u8], piece: usize) -> Vec<(u8, u8, u32)> {
         let mut scanner = FrameScanner::default();
         let mut seen = Vec::new();
         for chunk in stream.chunks(piece) {
-            scanner.feed(chunk, |kind, len| {
-                seen.push((kind, len));
+            scanner.feed(chunk, |kind, flags, len| {
+                seen.push((kind, flags, len));
                 true
             });
         }
@@ -259,11 +270,11 @@ mod tests {
         stream.extend(frame(PING, 8));
         stream.extend(frame(WINDOW_UPDATE, 4));
         let want = vec![
-            (SETTINGS, 12),
-            (1, 40),
-            (DATA, 0),
-            (PING, 8),
-            (WINDOW_UPDATE, 4),
+            (SETTINGS, 0, 12),
+            (1, 0, 40),
+            (DATA, END_STREAM, 0),
+            (PING, 0, 8),
+            (WINDOW_UPDATE, 0, 4),
         ];
         for piece in [1, 2, 5, 9, 10, 24, 1000] {
             assert_eq!(scan_in_pieces(&stream, piece), want, "pieces of {piece}");
@@ -272,22 +283,27 @@ mod tests {
 
     #[test]
     fn control_frames_are_the_ones_that_carry_no_request() {
-        // (kind, payload length, charged)
+        // (kind, flags, payload length, charged)
         let cases = [
-            (PING, 8, true),
-            (SETTINGS, 0, true),
-            (SETTINGS, 6, true),
-            (WINDOW_UPDATE, 4, true),
-            (PRIORITY, 5, true),
-            (DATA, 0, true),
-            (DATA, 1, false),
-            (0x1, 30, false), // HEADERS
-            (0x3, 4, false),  // RST_STREAM: the h2 crate limits resets itself
-            (0x7, 8, false),  // GOAWAY
-            (0x9, 10, false), // CONTINUATION
+            (PING, 0, 8, true),
+            (SETTINGS, 0, 0, true),
+            (SETTINGS, 0, 6, true),
+            (WINDOW_UPDATE, 0, 4, true),
+            (PRIORITY, 0, 5, true),
+            (DATA, 0, 0, true),
+            (DATA, END_STREAM, 0, false), // the end of a request body
+            (DATA, 0, 1, false),
+            (0x1, 0, 30, false), // HEADERS
+            (0x3, 0, 4, false),  // RST_STREAM: the h2 crate limits resets itself
+            (0x7, 0, 8, false),  // GOAWAY
+            (0x9, 0, 10, false), // CONTINUATION
         ];
-        for (kind, len, want) in cases {
-            assert_eq!(is_control_frame(kind, len), want, "kind {kind} len {len}");
+        for (kind, flags, len, want) in cases {
+            assert_eq!(
+                is_control_frame(kind, flags, len),
+                want,
+                "kind {kind} flags {flags} len {len}"
+            );
         }
     }
 
