@@ -180,6 +180,10 @@ bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar
 bench-traffic: bench-setup build ## the two-sidecar path with routes, retries and two endpoints vs Envoy
 	$(PY) benches/traffic.py --write-readme
 
+.PHONY: bench-slowclients
+bench-slowclients: bench-setup build ## slow head, body and read at 1,000 connections vs nginx and HAProxy (~40 min)
+	$(PY) benches/slow_clients.py --write-readme
+
 demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that meshpy rollout rolls back, a live table
 	$(BIN)/meshpy demo --duration 30
 
