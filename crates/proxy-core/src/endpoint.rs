@@ -256,8 +256,8 @@ impl Endpoint {
         let (body, body_sent) = TrackedBody::new(body);
         let req = Request::from_parts(parts, body);
         let started = clock::now_ns();
-        let sent = tokio::time::timeout(timeout, self.send_on(req, body_sent.clone(), &mut lease));
-        let sent = sent.await;
+        let send = self.send_on(req, body_sent.clone(), &mut lease);
+        let sent = tokio::time::timeout(timeout, send).await;
         let now = clock::now_ns();
         let elapsed = now.saturating_sub(started);
         match sent {
@@ -268,14 +268,7 @@ impl Endpoint {
                 Ok((response, lease))
             }
             Ok(Err(err)) => {
-                // Neither a full circuit breaker nor a client's broken body is the endpoint's fault.
-                if !matches!(
-                    err.kind(),
-                    ErrorKind::Overflow(_)
-                        | ErrorKind::NoIdentity
-                        | ErrorKind::ClientBody
-                        | ErrorKind::ClientBodyTimeout
-                ) {
+                if err.blames_endpoint() {
                     self.failed(&lease.link, elapsed, now);
                 }
                 Err(err)
@@ -299,7 +292,7 @@ impl Endpoint {
 
     async fn send_on(
         &self,
-        req: Request<TrackedBody>,
+        mut req: Request<TrackedBody>,
         body_sent: BodySent,
         lease: &mut Lease,
     ) -> Result<Response<Incoming>, ProxyError> {
@@ -310,7 +303,6 @@ impl Endpoint {
         };
         match protocol {
             UpstreamProtocol::Http1 => {
-                let mut req = req;
                 headers::frame_h1_body(&mut req);
                 let (response, sender) = self.send_h1(req, lease).await?;
                 lease.conn = Some((sender, body_sent));
@@ -547,7 +539,7 @@ impl Endpoint {
                 Ok((stream, lease))
             }
             Err(err) => {
-                if err.kind() != ErrorKind::NoIdentity {
+                if err.blames_endpoint() {
                     self.record(&lease.link, Outcome::Failure);
                 }
                 Err(err)

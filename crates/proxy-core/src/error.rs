@@ -111,6 +111,19 @@ impl ProxyError {
         )
     }
 
+    /// Whether the failure says something about the endpoint, for outlier detection
+    /// and peak EWMA: not a full circuit breaker, a missing identity of this proxy, or
+    /// the client's own broken or stalled body.
+    pub fn blames_endpoint(&self) -> bool {
+        !matches!(
+            self.kind,
+            ErrorKind::Overflow(_)
+                | ErrorKind::NoIdentity
+                | ErrorKind::ClientBody
+                | ErrorKind::ClientBodyTimeout
+        )
+    }
+
     /// The circuit breaker limit a request ran into, for `x-meshpy-overflow`.
     pub fn overflow(&self) -> Option<Limit> {
         match self.kind {
@@ -249,6 +262,23 @@ mod tests {
                 crate::metrics::ERROR_REASONS.contains(&err.reason()),
                 "{kind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_failures_of_the_endpoint_blame_it() {
+        let cases = [
+            (ErrorKind::ConnectFailed, true),
+            (ErrorKind::ConnectTimeout, true),
+            (ErrorKind::UpstreamFailed, true),
+            (ErrorKind::UpstreamTls, true),
+            (ErrorKind::Overflow(Limit::Requests), false),
+            (ErrorKind::NoIdentity, false),
+            (ErrorKind::ClientBody, false),
+            (ErrorKind::ClientBodyTimeout, false),
+        ];
+        for (kind, blames) in cases {
+            assert_eq!(ProxyError::new(kind).blames_endpoint(), blames, "{kind:?}");
         }
     }
 
