@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use crate::authz::{self, AuthzRequest, Decider, HttpView};
 use crate::body::{Prepared, ProxyBody, Replay, RequestBody, MAX_REPLAY_BYTES};
 use crate::cluster::{Cluster, Pick};
-use crate::config::ListenerProtocol;
+use crate::config::{ListenerLimits, ListenerProtocol, ListenerTimeouts};
 use crate::endpoint::{Endpoint, Lease};
 use crate::error::{ErrorKind, ProxyError};
 use crate::filters::Filters;
@@ -36,7 +36,7 @@ use crate::mirror;
 use crate::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
 use crate::route::{Mirror, Miss, RequestView};
-use crate::slow::{client_body_failed, ClientBody, HeadTimer, Progress};
+use crate::slow::{client_body_failed, ClientBody, GatedBody, HeadTimer, Progress, WriteGate};
 use crate::tls::ALPN_H2;
 
 /// `x-meshpy-fault: abort`, on responses of an injected abort.
@@ -120,6 +120,7 @@ pub async fn serve_connection(
     let idle = route.timeouts.idle;
     let send = route.timeouts.send;
     let progress = Progress::default();
+    let gate = WriteGate::default();
     let metrics = &shared.metrics;
     let wire = match route.tls {
         None => None,
@@ -133,7 +134,8 @@ pub async fn serve_connection(
                     metrics.bytes_sent.clone(),
                 )
                 .with_progress(progress.clone())
-                .with_send_timeout(send);
+                .with_send_timeout(send)
+                .with_write_gate(gate.clone());
                 let accepted =
                     inbound::handshake(io, shared, ListenerProtocol::Http, &shutdown).await;
                 let Some((tls, peer_id)) = accepted else {
@@ -145,7 +147,7 @@ pub async fn serve_connection(
                     _ => Detected::Http1,
                 };
                 let conn = Connection::new(shared, peer, Some(Wire::Mtls), Some(peer_id));
-                serve_io(tls, detected, conn, progress, &route, &shutdown).await;
+                serve_io(tls, detected, conn, progress, gate, &route, &shutdown).await;
                 return;
             }
             Some(Wire::Plaintext) => Some(Wire::Plaintext),
@@ -166,13 +168,15 @@ pub async fn serve_connection(
         metrics.bytes_sent.clone(),
     )
     .with_progress(progress.clone())
-    .with_send_timeout(send);
+    .with_send_timeout(send)
+    .with_write_gate(gate.clone());
     let conn = Connection::new(shared, peer, wire, None);
-    serve_io(io, detected, conn, progress, &route, &shutdown).await;
+    serve_io(io, detected, conn, progress, gate, &route, &shutdown).await;
 }
 
-/// Largest read or write buffer of an HTTP/1 connection, beyond what the request
-/// head needs: what a client that stops reading can make the proxy hold.
+/// Largest read buffer of an HTTP/1 connection, beyond what the request head needs
+/// (hyper's write buffer has the same limit, but holds one response chunk at a
+/// time: see [`WriteGate`]).
 const H1_MAX_BUF_BYTES: usize = 16 * 1024;
 /// HTTP/2 flow-control windows: at most this much of a request body is buffered
 /// per stream, and per connection, when the upstream is slow to take it.
@@ -184,13 +188,15 @@ const H2_MAX_SEND_BUF_BYTES: usize = 16 * 1024;
 const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// Serves HTTP of the `detected` version on `io` with the listener's limits.
-/// `progress` counts the bytes `io` delivers, for the request-head timeout; an
-/// HTTP/2 client's control frames are metered by an [`H2Guard`].
+/// `progress` counts the bytes `io` delivers, for the request-head timeout, and
+/// `gate` is opened by its flushes, to pace HTTP/1 response bodies; an HTTP/2
+/// client's control frames are metered by an [`H2Guard`].
 async fn serve_io<I>(
     io: I,
     detected: Detected,
     conn: Arc<Connection>,
     progress: Progress,
+    gate: WriteGate,
     route: &ListenerRoute,
     shutdown: &Shutdown,
 ) where
@@ -199,24 +205,18 @@ async fn serve_io<I>(
     let idle = route.timeouts.idle;
     let limits = route.limits;
     let watched = Arc::clone(&conn);
+    let gate = matches!(detected, Detected::Http1).then_some(gate);
     let service = service_fn(move |req| {
         let conn = Arc::clone(&conn);
-        async move { Ok::<_, Infallible>(handle(req, &conn).await) }
+        let gate = gate.clone();
+        async move {
+            let response = handle(req, &conn).await;
+            Ok::<_, Infallible>(response.map(|body| GatedBody::new(body, gate)))
+        }
     });
     match detected {
         Detected::Http1 => {
-            // The header read timeout is the idle one until the head's first byte
-            // comes, then `request_head` (see `slow::HeadTimer`).
-            let served = http1::Builder::new()
-                .timer(HeadTimer::new(progress, route.timeouts.request_head))
-                .header_read_timeout(idle)
-                .max_headers(limits.max_headers)
-                .max_header_size(limits.max_header_bytes)
-                .max_buf_size(H1_MAX_BUF_BYTES.max(limits.max_header_bytes + 1))
-                // Body chunks are copied into one write buffer rather than queued: a
-                // queued chunk would pin the whole upstream read buffer it came from
-                // for as long as a slow client takes to read it.
-                .writev(false)
+            let served = http1_server(progress, &route.timeouts, &limits)
                 .serve_connection(TokioIo::new(io), service);
             // hyper closes idle HTTP/1 connections itself (header read timeout).
             drive(served, shutdown, std::future::pending()).await;
@@ -235,6 +235,28 @@ async fn serve_io<I>(
             drive(served, shutdown, watched.idle(idle)).await;
         }
     }
+}
+
+/// The HTTP/1 server of a connection, with the listener's timeouts and limits.
+pub(crate) fn http1_server(
+    progress: Progress,
+    timeouts: &ListenerTimeouts,
+    limits: &ListenerLimits,
+) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        // The header read timeout is the idle one until the head's first byte
+        // comes, then `request_head` (see `slow::HeadTimer`).
+        .timer(HeadTimer::new(progress, timeouts.request_head))
+        .header_read_timeout(timeouts.idle)
+        .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(H1_MAX_BUF_BYTES.max(limits.max_header_bytes + 1))
+        // Body chunks are copied into one write buffer rather than queued: a
+        // queued chunk would pin the whole upstream read buffer it came from
+        // for as long as a slow client takes to read it.
+        .writev(false);
+    builder
 }
 
 /// Serves a connection until it ends; on drain, or once `idle` resolves, shuts it down

@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::slow::{Progress, SendWatch};
+use crate::slow::{Progress, SendWatch, WriteGate};
 
 /// The HTTP/2 connection preface a prior-knowledge client opens with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -61,6 +61,8 @@ pub struct ClientStream {
     progress: Option<Progress>,
     /// The send timeout: a write blocked for longer fails.
     send: Option<SendWatch>,
+    /// Opened on every completed flush.
+    gate: Option<WriteGate>,
 }
 
 impl ClientStream {
@@ -75,6 +77,7 @@ impl ClientStream {
             activity: None,
             progress: None,
             send: None,
+            gate: None,
         }
     }
 
@@ -87,6 +90,12 @@ impl ClientStream {
     /// Fails a write that stays blocked (the client not reading) for `limit`.
     pub fn with_send_timeout(mut self, limit: std::time::Duration) -> Self {
         self.send = Some(SendWatch::new(limit));
+        self
+    }
+
+    /// Opens `gate` on every completed flush, for the response bodies it paces.
+    pub fn with_write_gate(mut self, gate: WriteGate) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -169,7 +178,11 @@ impl AsyncWrite for ClientStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+        if let Some(gate) = &self.gate {
+            gate.flushed();
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
