@@ -29,7 +29,6 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export GOTOOLCHAIN := local
 
-SCHEMA  := api/proxy-config.schema.json
 OPENAPI := api/openapi.json
 
 # The PostgreSQL that tests run against (the Debian cluster 15/main, started by `make test-db`).
@@ -111,12 +110,11 @@ lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema, Open
 stubtest: ## check python/meshpy/_core.pyi against the built extension
 	$(PY) -m mypy.stubtest meshpy._core --mypy-config-file pyproject.toml
 
-check-schema: ## fail if api/proxy-config.schema.json is not what the models generate
-	@$(PY) -m meshpy.dataplane --schema | diff -u $(SCHEMA) - \
-		|| { echo "$(SCHEMA) is stale: run 'make schema'"; exit 1; }
+check-schema: ## fail if api/proxy-config.schema.json or meshpy/proxyconfig.py is not what Rust generates
+	@$(PY) scripts/proxyconfig.py --check
 
-schema: ## regenerate api/proxy-config.schema.json from the pydantic models
-	$(PY) -m meshpy.dataplane --schema > $(SCHEMA)
+schema: ## regenerate api/proxy-config.schema.json from the Rust config types, and its Python types
+	$(PY) scripts/proxyconfig.py
 
 check-openapi: ## fail if api/openapi.json is not what the REST API generates
 	@$(PY) -m meshpy.api --openapi | diff -u $(OPENAPI) - \

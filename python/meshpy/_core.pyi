@@ -25,6 +25,9 @@ __all__ = [
     "StateError",
     "__version__",
     "certificate_info",
+    "check_bootstrap",
+    "check_snapshot",
+    "config_schema",
     "generate_csr",
     "regex_problem",
 ]
@@ -77,3 +80,12 @@ def certificate_info(pem: str) -> dict[str, Any]:
 def regex_problem(pattern: str) -> str | None:
     """Why the data plane refuses ``pattern`` as a RegularExpression match (Rust ``regex``
     syntax, matched against the whole value, bounded in length and compiled size), or None."""
+
+def check_bootstrap(bootstrap_json: str) -> None:
+    """Raise ConfigError unless ``Proxy(bootstrap_json)`` would take the document."""
+
+def check_snapshot(snapshot_json: str) -> None:
+    """Raise ConfigError unless ``Proxy.apply(snapshot_json)`` would take the document."""
+
+def config_schema() -> str:
+    """The JSON Schema of a proxy config file, derived from the Rust config types (indented)."""

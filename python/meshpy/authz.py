@@ -16,8 +16,9 @@ service and those that target its version service (``payment-v2``) both apply.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
+from meshpy import proxyconfig
 from meshpy.ca.spiffeid import workload_id
 from meshpy.resources import Resource
 from meshpy.resources.authorization import (
@@ -32,6 +33,13 @@ __all__ = ["AUTHZ_DEFAULTS", "AuthzDefault", "inbound_authorization"]
 AuthzDefault = Literal["all-unauthenticated", "all-authenticated", "deny"]
 AUTHZ_DEFAULTS: tuple[AuthzDefault, ...] = ("all-unauthenticated", "all-authenticated", "deny")
 
+_ACTIONS: dict[str, proxyconfig.AuthzAction] = {"ALLOW": "allow", "DENY": "deny", "AUDIT": "audit"}
+_DEFAULTS: dict[AuthzDefault, proxyconfig.AuthzDefault] = {
+    "all-unauthenticated": "all_unauthenticated",
+    "all-authenticated": "all_authenticated",
+    "deny": "deny",
+}
+
 
 def inbound_authorization(
     policies: tuple[Resource, ...],
@@ -39,13 +47,13 @@ def inbound_authorization(
     services: tuple[str, ...],
     trust_domain: str | None,
     default: AuthzDefault,
-) -> dict[str, Any] | None:
+) -> proxyconfig.Authorization | None:
     """The ``authorization`` of the inbound listener of an instance of ``services``.
 
     None when there is nothing to enforce (no policy targets them and everyone is allowed).
     ``trust_domain`` None (a mesh without identities): source rules match no caller.
     """
-    compiled = []
+    compiled: list[proxyconfig.AuthzPolicy] = []
     for policy in policies:
         spec = policy.spec
         if not isinstance(spec, AuthorizationPolicySpec):
@@ -57,17 +65,19 @@ def inbound_authorization(
         compiled.append(
             {
                 "name": f"{namespace}/{policy.name}",
-                "action": spec.action.lower(),
+                "action": _ACTIONS[spec.action],
                 "rules": [_rule(rule, namespace, trust_domain) for rule in spec.rules],
             }
         )
     if not compiled and default == "all-unauthenticated":
         return None
-    return {"default": default.replace("-", "_"), "policies": compiled}
+    return {"default": _DEFAULTS[default], "policies": compiled}
 
 
-def _rule(rule: AuthorizationRule, namespace: str, trust_domain: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _rule(
+    rule: AuthorizationRule, namespace: str, trust_domain: str | None
+) -> proxyconfig.AuthzRule:
+    out: proxyconfig.AuthzRule = {}
     if rule.sources is not None:
         sources = [_source(s, namespace, trust_domain) for s in rule.sources]
         out["sources"] = [s for s in sources if s is not None]
@@ -78,7 +88,7 @@ def _rule(rule: AuthorizationRule, namespace: str, trust_domain: str | None) -> 
 
 def _source(
     source: AuthorizationSource, namespace: str, trust_domain: str | None
-) -> dict[str, str] | None:
+) -> proxyconfig.AuthzSource | None:
     if source.spiffe is not None:
         return {"identity": source.spiffe}
     account = source.service_account
@@ -91,8 +101,8 @@ def _source(
     return {"identity": workload_id(trust_domain, account_ns, account.name)}
 
 
-def _target(target: AuthorizationTarget) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _target(target: AuthorizationTarget) -> proxyconfig.AuthzTarget:
+    out: proxyconfig.AuthzTarget = {}
     if target.paths:
         out["paths"] = [
             {"prefix": path[:-1]} if path.endswith("*") else {"exact": path}

@@ -1,7 +1,7 @@
 """Read a proxy config file (YAML or JSON) and split it into bootstrap, snapshot and identity.
 
-This module stays light on purpose (json and PyYAML only, no pydantic): it is on the path
-of ``meshpy proxy run``, where the Rust core does the validating. The optional top-level
+This module stays light on purpose (json, PyYAML and the config's generated types): it is on
+the path of ``meshpy proxy run``, where the Rust core does the validating. The optional top-level
 ``identity: {cert_chain, key, roots}`` names PEM files (relative to the config file); the
 core vets their content in ``set_identity``.
 """
@@ -9,11 +9,14 @@ core vets their content in ``set_identity``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from meshpy.proxyconfig import Bootstrap
 
 __all__ = [
     "BOOTSTRAP_KEYS",
@@ -24,10 +27,12 @@ __all__ = [
     "ProxyFile",
     "load",
     "parse",
+    "split",
 ]
 
-BOOTSTRAP_KEYS = ("admin", "workers", "max_connections")
-"""Top-level keys that configure the process (fixed until restart); the rest is the snapshot."""
+BOOTSTRAP_KEYS = tuple(Bootstrap.__annotations__)
+"""Top-level keys that configure the process (fixed until restart); the rest is the snapshot.
+They are the keys of the core's bootstrap type, so a new one needs no change here."""
 
 IDENTITY_KEY = "identity"
 """Top-level key naming the identity's PEM files; neither bootstrap nor snapshot."""
@@ -124,6 +129,12 @@ def parse(text: str, *, as_json: bool = False, base: Path | None = None) -> Prox
         kind = "nothing" if data is None else type(data).__name__
         msg = f"expected a mapping at the top level (listeners, clusters, ...), got {kind}"
         raise ConfigFileError(msg)
+    return split(data, base)
+
+
+def split(data: Mapping[Any, Any], base: Path | None = None) -> ProxyFile:
+    """Split a config's top level into bootstrap, snapshot and identity files (resolved
+    against ``base``); the values are not checked, the core does that."""
     bad_keys = [key for key in data if not isinstance(key, str)]
     if bad_keys:
         msg = f"top-level keys must be strings, got {bad_keys[0]!r}"

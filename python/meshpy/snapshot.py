@@ -67,8 +67,9 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
+from meshpy import proxyconfig
 from meshpy.authz import AuthzDefault, inbound_authorization
 from meshpy.ca.spiffeid import workload_id
 from meshpy.durations import format_duration
@@ -113,7 +114,7 @@ UNRESOLVED_CLUSTER = "unresolved-backend"
 """The empty cluster that backendRefs which cannot be resolved are sent to."""
 
 _NO_TIMEOUT = timedelta(hours=24)
-_DEFAULT_LB = "peak_ewma"
+_DEFAULT_LB: proxyconfig.LbPolicy = "peak_ewma"
 _RETRY_ATTEMPTS = 2
 """Retries of a rule whose ``retry`` leaves ``attempts`` out (the Gateway API leaves it to us)."""
 _RETRY_BACKOFF = timedelta(milliseconds=25)
@@ -282,7 +283,7 @@ def _cluster_name(namespace: str, name: str) -> str:
 
 def build_snapshot(
     state: MeshState, instance_id: str, ports: SidecarPorts = SidecarPorts()
-) -> dict[str, Any]:
+) -> proxyconfig.Snapshot:
     """The snapshot for the sidecar of instance ``instance_id``; ``version`` is the revision.
 
     Raises UnknownInstanceError when no such instance is registered.
@@ -304,8 +305,8 @@ def build_snapshot(
 class Part:
     """Listeners and clusters of one part of a snapshot."""
 
-    listeners: list[dict[str, Any]]
-    clusters: list[dict[str, Any]]
+    listeners: list[proxyconfig.Listener]
+    clusters: list[proxyconfig.Cluster]
 
 
 def build_outbound(
@@ -323,10 +324,12 @@ def build_outbound(
     services = state.service_index()
     policies = _backend_policies(state.backend_policies, services)
     mtls = state.mtls
-    clusters: dict[str, dict[str, Any]] = {}
+    clusters: dict[str, proxyconfig.Cluster] = {}
     for (ns, name), service in services.items():
         cluster = _cluster(_cluster_name(ns, name), _endpoints(service.endpoints))
-        cluster.update(policies.get((ns, name), {}))
+        policy = policies.get((ns, name))
+        if policy is not None:
+            _apply_policy(cluster, policy)
         if zone is not None:
             cluster["local_zone"] = zone
         if mtls is not None:
@@ -337,11 +340,12 @@ def build_outbound(
         clusters[_cluster_name(ns, name)] = cluster
 
     attached = _attached_routes(state.routes, services, namespace)
-    vhosts = []
+    vhosts: list[proxyconfig.VirtualHost] = []
     for ns, name in sorted(services):
         if services[(ns, name)].protocol == "tcp":
             continue
         routes = attached.get((ns, name), [])
+        rules: list[proxyconfig.RouteRule]
         if routes:
             rules = [
                 _rule(rule, route_ns, services, clusters)
@@ -350,15 +354,15 @@ def build_outbound(
                 if not refused_regular_expressions(rule)
             ]
         else:
-            catch_all = {"path": {"type": "PathPrefix", "value": "/"}}
-            backend = {"cluster": _cluster_name(ns, name), "weight": 1}
+            catch_all: proxyconfig.RouteMatch = {"path": {"type": "PathPrefix", "value": "/"}}
+            backend: proxyconfig.WeightedBackend = {"cluster": _cluster_name(ns, name), "weight": 1}
             rules = [{"matches": [catch_all], "backends": [backend]}]
         hosts = [name] if ns == namespace else []
         hosts += [f"{name}.{ns}", f"{name}.{ns}.svc"]
         vhosts.append({"name": _cluster_name(ns, name), "hosts": hosts, "rules": rules})
     if not vhosts:
         vhosts.append({"name": "no-services", "hosts": ["*"], "rules": []})
-    listener = {
+    listener: proxyconfig.Listener = {
         "name": "outbound",
         "address": f"{_host(ports.outbound_host)}:{ports.outbound}",
         "protocol": "http",
@@ -369,12 +373,12 @@ def build_outbound(
 
 def build_upstreams(
     state: MeshState, namespace: str, ports: SidecarPorts = SidecarPorts()
-) -> list[dict[str, Any]]:
+) -> list[proxyconfig.Listener]:
     """A TCP listener on 127.0.0.1 per upstream the sidecar asked for, to that service's
     cluster (over mTLS like any other). An upstream naming no known service gets no
     listener until the service appears: connecting to its port is refused meanwhile."""
     services = state.service_index()
-    listeners = []
+    listeners: list[proxyconfig.Listener] = []
     for up in sorted(ports.upstreams, key=lambda u: u.port):
         key = (up.namespace or namespace, up.service)
         if key not in services:
@@ -396,14 +400,15 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     if own.app_port is None:
         return Part([], [])
     own_service = state.service_index().get((own.namespace, own.service))
-    listener: dict[str, Any] = {
+    listener: proxyconfig.Listener = {
         "name": "inbound",
         "address": _inbound_address(own),
         "protocol": "tcp" if own_service and own_service.protocol == "tcp" else "http",
         "cluster": LOCAL_APP_CLUSTER,
     }
-    if state.mtls is not None:
-        listener["tls"] = {"mode": state.mtls.mtls}
+    mtls = state.mtls
+    if mtls is not None:  # never "disabled" then
+        listener["tls"] = {"mode": "permissive" if mtls.mtls == "permissive" else "strict"}
     version = version_service_name(own.service, own.version)
     services = (own.service,) if version is None else (own.service, version)
     identity = state.identity
@@ -422,11 +427,13 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     return Part([listener], [cluster])
 
 
-def _cluster(name: str, endpoints: list[Any], lb: str = _DEFAULT_LB) -> dict[str, Any]:
+def _cluster(
+    name: str, endpoints: list[proxyconfig.Endpoint], lb: proxyconfig.LbPolicy = _DEFAULT_LB
+) -> proxyconfig.Cluster:
     return {"name": name, "endpoints": endpoints, "lb": lb, "protocol": "http1"}
 
 
-def _endpoints(zones: Mapping[str, str | None]) -> list[Any]:
+def _endpoints(zones: Mapping[str, str | None]) -> list[proxyconfig.Endpoint]:
     """Sorted endpoints: ``"ip:port"`` (weight 1), or ``{address, zone}`` for one in a zone."""
     return [
         address if zone is None else {"address": address, "zone": zone}
@@ -450,25 +457,24 @@ def _inbound_address(inst: InstanceInfo) -> str:
 
 def _backend_policies(
     policies: tuple[Resource, ...], services: Mapping[tuple[str, str], _Service]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """The cluster fields of each service's BackendPolicy: the oldest policy targeting it,
-    else its parent's (a version service follows its service)."""
-    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+) -> dict[tuple[str, str], BackendPolicySpec]:
+    """Each service's BackendPolicy: the oldest policy targeting it, else its parent's (a
+    version service follows its service)."""
+    chosen: dict[tuple[str, str], BackendPolicySpec] = {}
     for policy in policies:
         if not isinstance(policy.spec, BackendPolicySpec):
             continue
-        fields = _policy_fields(policy.spec)
         for target in policy.spec.target_refs:
-            chosen.setdefault((policy.effective_namespace, target.name), fields)
+            chosen.setdefault((policy.effective_namespace, target.name), policy.spec)
     for (ns, name), service in services.items():
         if (ns, name) not in chosen and service.parent and (ns, service.parent) in chosen:
             chosen[(ns, name)] = chosen[(ns, service.parent)]
     return chosen
 
 
-def _policy_fields(spec: BackendPolicySpec) -> dict[str, Any]:
-    """A BackendPolicy spec as the core's cluster fields (``lb``, ``hash_on``, ...)."""
-    out: dict[str, Any] = {"lb": spec.load_balancer.type}
+def _apply_policy(out: proxyconfig.Cluster, spec: BackendPolicySpec) -> None:
+    """Set a BackendPolicy spec's cluster fields (``lb``, ``hash_on``, ...) on ``out``."""
+    out["lb"] = spec.load_balancer.type
     hash_on = spec.load_balancer.hash_on
     if hash_on is not None:
         if hash_on.header is not None:
@@ -481,12 +487,13 @@ def _policy_fields(spec: BackendPolicySpec) -> dict[str, Any]:
         out["outlier_detection"] = _outlier_detection(spec.outlier_detection)
     limits = spec.connection_limits
     if limits is not None:
-        breakers = {
-            "max_connections": limits.max_connections,
-            "max_pending_requests": limits.max_pending_requests,
-            "max_requests": limits.max_requests,
-        }
-        breakers = {k: v for k, v in breakers.items() if v is not None}
+        breakers: proxyconfig.CircuitBreakers = {}
+        if limits.max_connections is not None:
+            breakers["max_connections"] = limits.max_connections
+        if limits.max_pending_requests is not None:
+            breakers["max_pending_requests"] = limits.max_pending_requests
+        if limits.max_requests is not None:
+            breakers["max_requests"] = limits.max_requests
         if breakers:
             out["circuit_breakers"] = breakers
     out["retry_budget"] = {
@@ -497,11 +504,10 @@ def _policy_fields(spec: BackendPolicySpec) -> dict[str, Any]:
         out["slow_start"] = {"window": format_duration(spec.slow_start.window)}
     if spec.fault_injection is not None:
         out["fault"] = _fault(spec.fault_injection)
-    return out
 
 
-def _outlier_detection(outlier: OutlierDetection) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def _outlier_detection(outlier: OutlierDetection) -> proxyconfig.OutlierDetection:
+    out: proxyconfig.OutlierDetection = {
         "interval": format_duration(outlier.interval),
         "base_ejection_time": format_duration(outlier.base_ejection_time),
         "max_ejection_percent": outlier.max_ejection_percent,
@@ -513,8 +519,8 @@ def _outlier_detection(outlier: OutlierDetection) -> dict[str, Any]:
     return out
 
 
-def _fault(fault: FaultInjection) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _fault(fault: FaultInjection) -> proxyconfig.Fault:
+    out: proxyconfig.Fault = {}
     if fault.delay is not None:
         out["delay"] = {
             "percent": fault.delay.percent,
@@ -562,11 +568,11 @@ def _rule(
     rule: HTTPRouteRule,
     route_ns: str,
     services: Mapping[tuple[str, str], _Service],
-    clusters: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    backends = []
+    clusters: dict[str, proxyconfig.Cluster],
+) -> proxyconfig.RouteRule:
+    backends: list[proxyconfig.WeightedBackend] = []
     for ref in rule.backend_refs:
-        backend: dict[str, Any] = {
+        backend: proxyconfig.WeightedBackend = {
             "cluster": _backend_cluster(ref, route_ns, services, clusters),
             "weight": ref.weight,
         }
@@ -576,7 +582,10 @@ def _rule(
         backends.append(backend)
     if not backends:  # the Gateway API answers 500 here; an empty cluster gets 503
         backends = [{"cluster": _empty_cluster(UNRESOLVED_CLUSTER, clusters), "weight": 1}]
-    out: dict[str, Any] = {"matches": [_match(m) for m in rule.matches], "backends": backends}
+    out: proxyconfig.RouteRule = {
+        "matches": [_match(m) for m in rule.matches],
+        "backends": backends,
+    }
     filters = _filters(rule.filters, route_ns, services, clusters)
     if filters:
         out["filters"] = filters
@@ -596,10 +605,10 @@ def _filters(
     filters: list[HTTPRouteFilter],
     route_ns: str,
     services: Mapping[tuple[str, str], _Service],
-    clusters: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
+    clusters: dict[str, proxyconfig.Cluster],
+) -> proxyconfig.RouteFilters:
     """The data plane's filters of a rule or backendRef."""
-    out: dict[str, Any] = {}
+    out: proxyconfig.RouteFilters = {}
     for f in filters:
         if f.request_mirror is not None:
             mirror = f.request_mirror
@@ -618,7 +627,7 @@ def _filters(
         elif f.response_header_modifier is not None:
             out["response_headers"] = _header_modifier(f.response_header_modifier)
         elif f.url_rewrite is not None:
-            rewrite: dict[str, Any] = {}
+            rewrite: proxyconfig.UrlRewrite = {}
             if f.url_rewrite.hostname is not None:
                 rewrite["hostname"] = f.url_rewrite.hostname
             path = f.url_rewrite.path
@@ -633,8 +642,8 @@ def _filters(
     return out
 
 
-def _header_modifier(modifier: HTTPHeaderFilter) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _header_modifier(modifier: HTTPHeaderFilter) -> proxyconfig.HeaderModifier:
+    out: proxyconfig.HeaderModifier = {}
     if modifier.set:
         out["set"] = [{"name": h.name, "value": h.value} for h in modifier.set]
     if modifier.add:
@@ -644,11 +653,11 @@ def _header_modifier(modifier: HTTPHeaderFilter) -> dict[str, Any]:
     return out
 
 
-def _match(match: HTTPRouteMatch) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": {"type": match.path.type, "value": match.path.value}}
-    headers: dict[str, dict[str, str]] = {}
+def _match(match: HTTPRouteMatch) -> proxyconfig.RouteMatch:
+    out: proxyconfig.RouteMatch = {"path": {"type": match.path.type, "value": match.path.value}}
+    headers: dict[str, proxyconfig.NameValue] = {}
     for header in match.headers:  # the first of equal (case-insensitive) names counts
-        sent = {"name": header.name, "value": header.value}
+        sent: proxyconfig.NameValue = {"name": header.name, "value": header.value}
         if header.type != "Exact":
             sent["type"] = header.type
         headers.setdefault(header.name.lower(), sent)
@@ -670,7 +679,7 @@ def _backend_cluster(
     ref: BackendObjectReference,
     route_ns: str,
     services: Mapping[tuple[str, str], _Service],
-    clusters: dict[str, dict[str, Any]],
+    clusters: dict[str, proxyconfig.Cluster],
 ) -> str:
     problem = backend_problem(ref, route_ns, services.keys())
     if problem is None:
@@ -680,17 +689,17 @@ def _backend_cluster(
     return _empty_cluster(UNRESOLVED_CLUSTER, clusters)
 
 
-def _empty_cluster(name: str, clusters: dict[str, dict[str, Any]]) -> str:
+def _empty_cluster(name: str, clusters: dict[str, proxyconfig.Cluster]) -> str:
     clusters.setdefault(name, _cluster(name, [], _DEFAULT_LB))
     return name
 
 
-def _timeouts(timeouts: HTTPRouteTimeouts | None) -> dict[str, str]:
+def _timeouts(timeouts: HTTPRouteTimeouts | None) -> proxyconfig.RuleTimeouts:
     """``request`` ("0s": the longest the core is given) and ``backend_request`` ("0s":
     none), the latter never longer than the former, as the core checks."""
     if timeouts is None:
         return {}
-    out: dict[str, str] = {}
+    out: proxyconfig.RuleTimeouts = {}
     request = None
     if timeouts.request is not None:
         request = timeouts.request or _NO_TIMEOUT

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from meshpy import _core
-from meshpy.dataplane import Proxy, ProxyConfig
+from meshpy.dataplane import Proxy, ProxyConfig, check_config
 from tests.integration.proxyproc import proxy_config
 from tests.integration.svids import Ca, Leaf
 
@@ -248,10 +248,8 @@ def test_dataplane_proxy_loads_the_identity_of_a_config(mesh, tmp_path, http_bac
     backend = http_backend("app")
     _install(tmp_path, mesh, mesh.ca.leaf([WEB_ID]))
     client = mesh.ca.leaf([CLIENT_ID]).write(tmp_path / "clients", "good")
-    config = ProxyConfig.model_validate(
-        proxy_config([backend.address], listener={"tls": {}}, identity=IDENTITY)
-    )
-    assert "identity" not in config.snapshot_json()
+    config: ProxyConfig = proxy_config([backend.address], listener={"tls": {}}, identity=IDENTITY)
+    assert "identity" not in check_config(config, tmp_path).snapshot
     with Proxy.from_config(config, grace_s=1.0, base=tmp_path) as proxy:
         assert proxy.ready(), proxy.not_ready_reason()
         identity = proxy.identity()

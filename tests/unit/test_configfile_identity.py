@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from meshpy.configfile import ConfigFileError, IdentityFiles, load, parse
-from meshpy.dataplane import ProxyConfig
+from meshpy.dataplane import check_config
 
 IDENTITY = "identity: {cert_chain: certs/a.pem, key: certs/a.key, roots: /etc/roots.pem}\n"
 
@@ -59,10 +59,10 @@ def test_read_names_the_file_that_failed(tmp_path: Path) -> None:
     assert (pem.cert_chain, pem.key, pem.roots) == ("chain", "key", "roots")
 
 
-def test_the_config_model_keeps_identity_out_of_the_snapshot() -> None:
-    config = ProxyConfig.model_validate(
-        {"identity": {"cert_chain": "a", "key": "b", "roots": "c"}, "clusters": []}
+def test_a_checked_config_keeps_identity_out_of_the_snapshot() -> None:
+    config = check_config(
+        {"identity": {"cert_chain": "a", "key": "b", "roots": "c"}, "clusters": []}, Path("/x")
     )
     assert config.identity is not None
-    assert "identity" not in config.snapshot().model_dump()
-    assert config.identity.files(Path("/x")).key == Path("/x/b")
+    assert "identity" not in config.snapshot
+    assert config.identity.key == Path("/x/b")

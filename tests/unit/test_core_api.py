@@ -19,6 +19,9 @@ EXPORTS = {
     "generate_csr",
     "certificate_info",
     "regex_problem",
+    "check_bootstrap",
+    "check_snapshot",
+    "config_schema",
 }
 
 

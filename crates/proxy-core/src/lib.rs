@@ -6,7 +6,7 @@
 //!
 //! - `listener` accepts connections; `http` and `tcp` serve them;
 //! - `headers` holds the proxy header rules as pure functions;
-//! - `authz` normalises paths and decides who may call, as pure functions;
+//! - `authz` decides who may call on the path that `config::path` normalises, as pure functions;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
 //! - `outlier` ejects failing endpoints and `breaker` caps what a cluster is sent;
 //! - `slow` bounds slow clients: request-head, body-progress and send timeouts;
@@ -27,7 +27,6 @@ mod body;
 mod breaker;
 mod clock;
 mod cluster;
-pub mod config;
 mod csr;
 mod endpoint;
 pub mod error;
@@ -59,4 +58,6 @@ pub use config::{Bootstrap, ConfigError, Snapshot};
 pub use csr::generate_csr;
 pub use identity::{certificate_info, CertificateInfo, IdentityError};
 pub use proxy::{Error, Proxy};
+/// The proxy's configuration types and their validation (the `proxy-config` crate).
+pub use proxy_config as config;
 pub use spiffe::SpiffeId;

@@ -1,7 +1,7 @@
 //! `meshpy._core`: the Python binding of the proxy core, kept thin — parse, call, map errors.
 //!
 //! Exports (and nothing else): `Proxy`, `generate_csr`, `certificate_info`,
-//! `MeshpyError`, `ConfigError`, `BindError`, `StateError`, `IdentityError`,
+//! `regex_problem`, `check_bootstrap`, `check_snapshot`, `config_schema`, `MeshpyError`, `ConfigError`, `BindError`, `StateError`, `IdentityError`,
 //! `__version__`. Rust errors become Python exceptions in exactly one function,
 //! `to_py_err`. Every call that may wait releases the GIL; the proxy's own
 //! threads never take it.
@@ -57,21 +57,24 @@ create_exception!(
 /// Maps a proxy-core error to its Python exception; the only place that does.
 fn to_py_err(py: Python<'_>, err: proxy_core::Error) -> PyErr {
     match err {
-        proxy_core::Error::Config(config) => {
-            let py_err = ConfigError::new_err(config.to_string());
-            let value = py_err.value(py);
-            if value.setattr("path", &config.path).is_err()
-                || value.setattr("message", &config.message).is_err()
-            {
-                return PyValueError::new_err(config.to_string());
-            }
-            py_err
-        }
+        proxy_core::Error::Config(config) => config_error(py, &config),
         err @ proxy_core::Error::Bind { .. } => BindError::new_err(err.to_string()),
         err @ proxy_core::Error::Identity(_) => IdentityError::new_err(err.to_string()),
         err @ proxy_core::Error::State(_) => StateError::new_err(err.to_string()),
         err @ proxy_core::Error::Runtime(_) => MeshpyError::new_err(err.to_string()),
     }
+}
+
+/// A `ConfigError` with the `path` and `message` of `config`.
+fn config_error(py: Python<'_>, config: &proxy_core::ConfigError) -> PyErr {
+    let py_err = ConfigError::new_err(config.to_string());
+    let value = py_err.value(py);
+    if value.setattr("path", &config.path).is_err()
+        || value.setattr("message", &config.message).is_err()
+    {
+        return PyValueError::new_err(config.to_string());
+    }
+    py_err
 }
 
 /// A proxy running on its own threads. Construct with a bootstrap JSON document.
@@ -168,7 +171,6 @@ fn generate_csr(py: Python<'_>, spiffe_id: &str) -> PyResult<(String, String)> {
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// What the first certificate of a PEM document says.
 /// Why the data plane refuses `pattern` as a RegularExpression match, or `None`
 /// when it compiles: the control plane validates routes with the data plane's rules.
 #[pyfunction]
@@ -176,6 +178,30 @@ fn regex_problem(pattern: &str) -> Option<String> {
     proxy_core::config::compile_regex(pattern).err()
 }
 
+/// Checks a bootstrap document as `Proxy(...)` would, without starting anything.
+#[pyfunction]
+fn check_bootstrap(py: Python<'_>, bootstrap_json: &str) -> PyResult<()> {
+    proxy_core::config::parse_bootstrap(bootstrap_json)
+        .map(drop)
+        .map_err(|e| config_error(py, &e))
+}
+
+/// Checks a snapshot document as `Proxy.apply` would, without applying it.
+#[pyfunction]
+fn check_snapshot(py: Python<'_>, snapshot_json: &str) -> PyResult<()> {
+    proxy_core::config::parse_snapshot(snapshot_json)
+        .map(drop)
+        .map_err(|e| config_error(py, &e))
+}
+
+/// The JSON Schema of a proxy config file, as indented JSON.
+#[pyfunction]
+fn config_schema() -> PyResult<String> {
+    serde_json::to_string_pretty(&proxy_core::config::schema::config_file_schema())
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// What the first certificate of a PEM document says.
 #[pyfunction]
 fn certificate_info<'py>(py: Python<'py>, pem: &str) -> PyResult<Bound<'py, PyDict>> {
     let info =
@@ -222,6 +248,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate_csr, m)?)?;
     m.add_function(wrap_pyfunction!(certificate_info, m)?)?;
     m.add_function(wrap_pyfunction!(regex_problem, m)?)?;
+    m.add_function(wrap_pyfunction!(check_bootstrap, m)?)?;
+    m.add_function(wrap_pyfunction!(check_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(config_schema, m)?)?;
     m.add("MeshpyError", py.get_type::<MeshpyError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("BindError", py.get_type::<BindError>())?;

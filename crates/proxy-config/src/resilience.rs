@@ -6,9 +6,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{duration_str, ConfigError};
+use crate::schema;
 
 /// Most retries a rule may ask for after the first try.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
@@ -18,17 +20,20 @@ pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 pub const MAX_MIN_RETRIES_PER_SECOND: u32 = 100_000;
 
 /// A rule's retries (Gateway API `HTTPRouteRetry`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
-    /// Retries after the first try, at most [`MAX_RETRY_ATTEMPTS`].
+    /// Retries after the first try, 0 to 10.
     #[serde(default = "default_attempts")]
+    #[schemars(range(max = MAX_RETRY_ATTEMPTS))]
     pub attempts: u32,
     /// Response statuses (400..=599) that are retried; connection failures always are.
     #[serde(default)]
+    #[schemars(inner(range(min = 400, max = 599)))]
     pub codes: Vec<u16>,
     /// Base of the exponential backoff with full jitter (capped at ten times it).
     #[serde(default = "default_backoff", with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub backoff: Duration,
 }
 
@@ -43,12 +48,14 @@ fn default_backoff() -> Duration {
 /// The per-cluster retry budget (Finagle/Linkerd style), always on: each request
 /// deposits `percent`/100 of a retry, each retry withdraws one, and
 /// `min_retries_per_second` more are allowed over a 10 s window.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryBudget {
     /// Retries allowed as a percentage of requests, 0..=100.
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub percent: f64,
     /// Retries allowed per second whatever the request rate.
+    #[schemars(range(max = MAX_MIN_RETRIES_PER_SECOND))]
     pub min_retries_per_second: u32,
 }
 
@@ -62,13 +69,14 @@ impl Default for RetryBudget {
 }
 
 /// A copy of requests sent to another cluster (Gateway API `RequestMirror`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RequestMirror {
     /// The cluster that gets the copies.
     pub cluster: String,
     /// Share of requests copied, 0..=100.
     #[serde(default = "hundred")]
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub percent: f64,
 }
 
@@ -77,7 +85,7 @@ fn hundred() -> f64 {
 }
 
 /// Faults this proxy injects into requests to a cluster, before picking an endpoint.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// Hold some requests for a while before sending them.
@@ -89,23 +97,27 @@ pub struct Fault {
 }
 
 /// Delay `percent`% of requests by `duration`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultDelay {
     /// Share of requests delayed, 0..=100.
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub percent: f64,
     /// How long.
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub duration: Duration,
 }
 
 /// Answer `percent`% of requests with `status`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultAbort {
     /// Share of requests aborted, 0..=100.
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub percent: f64,
     /// The status they get, 200..=599.
+    #[schemars(range(min = 200, max = 599))]
     pub status: u16,
 }
 

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::HeaderName;
+use schemars::JsonSchema;
 use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{check_positive, duration_str, Cluster, ConfigError, LbPolicy};
+use crate::schema;
 
 /// Largest weight of an endpoint: keeps the weighted round-robin schedule small.
 pub const MAX_ENDPOINT_WEIGHT: u32 = 128;
@@ -74,44 +76,53 @@ fn one() -> u32 {
 }
 
 /// What a hashing balancer (`ring_hash`, `maglev`) hashes to choose an endpoint.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum HashOn {
     /// The value of this request header (case-insensitive name).
-    Header(String),
+    #[schemars(title = "HashOnHeader")]
+    Header(#[schemars(regex(pattern = schema::TOKEN_PATTERN))] String),
     /// The value of this cookie in the `Cookie` header.
-    Cookie(String),
+    #[schemars(title = "HashOnCookie")]
+    Cookie(#[schemars(regex(pattern = schema::TOKEN_PATTERN))] String),
     /// The downstream client's IP address; must be `true`.
+    #[schemars(title = "HashOnSourceIp")]
     SourceIp(bool),
 }
 
 /// Ramp of the share of an endpoint that joins a cluster already serving.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SlowStart {
     /// Time over which the endpoint's weight grows linearly from 10% to 100%.
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub window: Duration,
 }
 
 /// Passive health checking: endpoints that keep failing are left out for a while.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierDetection {
     /// Consecutive 5xx responses, connect failures or timeouts that eject; null disables.
     #[serde(default = "default_consecutive_5xx")]
+    #[schemars(range(min = 1))]
     pub consecutive_5xx: Option<u32>,
     /// Consecutive 502, 503, 504, connect failures or timeouts that eject; null disables.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub consecutive_gateway_errors: Option<u32>,
     /// Each interval an endpoint stays in, its count of past ejections goes down by one.
     #[serde(default = "default_interval", with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub interval: Duration,
     /// An ejection lasts this times the number of times the endpoint was ejected (at most 300 s).
     #[serde(default = "default_base_ejection_time", with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub base_ejection_time: Duration,
     /// Most endpoints ejected at once, as a percentage of the cluster; one may always be.
     #[serde(default = "default_max_ejection_percent")]
+    #[schemars(range(max = 100))]
     pub max_ejection_percent: u32,
 }
 
@@ -146,17 +157,20 @@ impl Default for OutlierDetection {
 /// Limits on what this proxy sends to a cluster; over one, a request fails at once with 503.
 ///
 /// A limit left out is not enforced.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakers {
     /// Upstream connections open to the cluster's endpoints at once.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_connections: Option<u32>,
     /// HTTP/1 requests waiting for a connection while the cluster is at `max_connections`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_pending_requests: Option<u32>,
     /// Requests (and TCP connections) in flight to the cluster at once.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_requests: Option<u32>,
 }
 

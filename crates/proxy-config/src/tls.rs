@@ -1,11 +1,12 @@
 //! Config of mTLS: a listener that terminates it (sidecar inbound) and a cluster reached over it with the identity it must present.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::spiffe::SpiffeId;
 
 /// Whether a TLS listener also serves plaintext.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsMode {
     /// Only mTLS; plaintext connections are closed.
@@ -16,7 +17,7 @@ pub enum TlsMode {
 }
 
 /// A listener's `tls`: it terminates mTLS (TLS 1.3, a client X.509-SVID required).
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTls {
     /// `strict` or `permissive`.
@@ -25,7 +26,7 @@ pub struct ListenerTls {
 }
 
 /// A cluster's `tls`: its endpoints are reached over mTLS and must present `identity`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterTls {
     /// The SPIFFE ID the endpoints' certificates must carry, exactly.

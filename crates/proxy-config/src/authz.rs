@@ -5,6 +5,7 @@
 //! absent list and an empty one differ: `sources` absent matches any caller,
 //! `sources: []` none; `to` absent matches any request, `to: []` none.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
@@ -30,7 +31,7 @@ pub const MAX_IDENTITY_LEN: usize = 2048;
 pub const MAX_POLICY_NAME_LEN: usize = 320;
 
 /// A listener's `authorization`: who may send which requests.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     /// What decides when no policy does and there is no allow policy.
@@ -38,11 +39,12 @@ pub struct Authorization {
     pub default: AuthzDefault,
     /// The policies, each a name, an action and rules.
     #[serde(default)]
+    #[schemars(length(max = MAX_POLICIES))]
     pub policies: Vec<AuthzPolicy>,
 }
 
 /// The decision when neither a deny policy nor allow policies decide.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthzDefault {
     /// Everyone, with or without a verified identity.
@@ -55,7 +57,7 @@ pub enum AuthzDefault {
 }
 
 /// What a policy does with the requests its rules match.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthzAction {
     /// Once any allow policy exists, only requests one of them matches are allowed.
@@ -67,60 +69,79 @@ pub enum AuthzAction {
 }
 
 /// A named policy.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthzPolicy {
     /// Unique in the listener, e.g. `default/payment-callers`; a metric label.
+    #[schemars(regex(pattern = "^[a-z0-9][a-z0-9_./-]*$"), length(max = MAX_POLICY_NAME_LEN))]
     pub name: String,
     /// `allow`, `deny` or `audit`.
     pub action: AuthzAction,
     /// Alternatives (OR); none means the policy matches nothing.
     #[serde(default)]
+    #[schemars(length(max = MAX_RULES))]
     pub rules: Vec<AuthzRule>,
 }
 
 /// A rule: a source matches and a `to` entry matches.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthzRule {
     /// Callers (OR); absent means any caller, unauthenticated ones too; empty means nobody.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SOURCES))]
     pub sources: Option<Vec<AuthzSource>>,
     /// Requests (OR); absent means any request; empty means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TARGETS))]
     pub to: Option<Vec<AuthzTarget>>,
 }
 
 /// A caller: an exact SPIFFE ID, or every ID starting with a prefix.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthzSource {
     /// `{"identity": "spiffe://td/ns/x/sa/y"}`: exactly this verified ID.
+    #[schemars(title = "IdentitySource")]
     Identity(SpiffeId),
     /// `{"identity_prefix": "spiffe://td/ns/x/sa/"}`: any verified ID starting with this.
-    IdentityPrefix(String),
+    #[schemars(title = "IdentityPrefixSource")]
+    IdentityPrefix(
+        #[schemars(regex(pattern = crate::schema::SPIFFE_PREFIX_PATTERN), length(max = MAX_IDENTITY_LEN))]
+         String,
+    ),
 }
 
 /// Requests: any of `paths` and any of `methods` (each empty or absent: any).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthzTarget {
     /// Path conditions on the normalised path (OR).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_PATHS))]
     pub paths: Vec<AuthzPath>,
     /// Methods, exactly as sent (OR), e.g. `POST`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_METHODS), inner(regex(pattern = crate::schema::TOKEN_PATTERN)))]
     pub methods: Vec<String>,
 }
 
 /// A path condition.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthzPath {
     /// `{"exact": "/charge"}`: the whole path.
-    Exact(String),
+    #[schemars(title = "ExactPath")]
+    Exact(
+        #[schemars(regex(pattern = crate::schema::AUTHZ_PATH_PATTERN), length(max = MAX_PATH_LEN))]
+        String,
+    ),
     /// `{"prefix": "/refunds/"}`: the path starts with this, byte for byte.
-    Prefix(String),
+    #[schemars(title = "PrefixPath")]
+    Prefix(
+        #[schemars(regex(pattern = crate::schema::AUTHZ_PATH_PATTERN), length(max = MAX_PATH_LEN))]
+        String,
+    ),
 }
 
 impl AuthzPath {
@@ -282,7 +303,7 @@ fn check_path(path: &str) -> Result<(), String> {
             char::from(bad)
         ));
     }
-    crate::authz::normalize_path(path)
+    crate::path::normalize_path(path)
         .map(|_| ())
         .map_err(|_| format!("{path:?} has a malformed percent-encoding ('%' and two hex digits)"))
 }

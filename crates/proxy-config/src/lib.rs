@@ -2,19 +2,26 @@
 //!
 //! Both are JSON documents. Unknown fields are refused, and every error carries
 //! the JSON path of the field at fault (`clusters[0].lb`), so a user can fix a
-//! file without guessing.
+//! file without guessing. These types are the one definition of the config: the
+//! proxy reads them, [`schema`] derives the published JSON Schema from them, and
+//! the Python types are generated from that schema (`make schema`). Nothing here
+//! touches the network: the crate has no tokio or hyper.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod authz;
 mod cluster;
+pub mod path;
 mod resilience;
 mod route;
+pub mod schema;
+mod spiffe;
 mod tls;
 pub use authz::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
@@ -31,6 +38,7 @@ pub use route::{
     PathRewriteType, RouteFilters, RouteMatch, RouteRule, RuleTimeouts, UrlRewrite, ValueMatchType,
     VirtualHost, WeightedBackend, MAX_REGEX_LEN, MAX_REGEX_SIZE, MAX_WEIGHT,
 };
+pub use spiffe::SpiffeId;
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
 
 /// A configuration error: which field, and what is wrong with it.
@@ -64,18 +72,21 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Settings fixed for the life of a proxy: where the admin listener is and how many threads run it.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
     /// Address of the admin listener (`/ready`, `/stats`, `/metrics`); none disables it.
     #[serde(default)]
+    #[schemars(with = "Option<schema::Address>")]
     pub admin: Option<SocketAddr>,
     /// Number of tokio worker threads; 1 suits a sidecar.
     #[serde(default = "default_workers")]
+    #[schemars(range(min = 1, max = 64))]
     pub workers: usize,
     /// Connections open at once on all listeners together; at the limit new ones are
     /// refused at accept and those open are kept (each listener also has its own).
     #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
 }
 
@@ -98,7 +109,7 @@ fn default_max_connections() -> usize {
 }
 
 /// Everything that can change while the proxy runs: listeners and the clusters they send to.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// Version of this snapshot; 0 or absent means "one more than the current".
@@ -121,7 +132,7 @@ impl Snapshot {
 }
 
 /// What a listener speaks.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum ListenerProtocol {
     /// HTTP/1.1 and HTTP/2 with prior knowledge, detected per connection.
@@ -131,7 +142,7 @@ pub enum ListenerProtocol {
 }
 
 /// Which header, besides `x-forwarded-for`, records that a request went through the proxy.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ProxyHeader {
     /// `via: 1.1 meshpy` on requests and responses (RFC 9110).
@@ -144,18 +155,21 @@ pub enum ProxyHeader {
 }
 
 /// A socket the proxy accepts connections on, and where their traffic goes.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Unique name, used in metrics and in the address map `start()` returns.
+    #[schemars(regex(pattern = schema::NAME_PATTERN), length(max = 253))]
     pub name: String,
     /// `ip:port` to bind; port 0 picks a free port.
+    #[schemars(with = "schema::Address")]
     pub address: SocketAddr,
     /// `http` or `tcp`.
     pub protocol: ListenerProtocol,
     /// Name of the cluster that receives all traffic; TCP listeners need it,
     /// HTTP listeners have either this or `routes`.
     #[serde(default)]
+    #[schemars(regex(pattern = schema::NAME_PATTERN), length(max = 253))]
     pub cluster: Option<String>,
     /// HTTP only: virtual hosts chosen by `Host`, each with its rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -178,26 +192,31 @@ pub struct Listener {
 }
 
 /// Timeouts of a listener.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerTimeouts {
     /// Time from receiving a request to the upstream's response headers; then 504.
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub request: Duration,
     /// A connection with no request (HTTP/1) or no bytes (TCP) for this long is closed.
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub idle: Duration,
     /// Once the first byte of an HTTP/1 request head has come, the whole head must
     /// follow within this; otherwise the connection is closed (slow head).
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub request_head: Duration,
     /// Longest a request body may go without data while the upstream waits for it;
     /// then the request fails with 408 and the connection closes (slow body).
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub body_progress: Duration,
     /// Longest a write to a client that does not read may stay blocked; then the
     /// connection is closed (slow read).
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub send: Duration,
 }
 
@@ -214,14 +233,17 @@ impl Default for ListenerTimeouts {
 }
 
 /// Limits of a listener; requests over a header limit get 431.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerLimits {
     /// Open connections at most; further ones are closed at once.
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Bytes of request line plus headers at most.
+    #[schemars(range(min = 1024, max = 1_048_576))]
     pub max_header_bytes: usize,
     /// Number of request headers at most.
+    #[schemars(range(min = 1, max = 1000))]
     pub max_headers: usize,
 }
 
@@ -236,7 +258,7 @@ impl Default for ListenerLimits {
 }
 
 /// How endpoints of a cluster are chosen.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum LbPolicy {
     /// Each endpoint in turn.
@@ -267,7 +289,7 @@ impl LbPolicy {
 }
 
 /// What the proxy speaks to a cluster's endpoints.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     /// HTTP/1.1 with keep-alive, one request per connection at a time.
@@ -278,10 +300,11 @@ pub enum UpstreamProtocol {
 }
 
 /// A named set of upstream endpoints and how to reach them.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// Unique name that listeners refer to.
+    #[schemars(regex(pattern = schema::NAME_PATTERN), length(max = 253))]
     pub name: String,
     /// Each endpoint, `"ip:port"` or `{address, weight}`; may be empty (requests then get 503).
     #[serde(default)]
@@ -294,6 +317,7 @@ pub struct Cluster {
     pub hash_on: Option<HashOn>,
     /// The zone this proxy runs in: endpoints of that zone are preferred while one is available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = schema::ZONE_PATTERN))]
     pub local_zone: Option<String>,
     /// Ramp up the share of endpoints that join the cluster while it serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -309,6 +333,7 @@ pub struct Cluster {
     pub protocol: UpstreamProtocol,
     /// Time allowed to open a TCP connection to an endpoint; then 502.
     #[serde(default = "default_connect_timeout", with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub connect_timeout: Duration,
     /// Reuse of upstream connections.
     #[serde(default)]
@@ -329,11 +354,12 @@ fn default_connect_timeout() -> Duration {
 }
 
 /// Keep-alive pool of upstream connections.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// An idle pooled connection older than this is closed instead of reused.
     #[serde(with = "duration_str")]
+    #[schemars(with = "schema::DurationText")]
     pub idle_timeout: Duration,
     /// Idle HTTP/1 connections kept per endpoint at most.
     pub max_idle_per_endpoint: usize,

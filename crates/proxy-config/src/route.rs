@@ -7,10 +7,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::resilience::{self, RequestMirror, Retry};
 use super::{check_positive, duration_str, ConfigError};
+use crate::schema;
 
 /// Largest compiled size of one regular expression, in bytes: a pattern that needs more
 /// (such as `(a{100}){100}`) is refused, so one route cannot make matching slow or big.
@@ -19,25 +21,27 @@ pub const MAX_REGEX_SIZE: usize = 256 * 1024;
 pub const MAX_REGEX_LEN: usize = 1024;
 
 /// A virtual host: requests whose `Host` is one of `hosts` follow its rules.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualHost {
     /// Name for logs and stats, e.g. `payment.default`.
     pub name: String,
     /// Host names without port, matched case-insensitively; `*` matches any host.
+    #[schemars(length(min = 1))]
     pub hosts: Vec<String>,
     /// Rules; Gateway API precedence decides which matching rule wins.
     pub rules: Vec<RouteRule>,
 }
 
 /// A routing rule: if any match applies, the request goes to one of the backends.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRule {
     /// Alternatives (OR); an empty list matches every request.
     #[serde(default)]
     pub matches: Vec<RouteMatch>,
     /// Clusters with proportional weights; a weight may be 0.
+    #[schemars(length(min = 1))]
     pub backends: Vec<WeightedBackend>,
     /// Overrides the listener's timeouts for requests of this rule.
     #[serde(default)]
@@ -51,7 +55,7 @@ pub struct RouteRule {
 }
 
 /// What a rule (or one of its backends) changes in requests and responses (Gateway API filters).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFilters {
     /// RequestHeaderModifier: headers set, added or removed before the request goes upstream.
@@ -69,7 +73,7 @@ pub struct RouteFilters {
 }
 
 /// Header changes; a name (case-insensitive) may appear in one action only.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderModifier {
     /// Replace every value of the header with this one (add it if absent).
@@ -84,7 +88,7 @@ pub struct HeaderModifier {
 }
 
 /// A header to set or add.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderPair {
     /// Header name, case-insensitive.
@@ -94,7 +98,7 @@ pub struct HeaderPair {
 }
 
 /// A URL rewrite.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UrlRewrite {
     /// The `Host` (HTTP/1) or `:authority` (HTTP/2) sent upstream.
@@ -106,7 +110,7 @@ pub struct UrlRewrite {
 }
 
 /// How a path is rewritten.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 pub enum PathRewriteType {
     /// The whole path becomes the value.
     ReplaceFullPath,
@@ -115,7 +119,7 @@ pub enum PathRewriteType {
 }
 
 /// A path rewrite.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PathRewrite {
     /// `ReplaceFullPath` or `ReplacePrefixMatch`.
@@ -126,7 +130,7 @@ pub struct PathRewrite {
 }
 
 /// Conditions that must all hold (AND) for a match.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     /// Path condition; none means any path.
@@ -144,7 +148,7 @@ pub struct RouteMatch {
 }
 
 /// How a path is matched.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 pub enum PathMatchType {
     /// The whole path equals the value.
     Exact,
@@ -155,7 +159,7 @@ pub enum PathMatchType {
 }
 
 /// A path condition.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(try_from = "RawPathMatch", into = "RawPathMatch")]
 pub struct PathMatch {
     /// `Exact`, `PathPrefix` or `RegularExpression`.
@@ -172,11 +176,13 @@ impl PartialEq for PathMatch {
     }
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawPathMatch {
+    /// `Exact`, `PathPrefix` or `RegularExpression`.
     #[serde(rename = "type")]
     kind: PathMatchType,
+    /// An absolute path starting with `/`, or a regular expression.
     value: String,
 }
 
@@ -205,7 +211,7 @@ impl From<PathMatch> for RawPathMatch {
 }
 
 /// How a header or query parameter value is matched.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 pub enum ValueMatchType {
     /// The value equals the given one.
     #[default]
@@ -215,7 +221,7 @@ pub enum ValueMatchType {
 }
 
 /// A name/value condition on a header or query parameter.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(try_from = "RawNameValue", into = "RawNameValue")]
 pub struct NameValue {
     /// Header name (case-insensitive) or query parameter name (exact).
@@ -234,11 +240,14 @@ impl PartialEq for NameValue {
     }
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawNameValue {
+    /// Header name (case-insensitive) or query parameter name (exact).
     name: String,
+    /// The exact value, or a regular expression.
     value: String,
+    /// `Exact` (the default) or `RegularExpression`.
     #[serde(rename = "type", default, skip_serializing_if = "is_exact")]
     kind: ValueMatchType,
 }
@@ -311,13 +320,14 @@ fn last_line(message: &str) -> &str {
 }
 
 /// A cluster a rule sends to, with its share.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WeightedBackend {
     /// Name of the cluster.
     pub cluster: String,
     /// Proportional weight; 0 sends nothing.
     #[serde(default = "one")]
+    #[schemars(range(max = MAX_WEIGHT))]
     pub weight: u32,
     /// Filters for requests sent to this backend only, applied after the rule's
     /// header modifiers; its URL rewrite replaces the rule's.
@@ -326,7 +336,7 @@ pub struct WeightedBackend {
 }
 
 /// Per-rule timeouts (Gateway API `timeouts`); each is optional.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTimeouts {
     /// Time from receiving a request to the response headers, all attempts included; then 504.
@@ -335,6 +345,7 @@ pub struct RuleTimeouts {
         with = "duration_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<schema::DurationText>")]
     pub request: Option<Duration>,
     /// Time one request to an upstream endpoint may take to its response headers; then 504.
     #[serde(
@@ -342,6 +353,7 @@ pub struct RuleTimeouts {
         with = "duration_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<schema::DurationText>")]
     pub backend_request: Option<Duration>,
 }
 

@@ -1,0 +1,142 @@
+//! SPIFFE IDs: parsing `spiffe://trust-domain/path` strictly.
+//!
+//! The rules are those of the SPIFFE ID specification, plus one of ours: a
+//! workload ID must have a path (a bare trust domain names no workload).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest SPIFFE ID the specification allows, in bytes.
+pub(crate) const MAX_LEN: usize = 2048;
+
+/// A well-formed SPIFFE ID of a workload, e.g. `spiffe://example.org/ns/default/sa/web`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SpiffeId(Arc<str>);
+
+impl SpiffeId {
+    /// Parses and checks `text`; the error says what is wrong in words a user can act on.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_LEN {
+            return Err(format!("is longer than {MAX_LEN} bytes"));
+        }
+        let Some(rest) = text.strip_prefix("spiffe://") else {
+            return Err(format!(
+                "{text:?} is not a SPIFFE ID: it must start with \"spiffe://\""
+            ));
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!("{text:?} must not have a query or a fragment"));
+        }
+        let (domain, path) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, ""),
+        };
+        if domain.is_empty() {
+            return Err(format!("{text:?} has no trust domain"));
+        }
+        if domain.contains([':', '@']) {
+            return Err(format!(
+                "{text:?}: the trust domain must not have a port or user info"
+            ));
+        }
+        if !domain.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        }) {
+            return Err(format!(
+                "{text:?}: the trust domain may hold only lowercase letters, digits, '.', '-' and '_'"
+            ));
+        }
+        if path.is_empty() {
+            return Err(format!(
+                "{text:?} has no path; a workload ID looks like spiffe://{domain}/ns/<namespace>/sa/<service>"
+            ));
+        }
+        for segment in path[1..].split('/') {
+            if segment.is_empty() || segment == "." || segment == ".." {
+                return Err(format!(
+                    "{text:?}: path segments must not be empty, \".\" or \"..\" (nor end with '/')"
+                ));
+            }
+            if !segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            {
+                return Err(format!(
+                    "{text:?}: path segments may hold only letters, digits, '.', '-' and '_'"
+                ));
+            }
+        }
+        Ok(Self(Arc::from(text)))
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SpiffeId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
+}
+
+impl From<SpiffeId> for String {
+    fn from(id: SpiffeId) -> Self {
+        id.0.to_string()
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_ids_parse() {
+        for ok in [
+            "spiffe://example.org/ns/default/sa/web",
+            "spiffe://cluster.local/a",
+            "spiffe://x_y-z.0/A.b-c_D",
+        ] {
+            assert_eq!(SpiffeId::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn malformed_ids_are_refused_with_a_reason() {
+        let cases = [
+            ("https://example.org/a", "must start with"),
+            ("SPIFFE://example.org/a", "must start with"),
+            ("spiffe:///a", "no trust domain"),
+            ("spiffe://example.org", "has no path"),
+            ("spiffe://example.org/", "must not be empty"),
+            ("spiffe://example.org/a/", "must not be empty"),
+            ("spiffe://example.org/a//b", "must not be empty"),
+            ("spiffe://example.org/a/../b", "must not be empty"),
+            ("spiffe://example.org:8443/a", "port"),
+            ("spiffe://user@example.org/a", "user info"),
+            ("spiffe://Example.org/a", "lowercase"),
+            ("spiffe://example.org/a?x=1", "query"),
+            ("spiffe://example.org/a#f", "fragment"),
+            ("spiffe://example.org/a b", "path segments may hold"),
+            ("spiffe://example.org/%41", "path segments may hold"),
+        ];
+        for (text, fragment) in cases {
+            let err = SpiffeId::parse(text).unwrap_err();
+            assert!(err.contains(fragment), "{text}: {err}");
+        }
+        let long = format!("spiffe://example.org/{}", "a".repeat(MAX_LEN));
+        assert!(SpiffeId::parse(&long).is_err());
+    }
+}
