@@ -107,7 +107,7 @@ pub enum AuthzSource {
     /// `{"identity_prefix": "spiffe://td/ns/x/sa/"}`: any verified ID starting with this.
     #[schemars(title = "IdentityPrefixSource")]
     IdentityPrefix(
-        #[schemars(regex(pattern = crate::schema::SPIFFE_PREFIX_PATTERN), length(max = MAX_IDENTITY_LEN))]
+        #[schemars(regex(pattern = crate::text::SPIFFE_PREFIX_PATTERN), length(max = MAX_IDENTITY_LEN))]
          String,
     ),
 }
@@ -122,7 +122,7 @@ pub struct AuthzTarget {
     pub paths: Vec<AuthzPath>,
     /// Methods, exactly as sent (OR), e.g. `POST`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_METHODS), inner(regex(pattern = crate::schema::TOKEN_PATTERN)))]
+    #[schemars(length(max = MAX_METHODS), inner(regex(pattern = crate::text::TOKEN_PATTERN)))]
     pub methods: Vec<String>,
 }
 
@@ -133,13 +133,13 @@ pub enum AuthzPath {
     /// `{"exact": "/charge"}`: the whole path.
     #[schemars(title = "ExactPath")]
     Exact(
-        #[schemars(regex(pattern = crate::schema::AUTHZ_PATH_PATTERN), length(max = MAX_PATH_LEN))]
+        #[schemars(regex(pattern = crate::text::AUTHZ_PATH_PATTERN), length(max = MAX_PATH_LEN))]
         String,
     ),
     /// `{"prefix": "/refunds/"}`: the path starts with this, byte for byte.
     #[schemars(title = "PrefixPath")]
     Prefix(
-        #[schemars(regex(pattern = crate::schema::AUTHZ_PATH_PATTERN), length(max = MAX_PATH_LEN))]
+        #[schemars(regex(pattern = crate::text::AUTHZ_PATH_PATTERN), length(max = MAX_PATH_LEN))]
         String,
     ),
 }

@@ -1,16 +1,17 @@
 //! Config of how a cluster spreads and protects its traffic: endpoints with zones, hash keys, slow start, outlier detection, circuit breakers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::HeaderName;
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{check_positive, duration_str, Cluster, ConfigError, LbPolicy};
-use crate::schema;
+use crate::text;
 
 /// Largest weight of an endpoint: keeps the weighted round-robin schedule small.
 pub const MAX_ENDPOINT_WEIGHT: u32 = 128;
@@ -71,6 +72,36 @@ impl<'de> Deserialize<'de> for EndpointConfig {
     }
 }
 
+/// An endpoint written as an object.
+#[derive(JsonSchema)]
+#[schemars(rename = "WeightedEndpoint", deny_unknown_fields)]
+#[allow(dead_code)]
+struct EndpointObject {
+    /// Where the endpoint listens.
+    address: text::Address,
+    /// Proportional share of requests.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = crate::MAX_ENDPOINT_WEIGHT))]
+    weight: u32,
+    /// The zone the endpoint runs in, for the cluster's `local_zone` preference.
+    #[serde(default)]
+    #[schemars(regex(pattern = text::ZONE_PATTERN))]
+    zone: Option<String>,
+}
+
+impl JsonSchema for EndpointConfig {
+    fn schema_name() -> Cow<'static, str> {
+        "Endpoint".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An endpoint: \"ip:port\" (weight 1, no zone), or an object.",
+            "anyOf": [generator.subschema_for::<text::Address>(), generator.subschema_for::<EndpointObject>()]
+        })
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -81,10 +112,10 @@ fn one() -> u32 {
 pub enum HashOn {
     /// The value of this request header (case-insensitive name).
     #[schemars(title = "HashOnHeader")]
-    Header(#[schemars(regex(pattern = schema::TOKEN_PATTERN))] String),
+    Header(#[schemars(regex(pattern = text::TOKEN_PATTERN))] String),
     /// The value of this cookie in the `Cookie` header.
     #[schemars(title = "HashOnCookie")]
-    Cookie(#[schemars(regex(pattern = schema::TOKEN_PATTERN))] String),
+    Cookie(#[schemars(regex(pattern = text::TOKEN_PATTERN))] String),
     /// The downstream client's IP address; must be `true`.
     #[schemars(title = "HashOnSourceIp")]
     SourceIp(bool),
@@ -96,7 +127,7 @@ pub enum HashOn {
 pub struct SlowStart {
     /// Time over which the endpoint's weight grows linearly from 10% to 100%.
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub window: Duration,
 }
 
@@ -114,11 +145,11 @@ pub struct OutlierDetection {
     pub consecutive_gateway_errors: Option<u32>,
     /// Each interval an endpoint stays in, its count of past ejections goes down by one.
     #[serde(default = "default_interval", with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub interval: Duration,
     /// An ejection lasts this times the number of times the endpoint was ejected (at most 300 s).
     #[serde(default = "default_base_ejection_time", with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub base_ejection_time: Duration,
     /// Most endpoints ejected at once, as a percentage of the cluster; one may always be.
     #[serde(default = "default_max_ejection_percent")]

@@ -22,6 +22,7 @@ mod resilience;
 mod route;
 pub mod schema;
 mod spiffe;
+pub mod text;
 mod tls;
 pub use authz::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
@@ -77,7 +78,7 @@ impl std::error::Error for ConfigError {}
 pub struct Bootstrap {
     /// Address of the admin listener (`/ready`, `/stats`, `/metrics`); none disables it.
     #[serde(default)]
-    #[schemars(with = "Option<schema::Address>")]
+    #[schemars(with = "Option<text::Address>")]
     pub admin: Option<SocketAddr>,
     /// Number of tokio worker threads; 1 suits a sidecar.
     #[serde(default = "default_workers")]
@@ -159,17 +160,17 @@ pub enum ProxyHeader {
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Unique name, used in metrics and in the address map `start()` returns.
-    #[schemars(regex(pattern = schema::NAME_PATTERN), length(max = 253))]
+    #[schemars(regex(pattern = text::NAME_PATTERN), length(max = 253))]
     pub name: String,
     /// `ip:port` to bind; port 0 picks a free port.
-    #[schemars(with = "schema::Address")]
+    #[schemars(with = "text::Address")]
     pub address: SocketAddr,
     /// `http` or `tcp`.
     pub protocol: ListenerProtocol,
     /// Name of the cluster that receives all traffic; TCP listeners need it,
     /// HTTP listeners have either this or `routes`.
     #[serde(default)]
-    #[schemars(regex(pattern = schema::NAME_PATTERN), length(max = 253))]
+    #[schemars(regex(pattern = text::NAME_PATTERN), length(max = 253))]
     pub cluster: Option<String>,
     /// HTTP only: virtual hosts chosen by `Host`, each with its rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -197,26 +198,26 @@ pub struct Listener {
 pub struct ListenerTimeouts {
     /// Time from receiving a request to the upstream's response headers; then 504.
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub request: Duration,
     /// A connection with no request (HTTP/1) or no bytes (TCP) for this long is closed.
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub idle: Duration,
     /// Once the first byte of an HTTP/1 request head has come, the whole head must
     /// follow within this; otherwise the connection is closed (slow head).
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub request_head: Duration,
     /// Longest a request body may go without data while the upstream waits for it;
     /// then the request fails with 408 and the connection closes (slow body).
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub body_progress: Duration,
     /// Longest a write to a client that does not read may stay blocked; then the
     /// connection is closed (slow read).
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub send: Duration,
 }
 
@@ -304,7 +305,7 @@ pub enum UpstreamProtocol {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// Unique name that listeners refer to.
-    #[schemars(regex(pattern = schema::NAME_PATTERN), length(max = 253))]
+    #[schemars(regex(pattern = text::NAME_PATTERN), length(max = 253))]
     pub name: String,
     /// Each endpoint, `"ip:port"` or `{address, weight}`; may be empty (requests then get 503).
     #[serde(default)]
@@ -317,7 +318,7 @@ pub struct Cluster {
     pub hash_on: Option<HashOn>,
     /// The zone this proxy runs in: endpoints of that zone are preferred while one is available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = schema::ZONE_PATTERN))]
+    #[schemars(regex(pattern = text::ZONE_PATTERN))]
     pub local_zone: Option<String>,
     /// Ramp up the share of endpoints that join the cluster while it serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,7 +334,7 @@ pub struct Cluster {
     pub protocol: UpstreamProtocol,
     /// Time allowed to open a TCP connection to an endpoint; then 502.
     #[serde(default = "default_connect_timeout", with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub connect_timeout: Duration,
     /// Reuse of upstream connections.
     #[serde(default)]
@@ -359,7 +360,7 @@ fn default_connect_timeout() -> Duration {
 pub struct PoolConfig {
     /// An idle pooled connection older than this is closed instead of reused.
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub idle_timeout: Duration,
     /// Idle HTTP/1 connections kept per endpoint at most.
     pub max_idle_per_endpoint: usize,

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{duration_str, ConfigError};
-use crate::schema;
+use crate::text;
 
 /// Most retries a rule may ask for after the first try.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
@@ -33,7 +33,7 @@ pub struct Retry {
     pub codes: Vec<u16>,
     /// Base of the exponential backoff with full jitter (capped at ten times it).
     #[serde(default = "default_backoff", with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub backoff: Duration,
 }
 
@@ -105,7 +105,7 @@ pub struct FaultDelay {
     pub percent: f64,
     /// How long.
     #[serde(with = "duration_str")]
-    #[schemars(with = "schema::DurationText")]
+    #[schemars(with = "text::DurationText")]
     pub duration: Duration,
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::resilience::{self, RequestMirror, Retry};
 use super::{check_positive, duration_str, ConfigError};
-use crate::schema;
+use crate::text;
 
 /// Largest compiled size of one regular expression, in bytes: a pattern that needs more
 /// (such as `(a{100}){100}`) is refused, so one route cannot make matching slow or big.
@@ -345,7 +345,7 @@ pub struct RuleTimeouts {
         with = "duration_opt",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "Option<schema::DurationText>")]
+    #[schemars(with = "Option<text::DurationText>")]
     pub request: Option<Duration>,
     /// Time one request to an upstream endpoint may take to its response headers; then 504.
     #[serde(
@@ -353,7 +353,7 @@ pub struct RuleTimeouts {
         with = "duration_opt",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "Option<schema::DurationText>")]
+    #[schemars(with = "Option<text::DurationText>")]
     pub backend_request: Option<Duration>,
 }
 

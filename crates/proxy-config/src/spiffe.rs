@@ -3,13 +3,15 @@
 //! The rules are those of the SPIFFE ID specification, plus one of ours: a
 //! workload ID must have a path (a bare trust domain names no workload).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 /// The longest SPIFFE ID the specification allows, in bytes.
-pub(crate) const MAX_LEN: usize = 2048;
+const MAX_LEN: usize = 2048;
 
 /// A well-formed SPIFFE ID of a workload, e.g. `spiffe://example.org/ns/default/sa/web`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
@@ -95,6 +97,21 @@ impl From<SpiffeId> for String {
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for SpiffeId {
+    fn schema_name() -> Cow<'static, str> {
+        "SpiffeId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)+$",
+            "maxLength": MAX_LEN,
+            "description": "A SPIFFE ID of a workload, e.g. \"spiffe://example.org/ns/default/sa/web\"."
+        })
     }
 }
 
