@@ -98,10 +98,11 @@ build: tools ## cargo build --release, then maturin develop --release into .venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(TOOLS)/uv/bin):$$PATH \
 		$(BIN)/maturin develop --release --locked --uv
 
-lint: build ## fmt check, clippy -D warnings, ruff, mypy, stubtest, schema, OpenAPI and lock checks
+lint: build ## fmt check, clippy -D warnings, Rust import cycles, ruff, mypy, stubtest, schema, OpenAPI and lock checks
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(PY) scripts/rust_cycles.py crates/proxy-config crates/proxy-core crates/proxy-py
 	$(BIN)/ruff check python tests scripts examples
 	$(BIN)/ruff format --check python tests scripts examples
 	$(BIN)/mypy

@@ -29,7 +29,6 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::balance::ewma::PeakEwma;
-use crate::body::{BodySent, RequestBody, TrackedBody};
 use crate::breaker::{Counters, Limit, Limits, Slot};
 use crate::clock;
 use crate::config::{PoolConfig, UpstreamProtocol};
@@ -37,6 +36,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::metrics::OutlierMetrics;
 use crate::outlier::{self, Health, Outcome};
+use crate::request_body::{BodySent, RequestBody, TrackedBody};
 use crate::slow;
 use crate::spiffe::SpiffeId;
 use crate::tls::Alpn;

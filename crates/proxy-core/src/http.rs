@@ -20,7 +20,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 
 use crate::authz::{self, AuthzRequest, Decider, HttpView};
-use crate::body::{Prepared, ProxyBody, Replay, RequestBody, MAX_REPLAY_BYTES};
+use crate::body::ProxyBody;
 use crate::cluster::{Cluster, Pick};
 use crate::config::{ListenerLimits, ListenerProtocol, ListenerTimeouts};
 use crate::endpoint::{Endpoint, Lease};
@@ -33,6 +33,7 @@ use crate::io::{self, ClientStream, Detected};
 use crate::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
 use crate::metrics::Wire;
 use crate::mirror;
+use crate::request_body::{Prepared, Replay, RequestBody, MAX_REPLAY_BYTES};
 use crate::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
 use crate::route::{Mirror, Miss, RequestView};

@@ -4,9 +4,11 @@
 //! it, `apply` snapshots, read `stats`, `shutdown`. Everything else is the
 //! request path, one module per job:
 //!
-//! - `listener` accepts connections; `http` and `tcp` serve them;
+//! - `accept` binds sockets and accepts connections; `http` and `tcp` serve them with
+//!   the state of their `listener`;
 //! - `headers` holds the proxy header rules as pure functions;
 //! - `authz` decides who may call on the path that `config::path` normalises, as pure functions;
+//! - `body` and `request_body` are the bodies sent downstream and upstream;
 //! - `route` picks a cluster by host and rules; `cluster` and `balance` an endpoint; `endpoint` pools its connections;
 //! - `outlier` ejects failing endpoints and `breaker` caps what a cluster is sent;
 //! - `slow` bounds slow clients: request-head, body-progress and send timeouts;
@@ -20,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod admin;
 pub mod authz;
 pub mod balance;
@@ -42,6 +45,7 @@ mod metrics;
 mod mirror;
 mod outlier;
 mod proxy;
+mod request_body;
 mod resilience;
 mod retry;
 mod rng;

@@ -1,17 +1,11 @@
-//! Listeners: binding sockets, the accept loop, connection limits, and the per-listener state a reload swaps.
+//! The per-listener state that connections share and a reload swaps: the route, the authorization, connection counts and limits.
 
 use std::collections::HashMap;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::authz::{Authorizer, AuthzRequest, Decision};
 use crate::cluster::Cluster;
@@ -21,7 +15,6 @@ use crate::config::{
 use crate::identity::IdentityStore;
 use crate::metrics::{AuthzCounters, ListenerMetrics, Metrics};
 use crate::route::RouteTable;
-use crate::{http, tcp};
 
 /// Where a listener's traffic goes.
 #[derive(Debug)]
@@ -172,10 +165,21 @@ impl ListenerShared {
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
+
+    /// Counts a new connection open, or refuses it (counted as rejected) when the
+    /// listener has `max_connections` open or the proxy-wide budget is full:
+    /// shedding refuses new connections first, and those open are kept.
+    pub fn admit(self: &Arc<Self>, max_connections: usize) -> Option<OpenConnection> {
+        if self.open_connections() >= max_connections || self.budget.is_full() {
+            self.metrics.connections_rejected.inc();
+            return None;
+        }
+        Some(OpenConnection::new(self))
+    }
 }
 
-/// Counts a connection open for as long as it lives.
-struct OpenConnection(Arc<ListenerShared>);
+/// A connection counted open, on its listener and in the budget, for as long as it lives.
+pub struct OpenConnection(Arc<ListenerShared>);
 
 impl OpenConnection {
     fn new(shared: &Arc<ListenerShared>) -> Self {
@@ -202,75 +206,4 @@ pub struct Shutdown {
     pub drain: CancellationToken,
     /// Close now.
     pub stop: CancellationToken,
-}
-
-/// Binds `addr` synchronously, so a bad address fails the call that asked for it.
-pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // Lets a restarted proxy bind while old connections sit in TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Accepts connections until `shutdown.drain`, serving each on its own task.
-pub async fn accept_loop(
-    listener: std::net::TcpListener,
-    shared: Arc<ListenerShared>,
-    shutdown: Shutdown,
-    tracker: TaskTracker,
-) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(err) => {
-            tracing::error!(listener = %shared.name, %err, "cannot register listener");
-            return;
-        }
-    };
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.drain.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(listener = %shared.name, %err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let route = shared.route.load_full();
-        // Shedding refuses new connections first; those open are kept.
-        if shared.open_connections() >= route.limits.max_connections || shared.budget.is_full() {
-            shared.metrics.connections_rejected.inc();
-            drop(stream);
-            continue;
-        }
-        let open = OpenConnection::new(&shared);
-        let shared = Arc::clone(&shared);
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            serve(stream, peer, route, &shared, shutdown).await;
-            drop(open);
-        });
-    }
-}
-
-async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    route: Arc<ListenerRoute>,
-    shared: &Arc<ListenerShared>,
-    shutdown: Shutdown,
-) {
-    match route.protocol {
-        ListenerProtocol::Http => {
-            http::serve_connection(stream, peer, route, shared, shutdown).await
-        }
-        ListenerProtocol::Tcp => tcp::serve_connection(stream, route, shared, shutdown).await,
-    }
 }

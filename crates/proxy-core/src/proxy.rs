@@ -13,10 +13,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept;
 use crate::cluster::{self, Cluster};
 use crate::config::{self, Bootstrap, ConfigError, Snapshot};
 use crate::identity::{CertificateInfo, Credentials, IdentityError};
-use crate::listener::{self, ListenerRoute, ListenerShared, Shutdown};
+use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::runtime::ProxyRuntime;
 use crate::state::{Served, ServedListener, Shared};
 
@@ -393,7 +394,7 @@ impl Proxy {
             drain: known.drain.clone(),
             stop: self.shutdown.stop.clone(),
         };
-        let serving = listener::accept_loop(
+        let serving = accept::accept_loop(
             socket,
             Arc::clone(&known.shared),
             shutdown,
@@ -437,7 +438,7 @@ impl Drop for Proxy {
 }
 
 fn bind(name: &str, address: SocketAddr) -> Result<std::net::TcpListener, Error> {
-    listener::bind(address).map_err(|source| Error::Bind {
+    accept::bind(address).map_err(|source| Error::Bind {
         listener: name.to_string(),
         address,
         source,
