@@ -44,17 +44,6 @@ pub enum ErrorKind {
     ClientBodyTimeout,
 }
 
-/// Whose side a failure is on; metrics and logs carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The upstream endpoint, or the path to it.
-    Upstream,
-    /// This proxy's own configuration or state.
-    Internal,
-    /// The client: its request was refused or malformed.
-    Downstream,
-}
-
 /// A failure on the request path, with the error that caused it.
 #[derive(Debug)]
 pub struct ProxyError {
@@ -82,21 +71,6 @@ impl ProxyError {
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
-    }
-
-    /// Whose side the failure is on.
-    pub fn side(&self) -> Side {
-        match self.kind {
-            ErrorKind::NoRoute
-            | ErrorKind::NoBackend
-            | ErrorKind::NoEndpoints
-            | ErrorKind::NoIdentity => Side::Internal,
-            ErrorKind::Unauthorized
-            | ErrorKind::InvalidPath
-            | ErrorKind::ClientBody
-            | ErrorKind::ClientBodyTimeout => Side::Downstream,
-            _ => Side::Upstream,
-        }
     }
 
     /// Whether sending the request again, to another endpoint, may succeed:
@@ -227,37 +201,26 @@ mod tests {
     #[test]
     fn status_codes_follow_the_kind() {
         let cases = [
-            (ErrorKind::NoRoute, 404, false, Side::Internal),
-            (ErrorKind::NoBackend, 500, false, Side::Internal),
-            (ErrorKind::NoEndpoints, 503, false, Side::Internal),
-            (ErrorKind::ConnectFailed, 502, true, Side::Upstream),
-            (ErrorKind::ConnectTimeout, 502, true, Side::Upstream),
-            (ErrorKind::UpstreamFailed, 502, false, Side::Upstream),
-            (ErrorKind::RequestTimeout, 504, false, Side::Upstream),
-            (ErrorKind::NoIdentity, 503, false, Side::Internal),
-            (ErrorKind::UpstreamTls, 502, true, Side::Upstream),
-            (
-                ErrorKind::UpstreamIdentityMismatch,
-                502,
-                true,
-                Side::Upstream,
-            ),
-            (ErrorKind::Unauthorized, 403, false, Side::Downstream),
-            (ErrorKind::InvalidPath, 400, false, Side::Downstream),
-            (
-                ErrorKind::Overflow(Limit::Requests),
-                503,
-                false,
-                Side::Upstream,
-            ),
-            (ErrorKind::ClientBody, 400, false, Side::Downstream),
-            (ErrorKind::ClientBodyTimeout, 408, false, Side::Downstream),
+            (ErrorKind::NoRoute, 404, false),
+            (ErrorKind::NoBackend, 500, false),
+            (ErrorKind::NoEndpoints, 503, false),
+            (ErrorKind::ConnectFailed, 502, true),
+            (ErrorKind::ConnectTimeout, 502, true),
+            (ErrorKind::UpstreamFailed, 502, false),
+            (ErrorKind::RequestTimeout, 504, false),
+            (ErrorKind::NoIdentity, 503, false),
+            (ErrorKind::UpstreamTls, 502, true),
+            (ErrorKind::UpstreamIdentityMismatch, 502, true),
+            (ErrorKind::Unauthorized, 403, false),
+            (ErrorKind::InvalidPath, 400, false),
+            (ErrorKind::Overflow(Limit::Requests), 503, false),
+            (ErrorKind::ClientBody, 400, false),
+            (ErrorKind::ClientBodyTimeout, 408, false),
         ];
-        for (kind, status, retryable, side) in cases {
+        for (kind, status, retryable) in cases {
             let err = ProxyError::new(kind);
             assert_eq!(err.status().as_u16(), status, "{kind:?}");
             assert_eq!(err.retryable(), retryable, "{kind:?}");
-            assert_eq!(err.side(), side, "{kind:?}");
             assert!(
                 crate::metrics::ERROR_REASONS.contains(&err.reason()),
                 "{kind:?}"

@@ -502,7 +502,7 @@ async fn send_with_retries(
             Ok((response, _)) => Outcome::Status(response.status().as_u16()),
             Err(err) => Outcome::of_error(err),
         };
-        if retry::decide(policy, &method, outcome, retries, true) == Decision::Return {
+        if retry::decide(policy, &method, outcome, retries) == Decision::Return {
             return sent;
         }
         let wait = retry::backoff(policy.backoff, retries + 1, |n| {

@@ -95,17 +95,17 @@ pub fn idempotent(method: &Method) -> bool {
 }
 
 /// Whether the outcome of try number `retries_done` (0 for the first) is retried.
-/// `replayable` says whether the request body can be sent again. A request that
-/// never reached the upstream is retried whatever its method; otherwise only
-/// idempotent methods are, on a listed status, a broken connection or a timeout.
+/// A request that never reached the upstream is retried whatever its method;
+/// otherwise only idempotent methods are, on a listed status, a broken connection
+/// or a timeout. Only a request whose body was kept whole is ever tried again, so
+/// the caller asks only for those (a streamed body goes once: see `http::forward`).
 pub fn decide(
     policy: &RetryPolicy,
     method: &Method,
     outcome: Outcome,
     retries_done: u32,
-    replayable: bool,
 ) -> Decision {
-    if retries_done >= policy.attempts || !replayable {
+    if retries_done >= policy.attempts {
         return Decision::Return;
     }
     let retry = match outcome {

@@ -35,35 +35,32 @@ fn decisions_follow_method_outcome_and_attempts() {
     let p = policy(2, &[503]);
     let (get, post, put, patch) = (Method::GET, Method::POST, Method::PUT, Method::PATCH);
     let cases = [
-        // (method, outcome, retries done, replayable, decision)
-        (&get, Status(503), 0, true, R),
-        (&get, Status(503), 1, true, R),
-        (&get, Status(503), 2, true, N),
-        (&get, Status(500), 0, true, N),
-        (&get, Status(200), 0, true, N),
-        (&put, Status(503), 0, true, R),
-        (&post, Status(503), 0, true, N),
-        (&patch, Status(503), 0, true, N),
-        (&get, NotSent, 0, true, R),
-        (&post, NotSent, 0, true, R),
-        (&post, NotSent, 2, true, N),
-        (&get, Failed, 0, true, R),
-        (&post, Failed, 0, true, N),
-        (&get, TimedOut, 0, true, R),
-        (&post, TimedOut, 0, true, N),
-        // A body that cannot be sent again is never retried.
-        (&get, Status(503), 0, false, N),
-        (&post, NotSent, 0, false, N),
+        // (method, outcome, retries done, decision)
+        (&get, Status(503), 0, R),
+        (&get, Status(503), 1, R),
+        (&get, Status(503), 2, N),
+        (&get, Status(500), 0, N),
+        (&get, Status(200), 0, N),
+        (&put, Status(503), 0, R),
+        (&post, Status(503), 0, N),
+        (&patch, Status(503), 0, N),
+        (&get, NotSent, 0, R),
+        (&post, NotSent, 0, R),
+        (&post, NotSent, 2, N),
+        (&get, Failed, 0, R),
+        (&post, Failed, 0, N),
+        (&get, TimedOut, 0, R),
+        (&post, TimedOut, 0, N),
     ];
-    for (method, outcome, done, replayable, want) in cases {
+    for (method, outcome, done, want) in cases {
         assert_eq!(
-            decide(&p, method, outcome, done, replayable),
+            decide(&p, method, outcome, done),
             want,
             "{method} {outcome:?} after {done}"
         );
     }
     // attempts 0: never.
-    assert_eq!(decide(&policy(0, &[503]), &get, NotSent, 0, true), N);
+    assert_eq!(decide(&policy(0, &[503]), &get, NotSent, 0), N);
 }
 
 #[test]
@@ -109,7 +106,7 @@ fn an_overflow_is_not_retried() {
         backoff: Duration::from_millis(25),
     });
     assert_eq!(
-        decide(&policy, &Method::GET, Outcome::Refused, 0, true),
+        decide(&policy, &Method::GET, Outcome::Refused, 0),
         Decision::Return
     );
 }
