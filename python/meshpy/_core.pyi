@@ -35,7 +35,7 @@ __all__ = [
 __version__: str
 
 class MeshpyError(Exception):
-    """Base class of every error raised by the data plane."""
+    """Base class of every meshpy error, the data plane's and the rest (``meshpy.errors``)."""
 
 class ConfigError(MeshpyError):
     """A config was rejected; ``str(e) == f"{e.path}: {e.message}"``."""

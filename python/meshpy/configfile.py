@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from meshpy.errors import MeshpyError
 from meshpy.proxyconfig import Bootstrap
 
 __all__ = [
@@ -40,7 +41,7 @@ IDENTITY_KEY = "identity"
 _IDENTITY_FIELDS = ("cert_chain", "key", "roots")
 
 
-class ConfigFileError(Exception):
+class ConfigFileError(MeshpyError):
     """The file could not be read or parsed; ``str(e)`` is one line without the file name."""
 
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from meshpy.errors import MeshpyError
+
 __all__ = [
     "Counters",
     "Decision",
@@ -319,7 +321,7 @@ class Mesh(Protocol):
     ) -> dict[str, Any]: ...
 
 
-class RolloutError(Exception):
+class RolloutError(MeshpyError):
     """The rollout cannot start (nothing was changed)."""
 
 

@@ -73,6 +73,7 @@ from meshpy import proxyconfig
 from meshpy.authz import AuthzDefault, inbound_authorization
 from meshpy.ca.spiffeid import workload_id
 from meshpy.durations import format_duration
+from meshpy.errors import MeshpyError
 from meshpy.resources import (
     BackendPolicySpec,
     HTTPHeaderFilter,
@@ -223,7 +224,7 @@ class SidecarPorts:
     upstreams: tuple[Upstream, ...] = ()
 
 
-class UnknownInstanceError(LookupError):
+class UnknownInstanceError(MeshpyError, LookupError):
     """No instance with the given id is registered."""
 
 

@@ -27,7 +27,7 @@ create_exception!(
     _core,
     MeshpyError,
     PyException,
-    "Base class of meshpy proxy errors."
+    "Base class of every meshpy error, the data plane's and the rest (meshpy.errors)."
 );
 create_exception!(
     _core,

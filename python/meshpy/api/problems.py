@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meshpy.api.store import UnavailableError
+from meshpy.errors import MeshpyError
 
 __all__ = [
     "PROBLEM_RESPONSES",
@@ -74,7 +75,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 """``responses=`` for routers, so the OpenAPI document shows the problem shape."""
 
 
-class ProblemError(Exception):
+class ProblemError(MeshpyError):
     """An error to answer with a problem document."""
 
     def __init__(

@@ -24,6 +24,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from meshpy.api.changes import ChangeFeed
+from meshpy.errors import MeshpyError
 from meshpy.registry import repository
 from meshpy.registry.db import Database
 
@@ -35,7 +36,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class UnavailableError(Exception):
+class UnavailableError(MeshpyError):
     """The database cannot be used right now; the request may be retried."""
 
 

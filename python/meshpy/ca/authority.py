@@ -25,6 +25,7 @@ from meshpy.ca.certs import CLOCK_SKEW, CertificateError, PrivateKey, PublicKey
 from meshpy.ca.rotation import Generation, Phase, RootState, Rotation, RotationError, State, view
 from meshpy.ca.rotation import plan as plan_rotation
 from meshpy.ca.spiffeid import trust_domain_id
+from meshpy.errors import MeshpyError
 
 __all__ = [
     "Authority",
@@ -51,7 +52,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class CAError(Exception):
+class CAError(MeshpyError):
     """The CA cannot be made, loaded, used or rotated; ``str()`` is one line saying why."""
 
 

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from meshpy.errors import MeshpyError
+
 __all__ = [
     "CLOCK_SKEW",
     "INTERMEDIATE_LIFETIME",
@@ -55,7 +57,7 @@ _PRIVATE_KEY_TYPES = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed2
 _PUBLIC_KEY_TYPES = (ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey)
 
 
-class CertificateError(ValueError):
+class CertificateError(MeshpyError, ValueError):
     """A certificate or key is unusable for the CA; ``str()`` says which and why."""
 
 

@@ -16,13 +16,14 @@ from cryptography.x509.oid import NameOID
 
 from meshpy.ca.certs import PublicKey
 from meshpy.ca.spiffeid import is_spiffe_id
+from meshpy.errors import MeshpyError
 
 __all__ = ["MAX_RSA_BITS", "CSRRefusedError", "checked_public_key"]
 
 MAX_RSA_BITS = 8192
 
 
-class CSRRefusedError(Exception):
+class CSRRefusedError(MeshpyError):
     """The CSR is refused; ``str()`` says why. ``wrong_identity``: it is well formed but asks
     for an identity the caller may not have (a 403 rather than a 400)."""
 

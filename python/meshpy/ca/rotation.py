@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from meshpy.errors import MeshpyError
+
 __all__ = [
     "Generation",
     "Phase",
@@ -54,7 +56,7 @@ class RootState(StrEnum):
     """Trusted until the leaves its intermediate signed have expired."""
 
 
-class RotationError(Exception):
+class RotationError(MeshpyError):
     """A rotation cannot start now; ``str()`` says why."""
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from meshpy.ca.rotation import Generation, Rotation, State
+from meshpy.errors import MeshpyError
 
 __all__ = [
     "STATE_FILE",
@@ -48,7 +49,7 @@ STATE_FILE = "ca.json"
 _FORMAT = 1
 
 
-class StorageError(Exception):
+class StorageError(MeshpyError):
     """A CA file cannot be read, written or understood; ``str()`` names it and says why."""
 
 

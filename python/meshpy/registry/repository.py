@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from meshpy import resources
+from meshpy.errors import MeshpyError
 from meshpy.registry import leases
 from meshpy.registry.models import (
     ConfigAck,
@@ -218,7 +219,7 @@ class NewInstance:
     """``http``, ``grpc`` or ``tcp``: sets the protocol of a service that has no instances yet."""
 
 
-class ProtocolConflictError(Exception):
+class ProtocolConflictError(MeshpyError):
     """An instance says its service speaks another protocol than its running instances."""
 
 
@@ -537,7 +538,7 @@ def _set_protocol(session: Session, namespace: str, service: str, protocol: str)
     row.protocol = protocol
 
 
-class ServiceInUseError(Exception):
+class ServiceInUseError(MeshpyError):
     """The service still has instances."""
 
 

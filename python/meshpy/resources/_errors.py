@@ -7,10 +7,11 @@ from collections.abc import Iterator, Mapping
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from meshpy.errors import MeshpyError
 from meshpy.resources._common import FIELD_ERROR, VALUE_ERROR
 
 
-class ResourceError(ValueError):
+class ResourceError(MeshpyError, ValueError):
     """A document was refused: ``path`` names the field, ``message`` says what is wrong.
 
     ``str(e) == f"{e.path}: {e.message}"`` (just the message when the path is empty, e.g.

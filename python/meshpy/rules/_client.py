@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from meshpy.errors import MeshpyError
 from meshpy.resources import Resource, kind_info, parse
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ __all__ = ["ApiError", "Applied", "Change", "Client", "Recorded", "session"]
 DEFAULT_SERVER = "http://127.0.0.1:15010"
 
 
-class ApiError(Exception):
+class ApiError(MeshpyError):
     """The control plane refused a request (``status``), or could not be reached (status 0)."""
 
     def __init__(

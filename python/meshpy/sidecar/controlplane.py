@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from meshpy._core import MeshpyError  # meshpy.errors's base; the sidecar imports only _core
+
 __all__ = ["ControlPlaneClient", "ControlPlaneError", "Response", "instance_path"]
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -24,7 +26,7 @@ _MAX_BODY = 16 << 20
 """Largest answer read; a snapshot of a big mesh is a few MB."""
 
 
-class ControlPlaneError(Exception):
+class ControlPlaneError(MeshpyError):
     """A call failed: unreachable (``status`` None), or answered with an error status."""
 
     def __init__(

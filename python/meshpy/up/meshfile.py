@@ -47,6 +47,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from meshpy import rollout as gate
+from meshpy.errors import MeshpyError
 
 __all__ = [
     "DEFAULT_HEALTH",
@@ -67,7 +68,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Restart = Literal["always", "on-failure", "never"]
 
 
-class MeshFileError(Exception):
+class MeshFileError(MeshpyError):
     """The mesh file was refused; ``problems`` are ``(path, message)`` pairs, the first first."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
+from meshpy.errors import MeshpyError
 from meshpy.up.display import PlainView, Row, View, fmt_pct
 from meshpy.up.meshfile import MeshFile, Replica
 from meshpy.up.procs import Child, Processes, become_subreaper
@@ -89,7 +90,7 @@ class Options:
     interval: float = 1.0
 
 
-class StartError(Exception):
+class StartError(MeshpyError):
     """Something did not start; ``child`` is the process whose log tells why, if any."""
 
     def __init__(self, message: str, child: Child | None = None) -> None:

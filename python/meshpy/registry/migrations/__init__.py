@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from meshpy.errors import MeshpyError
 from meshpy.registry.db import Database
 
 __all__ = [
@@ -52,7 +53,7 @@ class SchemaStatus:
         return self.current is None or self.current in _revisions()
 
 
-class SchemaError(Exception):
+class SchemaError(MeshpyError):
     """The database's schema is not the one this meshpy runs on; ``str()`` is one line."""
 
 
