@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from meshpy.sidecar.events import read_events
 from meshpy.sidecar.runner import free_port
 from tests.integration.conftest import FAST_LEASES, StartServer, StartSidecar
 from tests.integration.proxyproc import ProxyProcess
@@ -250,3 +251,23 @@ def test_with_restart_never_the_sidecar_leaves_with_its_app(start_sidecar: Start
     log = sidecar.log()
     assert "app exited with 3; not restarting (--restart never)" in log
     assert log.rstrip().endswith("meshpy sidecar: stopped")
+
+
+def test_the_sidecar_reports_its_events_as_json_lines(
+    start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    events_file = tmp_path / "events.jsonl"
+    quitter = ("sh", "-c", "sleep 1; exit 3")
+    sidecar = start_sidecar(
+        "batch", "--restart", "never", "--events", str(events_file), app=quitter, ready=False
+    )
+    assert sidecar.wait(30) == 3
+    events = read_events(events_file)
+    names = [e["event"] for e in events]
+    assert names[-3:] == ["app_exited", "draining", "stopped"], names
+    [registered] = [e for e in events if e["event"] == "registered"]
+    assert registered["service"] == "batch"
+    assert registered["instance"]
+    [addresses] = [e for e in events if e["event"] == "addresses"][:1]
+    assert set(addresses["addresses"]) >= {"admin", "outbound"}
+    assert events[-3] == {"event": "app_exited", "code": 3, "restarting": False}

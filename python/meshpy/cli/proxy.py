@@ -99,6 +99,7 @@ def run(
     state_dir: str | None = run_options.STATE_DIR_OPTION,
     drain_timeout: str = run_options.DRAIN_TIMEOUT_OPTION,
     drain_delay: str = run_options.DRAIN_DELAY_OPTION,
+    events: str | None = run_options.EVENTS_OPTION,
     addresses_json: bool = typer.Option(
         False,
         "--addresses-json",
@@ -121,6 +122,8 @@ def run(
     """
     if (config is None) == (service is None):
         raise typer.BadParameter("give either --config FILE or --service NAME")
+    if config is not None and events is not None:
+        raise typer.BadParameter("only a sidecar reports events", param_hint="--events")
     if config is not None:
         from meshpy import proxyrun
 
@@ -145,5 +148,6 @@ def run(
         state_dir=state_dir,
         drain_timeout=drain_timeout,
         drain_delay=drain_delay,
+        events=events,
         addresses_json=addresses_json,
     )

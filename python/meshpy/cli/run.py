@@ -100,6 +100,13 @@ DRAIN_DELAY_OPTION: Any = typer.Option(
     metavar="DURATION",
     help="After deregistering, keep serving this long while other sidecars drop this one.",
 )
+EVENTS_OPTION: Any = typer.Option(
+    None,
+    "--events",
+    metavar="FILE",
+    help="Append what happens (registered, ready, app exits, ...) to FILE as JSON lines, "
+    "for tools that run sidecars.",
+)
 
 
 def parse_seconds_option(text: str, option: str) -> float:
@@ -200,6 +207,7 @@ def run(
     state_dir: str | None = STATE_DIR_OPTION,
     drain_timeout: str = DRAIN_TIMEOUT_OPTION,
     drain_delay: str = DRAIN_DELAY_OPTION,
+    events: str | None = EVENTS_OPTION,
     addresses_json: bool = typer.Option(
         False, "--addresses-json", help="Also print the bound addresses as JSON lines on stdout."
     ),
@@ -243,5 +251,6 @@ def run(
         state_dir=state_dir,
         drain_timeout=drain_timeout,
         drain_delay=drain_delay,
+        events=events,
         addresses_json=addresses_json,
     )

@@ -6,7 +6,7 @@ only the standard library and the proxy core, not the CLI's libraries. The join 
 travels in the environment (``MESHPY_TOKEN``), never on a command line, and the app does
 not get it.
 
-Lines on stderr, whose format tests and tools rely on::
+Lines on stderr, for people (tools read ``--events``, below)::
 
     meshpy sidecar: registered default/payment instance 6f1c...
     meshpy proxy: admin 127.0.0.1:9901, inbound 127.0.0.1:15006, outbound 127.0.0.1:15001
@@ -15,6 +15,7 @@ Lines on stderr, whose format tests and tools rely on::
     meshpy sidecar: stopped
 
 and the identity, config, lease and app threads log what they do as ``meshpy sidecar: ...``.
+Tools read ``--events FILE`` instead (``meshpy.sidecar.events``): log lines may be reworded.
 SIGHUP, SIGUSR1 and SIGUSR2 are passed on to the app. When the app exits for good
 (``--restart never``, or ``on-failure`` after a clean exit), the sidecar stops too and
 exits with the app's code.
@@ -127,6 +128,7 @@ def _serve(
         err.write(f"error: {exc}\n")
         return EXIT_FAILED
     spec = sidecar.registrar.spec
+    events = sidecar.events
     if sidecar.registrar.instance is not None:
         say(f"registered {spec.namespace}/{spec.service} instance {sidecar.registrar.instance}")
     else:
@@ -140,19 +142,23 @@ def _serve(
             announced = addresses
             err.write(f"meshpy proxy: {format_addresses(addresses)}\n")
             err.flush()
+            events.emit("addresses", addresses=addresses)
             if addresses_json:
                 out.write(json.dumps(addresses) + "\n")
                 out.flush()
         ready = sidecar.ready()
         if ready != was_ready:
             say("ready" if ready else "not ready")
+            events.emit("ready" if ready else "not_ready")
             was_ready = ready
         if sidecar.app is not None and sidecar.app_finished():
             app_gone = True
             break
     say(f"draining for up to {drain_s:g}s")
+    events.emit("draining")
     sidecar.stop(drain_s)
     say("stopped")
+    events.emit("stopped")
     if app_gone and sidecar.app is not None:
         return sidecar.app.returncode or 0
     return 0

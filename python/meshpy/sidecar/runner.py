@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from meshpy import _core
 from meshpy.sidecar.configwatch import ConfigWatcher
 from meshpy.sidecar.controlplane import ControlPlaneClient, ControlPlaneError
+from meshpy.sidecar.events import EventLog
 from meshpy.sidecar.health import HealthCheck
 from meshpy.sidecar.identity import IdentityAgent
 from meshpy.sidecar.inbound import inbound_stats
@@ -72,6 +73,8 @@ class SidecarOptions:
     """``http`` or ``tcp``: what the service speaks (set with its first instance)."""
     upstreams: dict[str, int] = field(default_factory=dict)
     """``{"payment-db": 5433}``: a local TCP port for the app to reach each service."""
+    events: str | None = None
+    """A file the sidecar appends its events to, as JSON lines (``sidecar.events``)."""
 
 
 def free_port(host: str) -> int:
@@ -89,6 +92,7 @@ class Sidecar:
         self, options: SidecarOptions, *, base_env: Mapping[str, str] | None = None
     ) -> None:
         self.options = options
+        self.events = EventLog(options.events)
         self.state = StateDir(Path(options.state_dir)) if options.state_dir else None
         saved = self.state.ports() if self.state else None
         self.inbound_port = options.inbound_port or (saved.inbound_port if saved else 0)
@@ -299,7 +303,8 @@ class Sidecar:
         path = None if self.options.health == "tcp" else self.options.health
         return HealthCheck(self.app_port, path, on_change=self._health_changed)
 
-    def _app_exited(self, code: int) -> None:
+    def _app_exited(self, code: int, restarting: bool) -> None:
+        self.events.emit("app_exited", code=code, restarting=restarting)
         if self.health is not None:
             self.health.mark_down()
         # Report at once: the instance must stop getting traffic now, not at the next renewal.
@@ -316,6 +321,10 @@ class Sidecar:
 
     def _follow(self, instance: str) -> None:
         """After a (re-)registration: certificates and config for this instance id."""
+        spec = self.registrar.spec
+        self.events.emit(
+            "registered", instance=instance, namespace=spec.namespace, service=spec.service
+        )
         self.identity.instance = instance
         self.config.follow(instance)
         if self.state is not None:

@@ -70,7 +70,8 @@ class AppSupervisor:
 
     spec: AppSpec
     env: Mapping[str, str]
-    on_exit: Callable[[int], None] = lambda code: None
+    on_exit: Callable[[int, bool], None] = lambda code, restarting: None
+    """Called with the app's exit code, and whether it is restarted, each time it exits."""
     backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=30.0))
     restarts: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
@@ -109,11 +110,12 @@ class AppSupervisor:
             code = proc.wait()
             if self._stopping.is_set():
                 return
-            self.on_exit(code)
+            policy = self.spec.restart
+            restarting = not (policy == "never" or (policy == "on-failure" and code == 0))
+            self.on_exit(code, restarting)
             if time.monotonic() - started >= _STABLE_S:
                 self.backoff.reset()
-            policy = self.spec.restart
-            if policy == "never" or (policy == "on-failure" and code == 0):
+            if not restarting:
                 log.info("app exited with %d; not restarting (--restart %s)", code, policy)
                 self.finished.set()
                 return

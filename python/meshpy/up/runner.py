@@ -4,7 +4,8 @@ Start: ``meshpy server`` as a child (data in the home directory), a join token p
 service, the resources applied, then the instances wave by wave (a service starts once
 every instance of the services in its ``depends_on`` is healthy): each is ``meshpy run``
 with its own state directory, its version, ``MESHPY_TOKEN`` and ``MESHPY_SERVER``, and
-``--addresses-json``, which tells where its admin listener is.
+``--events <home>/events/<name>.jsonl``: its admin address, instance id, readiness and app
+exits come from those JSON lines (``meshpy.sidecar.events``), never from its log.
 
 Watch: about once a second, the registry's view of every instance (its state) and each
 sidecar's /metrics (the traffic into its instance), shown as a table.
@@ -23,7 +24,6 @@ gone. Logs: ``<home>/logs/<name>.log``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -41,6 +41,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from meshpy.errors import MeshpyError
+from meshpy.sidecar.events import EventReader
 from meshpy.up.display import PlainView, Row, View, fmt_pct
 from meshpy.up.meshfile import MeshFile, Replica
 from meshpy.up.procs import Child, Processes, become_subreaper
@@ -72,9 +73,6 @@ says): a local mesh is small, and its table then follows health changes within a
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """SIGHUP too: a closed terminal stops the mesh in order as well."""
 _LISTENING = re.compile(r"meshpy server: listening on (http://\S+)")
-_REGISTERED = re.compile(r"^meshpy sidecar: registered (?:\S+ instance|again as instance) (\S+)$")
-_RESTARTING = re.compile(r"^meshpy sidecar: app exited with -?\d+; restarting")
-_APP_DONE = re.compile(r"^meshpy sidecar: app exited with (-?\d+); not restarting")
 
 
 @dataclass(frozen=True)
@@ -104,6 +102,7 @@ class Instance:
 
     replica: Replica
     child: Child
+    events: EventReader
     instance_id: str | None = None
     admin: str | None = None
     ready: bool = False
@@ -117,24 +116,22 @@ class Instance:
     identity: dict[str, Any] | None = None
     inbound_tls: str | None = None
 
-    def read_log(self) -> None:
-        """Learn from the lines the sidecar wrote since the last call."""
-        for line in self.child.new_lines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    addresses = json.loads(line)
-                    if isinstance(addresses, dict) and "admin" in addresses:
-                        self.admin = str(addresses["admin"])
-            elif match := _REGISTERED.match(line):
-                self.instance_id = match.group(1)
-            elif line == "meshpy sidecar: ready":
-                self.ready = True
-            elif line == "meshpy sidecar: not ready":
-                self.ready = False
-            elif _RESTARTING.match(line):
-                self.restarts += 1
-            elif match := _APP_DONE.match(line):
-                self.app_done = int(match.group(1))
+    def read_events(self) -> None:
+        """Learn from the events the sidecar reported since the last call."""
+        for event in self.events.new_events():
+            match event:
+                case {"event": "addresses", "addresses": {"admin": str(admin)}}:
+                    self.admin = admin
+                case {"event": "registered", "instance": str(instance)}:
+                    self.instance_id = instance
+                case {"event": "ready"}:
+                    self.ready = True
+                case {"event": "not_ready"}:
+                    self.ready = False
+                case {"event": "app_exited", "code": int(code), "restarting": True}:
+                    self.restarts += 1
+                case {"event": "app_exited", "code": int(code), "restarting": False}:
+                    self.app_done = code
 
     def window(self) -> Rates:
         """Rates over the last ``WINDOW_S`` seconds of scrapes."""
@@ -391,7 +388,10 @@ class Up:
         if replica.version:
             argv += ["--version", replica.version]
         argv += ["--health", replica.health, "--restart", replica.restart]
-        argv += ["--state-dir", str(self.home / "state" / replica.name), "--addresses-json"]
+        events = self.home / "events" / f"{replica.name}.jsonl"
+        events.parent.mkdir(parents=True, exist_ok=True)
+        events.unlink(missing_ok=True)  # a file of an earlier run says nothing of this one
+        argv += ["--state-dir", str(self.home / "state" / replica.name), "--events", str(events)]
         argv += ["--server", self.url, "--", *replica.command]
         env = self._environment()
         env.update(replica.env)
@@ -401,7 +401,7 @@ class Up:
             child = self.procs.spawn(replica.name, argv, env=env, cwd=self.options.base_dir)
         except OSError as exc:
             raise StartError(f"cannot start {replica.name}: {exc}") from None
-        instance = Instance(replica, child)
+        instance = Instance(replica, child, EventReader(events))
         self.instances.append(instance)
         return instance
 
@@ -409,7 +409,7 @@ class Up:
         deadline = time.monotonic() + self.options.ready_timeout
         while not self.stopping.is_set():
             for inst in wave:
-                inst.read_log()
+                inst.read_events()
                 # The app's own exit first: its sidecar then leaves too, with the same code,
                 # and the app's is the more useful message.
                 if inst.app_done is not None:
@@ -454,7 +454,7 @@ class Up:
                 self._error(str(exc))
                 return
             for inst in self.instances:
-                inst.read_log()
+                inst.read_events()
                 code = inst.child.proc.poll()
                 if code is not None and inst.exited is None:
                     inst.exited = code
