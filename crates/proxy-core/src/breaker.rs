@@ -217,7 +217,8 @@ mod tests {
         assert_eq!(Limits::from_config(None), Limits::NONE);
     }
 
-    #[tokio::test]
+    // Paused time: the sleep below returns once the waiter is parked, not after 20 ms.
+    #[tokio::test(start_paused = true)]
     async fn a_closed_connection_wakes_a_waiting_request() {
         let counters = Arc::new(Counters::default());
         let limits = limits(1);

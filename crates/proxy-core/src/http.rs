@@ -253,10 +253,12 @@ pub(crate) fn http1_server(
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(H1_MAX_BUF_BYTES.max(limits.max_header_bytes + 1))
-        // Body chunks are copied into one write buffer rather than queued: a
-        // queued chunk would pin the whole upstream read buffer it came from
-        // for as long as a slow client takes to read it.
-        .writev(false);
+        // Body chunks are queued, not copied into a write buffer that would
+        // grow to their size and stay so for the connection's life. A queued
+        // chunk pins the upstream read buffer it came from, but only until it
+        // is flushed: the `WriteGate` lets no other chunk in, and the upstream
+        // is not read meanwhile.
+        .writev(true);
     builder
 }
 
