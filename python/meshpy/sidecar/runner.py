@@ -38,7 +38,7 @@ from meshpy.sidecar.registration import Health, InstanceSpec, Registrar
 from meshpy.sidecar.state import SavedPorts, StateDir
 from meshpy.sidecar.supervisor import AppSpec, AppSupervisor
 
-__all__ = ["Sidecar", "SidecarOptions", "free_port"]
+__all__ = ["PortReservation", "Sidecar", "SidecarOptions", "free_port"]
 
 log = logging.getLogger("meshpy.sidecar")
 
@@ -78,11 +78,40 @@ class SidecarOptions:
 
 
 def free_port(host: str) -> int:
-    """A port free on ``host`` now (the OS's pick); another process could still take it."""
+    """A port free on ``host`` now (the OS's pick); another process could still take it.
+
+    For a port the proxy core will listen on, hold a ``PortReservation`` instead."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class PortReservation:
+    """A port held for a listener that the proxy core binds later (the sidecar must name
+    its ports, to register them, before its config arrives).
+
+    The port is held by a socket bound to it with SO_REUSEADDR that never listens: the
+    kernel gives the port to no other ``bind``, yet the core, which also binds with
+    SO_REUSEADDR, can bind and listen on it (Linux refuses a shared port only when the
+    other socket listens). Picking a free port and closing it instead would leave a
+    window in which another process takes it.
+    """
+
+    def __init__(self, host: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, 0))
+        except OSError:
+            self._sock.close()
+            raise
+        self.port = int(self._sock.getsockname()[1])
+
+    def release(self) -> None:
+        """Give the port back (its listener, if any, keeps it)."""
+        self._sock.close()
 
 
 class Sidecar:
@@ -95,10 +124,12 @@ class Sidecar:
         self.events = EventLog(options.events)
         self.state = StateDir(Path(options.state_dir)) if options.state_dir else None
         saved = self.state.ports() if self.state else None
+        # Ports picked here are held until the sidecar stops (see PortReservation).
+        self._reservations: list[PortReservation] = []
         self.inbound_port = options.inbound_port or (saved.inbound_port if saved else 0)
-        self.inbound_port = self.inbound_port or free_port(options.address)
+        self.inbound_port = self.inbound_port or self._reserve(options.address)
         self.outbound_port = options.outbound_port or (saved.outbound_port if saved else 0)
-        self.outbound_port = self.outbound_port or free_port("127.0.0.1")
+        self.outbound_port = self.outbound_port or self._reserve("127.0.0.1")
         app_port = options.app_port or (saved.app_port if saved else None)
         if app_port is None and options.app is not None:
             app_port = free_port("127.0.0.1")
@@ -243,9 +274,16 @@ class Sidecar:
         if self.app is not None:
             self.app.stop()
         self.proxy.shutdown(max(0.0, deadline - time.monotonic()))
+        for reservation in self._reservations:
+            reservation.release()
         for thread in self._threads:
             # The config long-poll may sit in a socket read; it is a daemon thread.
             thread.join(timeout=1.0)
+
+    def _reserve(self, host: str) -> int:
+        reservation = PortReservation(host)
+        self._reservations.append(reservation)
+        return reservation.port
 
     def _wait_app_idle(self, deadline: float) -> None:
         """Until no request to the app is in flight, or the deadline."""
