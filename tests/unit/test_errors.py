@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pkgutil
 
-import meshpy
 from meshpy import _core
 from meshpy.errors import MeshpyError
-
-# Modules that run something when imported, rather than define it.
-RUN_ON_IMPORT = {"__main__", "env"}
+from tests.meshpy_code import meshpy_modules
 
 
 def public_exceptions() -> dict[str, type[BaseException]]:
     found: dict[str, type[BaseException]] = {}
-    for info in pkgutil.walk_packages(meshpy.__path__, "meshpy."):
-        if info.name.rsplit(".", 1)[-1] in RUN_ON_IMPORT:
-            continue
-        module = importlib.import_module(info.name)
-        for name, value in vars(module).items():
+    for name in meshpy_modules():
+        module = importlib.import_module(name)
+        for attribute, value in vars(module).items():
             if (
                 inspect.isclass(value)
                 and issubclass(value, BaseException)
                 and value.__module__.startswith("meshpy")
-                and not name.startswith("_")
+                and not attribute.startswith("_")
             ):
                 found[f"{value.__module__}.{value.__qualname__}"] = value
     return found

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.meshpy_code import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CRATES = ["crates/proxy-config", "crates/proxy-core", "crates/proxy-py"]
 
 
 def checker() -> ModuleType:
-    path = ROOT / "scripts" / "rust_cycles.py"
-    spec = importlib.util.spec_from_file_location("rust_cycles", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("rust_cycles")
 
 
 def crate(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -10,6 +9,7 @@ from types import ModuleType
 from meshpy import proxyconfig
 from meshpy.configfile import BOOTSTRAP_KEYS
 from meshpy.dataplane import json_schema
+from tests.meshpy_code import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "api" / "proxy-config.schema.json"
@@ -17,14 +17,7 @@ TYPES = ROOT / "python" / "meshpy" / "proxyconfig.py"
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "proxyconfig_gen", ROOT / "scripts/proxyconfig.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("proxyconfig")
 
 
 def test_committed_schema_is_what_the_rust_types_derive() -> None:

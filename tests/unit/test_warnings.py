@@ -8,15 +8,12 @@ deprecation that meshpy's own code triggers.
 from __future__ import annotations
 
 import json
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
 import meshpy
-
-# Modules that run something when imported, rather than define it.
-RUN_ON_IMPORT = {"__main__", "env"}
+from tests.meshpy_code import meshpy_modules
 
 # Imports each module named on the command line with every warning recorded, and prints
 # them as JSON: the category, the message and the file Python attributes the warning to.
@@ -28,11 +25,6 @@ with warnings.catch_warnings(record=True) as seen:
         importlib.import_module(name)
 print(json.dumps([[w.category.__name__, str(w.message), w.filename] for w in seen]))
 """
-
-
-def meshpy_modules() -> list[str]:
-    found = pkgutil.walk_packages(meshpy.__path__, "meshpy.")
-    return [m.name for m in found if m.name.rsplit(".", 1)[-1] not in RUN_ON_IMPORT]
 
 
 def warnings_at_import(modules: list[str], path: Path | None = None) -> list[tuple[str, ...]]:
