@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -43,6 +44,19 @@ def test_proxy_run_rejects_a_bad_drain_timeout(value: str, message: str) -> None
     result = runner.invoke(app, ["proxy", "run", "-c", "x.yaml", "--drain-timeout", value])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_events_go_with_a_sidecar_and_a_writable_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["proxy", "run", "-c", "x.yaml", "--events", "e.jsonl"])
+    assert result.exit_code == 2
+    assert "only a sidecar reports events" in result.output
+    missing = tmp_path / "no-such-dir" / "e.jsonl"
+    argv = ["run", "--service", "web", "--token", "t", "--events", str(missing), "--", "true"]
+    result = runner.invoke(app, argv, terminal_width=200)
+    assert result.exit_code == 2
+    assert "cannot append to" in result.output
+    assert "No such file or directory" in result.output
+    assert not missing.parent.exists()
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("10", 10.0), ("2.5", 2.5), ("500ms", 0.5)])

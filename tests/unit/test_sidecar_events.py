@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from meshpy.sidecar.events import EventLog, EventReader, read_events
 
 
@@ -53,3 +55,11 @@ def test_threads_never_interleave_lines(tmp_path: Path) -> None:
 def test_without_a_path_nothing_is_written(tmp_path: Path) -> None:
     EventLog(None).emit("ready")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_file_costs_the_event_not_the_caller(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = EventLog(str(tmp_path / "gone" / "events.jsonl"))
+    log.emit("ready")  # no exception
+    assert "cannot write the ready event" in caplog.text

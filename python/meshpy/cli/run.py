@@ -143,6 +143,20 @@ def _upstreams(pairs: list[str] | None) -> dict[str, int]:
     return upstreams
 
 
+def _check_events_file(path: str | None) -> None:
+    """Refuse an events file the sidecar could not append to, before it starts."""
+    if path is None:
+        return
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise typer.BadParameter(
+            f"cannot append to {path}: {reason}", param_hint="--events"
+        ) from None
+
+
 def launch_sidecar(**fields: Any) -> None:
     """Check the options, then become the sidecar process; does not return."""
     from meshpy.sidecar.main import exec_sidecar
@@ -156,6 +170,7 @@ def launch_sidecar(**fields: Any) -> None:
     fields["drain_delay_s"] = parse_seconds_option(fields.pop("drain_delay"), "--drain-delay")
     fields["labels"] = _labels(fields.pop("label"))
     fields["upstreams"] = _upstreams(fields.pop("upstream"))
+    _check_events_file(fields.get("events"))
     protocol = fields.get("protocol")
     if protocol not in (None, "http", "grpc", "tcp"):
         raise typer.BadParameter("use http, grpc or tcp", param_hint="--protocol")

@@ -16,12 +16,15 @@ anew; ``app_exited`` with ``restarting`` false means the app is gone for good.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["EventLog", "EventName", "EventReader", "read_events"]
+
+log = logging.getLogger("meshpy.sidecar")
 
 EventName = Literal[
     "addresses", "registered", "ready", "not_ready", "app_exited", "draining", "stopped"
@@ -36,12 +39,16 @@ class EventLog:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def emit(self, event: EventName, **fields: Any) -> None:
-        """Append one event, flushed at once so that a reader sees it now."""
+        """Append one event, flushed at once so that a reader sees it now. A file that
+        can no longer be written costs the event, logged, not the thread that reports it."""
         if self.path is None:
             return
         line = json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as out:
-            out.write(line)
+        try:
+            with self._lock, open(self.path, "a", encoding="utf-8") as out:
+                out.write(line)
+        except OSError as err:
+            log.warning("cannot write the %s event to %s: %s", event, self.path, err)
 
 
 @dataclass
