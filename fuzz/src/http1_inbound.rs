@@ -37,11 +37,31 @@ use proxy_core::Proxy;
 
 /// How often the client looks for the proxy's answer and progress.
 const POLL: Duration = Duration::from_micros(100);
-/// Polls in a row that must find the proxy done before the client half-closes.
-const SETTLED: u32 = 3;
-/// Half-close anyway after this long without a byte from the proxy, in case
-/// it stopped reading without closing (it should not).
-const QUIET: Duration = Duration::from_millis(50);
+
+/// How long the client waits before it half-closes. Stats can say "done" for
+/// a moment while a request is between reading and its upstream, or between
+/// its upstream and the client (a descheduled worker thread makes that moment
+/// long), and half-closing then drops the request unanswered.
+#[derive(Clone, Copy)]
+pub struct Patience {
+    /// How long the stats must say "done" without a pause.
+    settled: Duration,
+    /// Half-close anyway after this long without a byte from the proxy, in
+    /// case it stopped reading without closing (it should not).
+    quiet: Duration,
+}
+
+/// Fuzzing: fast, at the cost of an input now and then cut short on a busy machine.
+pub const FUZZING: Patience = Patience {
+    settled: Duration::from_micros(300),
+    quiet: Duration::from_millis(50),
+};
+
+/// Checking an answer: long enough that a busy machine can't cut it short.
+pub const CHECKING: Patience = Patience {
+    settled: Duration::from_millis(100),
+    quiet: Duration::from_secs(2),
+};
 /// How long a connection may last in all; past it the client gives up.
 const LIMIT: Duration = Duration::from_secs(3);
 
@@ -49,7 +69,7 @@ const LIMIT: Duration = Duration::from_secs(3);
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 pub fn run(data: &[u8]) {
-    let response = send(data);
+    let response = send(data, FUZZING);
     if !response.is_empty() && !data.starts_with(&H2_PREFACE[..data.len().min(H2_PREFACE.len())]) {
         assert!(
             response.starts_with(b"HTTP/1.1 ") || response.starts_with(b"HTTP/1.0 "),
@@ -63,7 +83,7 @@ pub fn run(data: &[u8]) {
 }
 
 /// Sends `data` on a new connection to the proxy; returns the first 4 KiB of what came back.
-pub fn send(data: &[u8]) -> Vec<u8> {
+pub fn send(data: &[u8], patience: Patience) -> Vec<u8> {
     // One connection at a time (tests run in parallel): progress is read from
     // the listener's totals.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -77,21 +97,25 @@ pub fn send(data: &[u8]) -> Vec<u8> {
     let _ = stream.set_nodelay(true);
     // The proxy may close before reading everything (a bad request line): not an error.
     let _ = stream.write_all(data);
-    exchange(&mut stream, harness, before + data.len() as u64)
+    exchange(&mut stream, harness, before + data.len() as u64, patience)
 }
 
 /// Reads what the proxy answers until it closes. The client half-closes (as a
 /// client that has nothing more to send) once the proxy has read every byte
 /// and no request is with an upstream, as its stats say.
-fn exchange(stream: &mut TcpStream, harness: &Harness, all_read: u64) -> Vec<u8> {
+fn exchange(
+    stream: &mut TcpStream,
+    harness: &Harness,
+    all_read: u64,
+    patience: Patience,
+) -> Vec<u8> {
     let started = Instant::now();
     let mut heard = Instant::now();
     let mut response = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let mut half_closed = false;
-    // How many polls in a row the proxy's stats said "done": a request read but
-    // not yet sent upstream, or between two tries, looks done for a moment.
-    let mut settled = 0;
+    // Since when the proxy's stats have said "done", without a pause.
+    let mut done_since: Option<Instant> = None;
     // Read timeouts are too coarse (jiffies) for this: poll instead.
     let _ = stream.set_nonblocking(true);
     loop {
@@ -103,7 +127,7 @@ fn exchange(stream: &mut TcpStream, harness: &Harness, all_read: u64) -> Vec<u8>
                     response.extend_from_slice(&buf[..n.min(4096)]);
                 }
                 heard = Instant::now();
-                settled = 0;
+                done_since = None;
             }
             Err(err) if err.kind() == ErrorKind::WouldBlock => {
                 if started.elapsed() > LIMIT {
@@ -114,8 +138,13 @@ fn exchange(stream: &mut TcpStream, harness: &Harness, all_read: u64) -> Vec<u8>
                 if !half_closed {
                     let progress = harness.progress();
                     let done = progress.received >= all_read && !progress.busy;
-                    settled = if done { settled + 1 } else { 0 };
-                    if settled >= SETTLED || heard.elapsed() > QUIET {
+                    done_since = if done {
+                        done_since.or_else(|| Some(Instant::now()))
+                    } else {
+                        None
+                    };
+                    let settled = done_since.is_some_and(|t| t.elapsed() >= patience.settled);
+                    if settled || heard.elapsed() > patience.quiet {
                         let _ = stream.shutdown(Shutdown::Write);
                         half_closed = true;
                     }
@@ -353,7 +382,7 @@ mod tests {
             .join("seeds/http1_inbound")
             .join(seed);
         let data = std::fs::read(&file).unwrap_or_else(|err| panic!("{file:?}: {err}"));
-        let response = super::send(&data);
+        let response = super::send(&data, super::CHECKING);
         String::from_utf8_lossy(&response).into_owned()
     }
 
