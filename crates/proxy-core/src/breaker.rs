@@ -20,28 +20,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::CircuitBreakers;
-
-/// Which limit a request ran into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// `max_connections`: too many upstream connections.
-    Connections,
-    /// `max_pending_requests`: too many requests waiting for a connection.
-    PendingRequests,
-    /// `max_requests`: too many requests in flight.
-    Requests,
-}
-
-impl Limit {
-    /// The config name, sent in `x-meshpy-overflow`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Connections => "max_connections",
-            Self::PendingRequests => "max_pending_requests",
-            Self::Requests => "max_requests",
-        }
-    }
-}
+pub use crate::error::Limit;
 
 /// A cluster's limits, `usize::MAX` where none is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,7 @@ use tokio_util::either::Either;
 
 use crate::balance::ewma::PeakEwma;
 use crate::breaker::{Counters, Limit, Limits, Slot};
+use crate::client_body;
 use crate::clock;
 use crate::config::{PoolConfig, UpstreamProtocol};
 use crate::error::{ErrorKind, ProxyError};
@@ -37,7 +38,6 @@ use crate::headers;
 use crate::metrics::OutlierMetrics;
 use crate::outlier::{self, Health, Outcome};
 use crate::request_body::{BodySent, RequestBody, TrackedBody};
-use crate::slow;
 use crate::spiffe::SpiffeId;
 use crate::tls::Alpn;
 use crate::upstream_tls::UpstreamTls;
@@ -599,7 +599,7 @@ impl Drop for Lease {
 
 /// A failed exchange: the upstream's fault, unless the client's body failed under it.
 fn upstream_failed(err: hyper::Error) -> ProxyError {
-    let kind = slow::client_body_fault(&err).unwrap_or(ErrorKind::UpstreamFailed);
+    let kind = client_body::client_body_fault(&err).unwrap_or(ErrorKind::UpstreamFailed);
     ProxyError::with_source(kind, err)
 }
 

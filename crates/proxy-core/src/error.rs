@@ -7,7 +7,27 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::breaker::Limit;
+/// Which circuit-breaker limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_connections`: too many upstream connections.
+    Connections,
+    /// `max_pending_requests`: too many requests waiting for a connection.
+    PendingRequests,
+    /// `max_requests`: too many requests in flight.
+    Requests,
+}
+
+impl Limit {
+    /// The config name, sent in `x-meshpy-overflow`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connections => "max_connections",
+            Self::PendingRequests => "max_pending_requests",
+            Self::Requests => "max_requests",
+        }
+    }
+}
 
 /// What went wrong while proxying a request or a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

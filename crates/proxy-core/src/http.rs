@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 
 use crate::authz::{self, AuthzRequest, Decider, HttpView};
 use crate::body::ProxyBody;
+use crate::client_body::{client_body_failed, ClientBody};
 use crate::cluster::{Cluster, Pick};
 use crate::config::{ListenerLimits, ListenerProtocol, ListenerTimeouts};
 use crate::endpoint::{Endpoint, Lease};
@@ -37,7 +38,7 @@ use crate::request_body::{Prepared, Replay, RequestBody, MAX_REPLAY_BYTES};
 use crate::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
 use crate::route::{Mirror, Miss, RequestView};
-use crate::slow::{client_body_failed, ClientBody, GatedBody, HeadTimer, Progress, WriteGate};
+use crate::slow::{GatedBody, HeadTimer, Progress, WriteGate};
 use crate::tls::ALPN_H2;
 
 /// `x-meshpy-fault: abort`, on responses of an injected abort.

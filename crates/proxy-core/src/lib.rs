@@ -28,6 +28,7 @@ pub mod authz;
 pub mod balance;
 mod body;
 mod breaker;
+mod client_body;
 mod clock;
 mod cluster;
 mod csr;

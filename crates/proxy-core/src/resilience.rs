@@ -1,7 +1,7 @@
 //! What a cluster keeps for resilience at run time: its retry budget, faults to inject, and counters.
 //!
-//! Percentages become a [`Chance`] compiled once, so rolling one per request is a
-//! random number and a comparison. The mirror gate bounds copies in flight per proxy.
+//! Percentages become a [`Chance`] compiled once. The mirror gate bounds copies in
+//! flight per proxy.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,49 +12,7 @@ use http::StatusCode;
 use crate::config;
 use crate::metrics::{Metrics, MirrorCounters, RetryCounters};
 use crate::retry::RetryBudget;
-
-/// A probability, as a threshold on a uniform `u64`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chance {
-    /// Never.
-    Never,
-    /// When a uniform draw is below the threshold.
-    Below(u64),
-    /// Always (100%): no draw can reach `u64::MAX + 1`.
-    Always,
-}
-
-impl Chance {
-    /// `percent`% (0..=100, fractions allowed) of the time.
-    pub fn percent(percent: f64) -> Self {
-        if percent.is_nan() || percent <= 0.0 {
-            Self::Never
-        } else if percent >= 100.0 {
-            Self::Always
-        } else {
-            // percent/100 × 2^64, exact enough for any percent a config can say.
-            Self::Below((percent / 100.0 * 18_446_744_073_709_551_616.0) as u64)
-        }
-    }
-
-    /// Whether `draw` (uniform over `u64`) falls inside the chance.
-    pub fn hit(self, draw: u64) -> bool {
-        match self {
-            Self::Never => false,
-            Self::Below(threshold) => draw < threshold,
-            Self::Always => true,
-        }
-    }
-
-    /// Rolls the chance with the proxy's random source.
-    pub fn roll(self) -> bool {
-        match self {
-            Self::Never => false,
-            Self::Always => true,
-            Self::Below(_) => self.hit(crate::rng::next_u64()),
-        }
-    }
-}
+use crate::rng::Chance;
 
 /// A cluster's faults, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,33 +121,6 @@ impl Traffic {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chances_follow_their_percent() {
-        let n = 200_000u64;
-        // (percent, expected share)
-        for (percent, share) in [
-            (0.0, 0.0),
-            (0.5, 0.005),
-            (10.0, 0.1),
-            (50.0, 0.5),
-            (100.0, 1.0),
-        ] {
-            let chance = Chance::percent(percent);
-            // An even spread of draws over u64 shows the threshold exactly.
-            let hits = (0..n)
-                .filter(|i| chance.hit(i.wrapping_mul(u64::MAX / n)))
-                .count() as f64;
-            assert!(
-                (hits / n as f64 - share).abs() < 0.001,
-                "{percent}%: {hits}"
-            );
-        }
-        assert_eq!(Chance::percent(0.0), Chance::Never);
-        assert_eq!(Chance::percent(100.0), Chance::Always);
-        assert!(Chance::Always.hit(u64::MAX));
-        assert!(!Chance::percent(99.999).hit(u64::MAX));
-    }
 
     #[test]
     fn the_mirror_gate_holds_at_most_the_limit() {

@@ -1,4 +1,7 @@
-//! A small fast per-thread random source for load balancing and request ids (not for secrets).
+//! A small fast per-thread random source for load balancing, request ids and chances (not for secrets).
+//!
+//! Percentages become a [`Chance`] compiled once, so rolling one per request is a
+//! random number and a comparison.
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
@@ -33,6 +36,49 @@ pub fn below(len: usize) -> usize {
     ((u128::from(next_u64()) * len as u128) >> 64) as usize
 }
 
+/// A probability, as a threshold on a uniform `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chance {
+    /// Never.
+    Never,
+    /// When a uniform draw is below the threshold.
+    Below(u64),
+    /// Always (100%): no draw can reach `u64::MAX + 1`.
+    Always,
+}
+
+impl Chance {
+    /// `percent`% (0..=100, fractions allowed) of the time.
+    pub fn percent(percent: f64) -> Self {
+        if percent.is_nan() || percent <= 0.0 {
+            Self::Never
+        } else if percent >= 100.0 {
+            Self::Always
+        } else {
+            // percent/100 × 2^64, exact enough for any percent a config can say.
+            Self::Below((percent / 100.0 * 18_446_744_073_709_551_616.0) as u64)
+        }
+    }
+
+    /// Whether `draw` (uniform over `u64`) falls inside the chance.
+    pub fn hit(self, draw: u64) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Below(threshold) => draw < threshold,
+            Self::Always => true,
+        }
+    }
+
+    /// Rolls the chance with the proxy's random source.
+    pub fn roll(self) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Always => true,
+            Self::Below(_) => self.hit(next_u64()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +90,32 @@ mod tests {
             seen[below(5)] += 1;
         }
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn chances_follow_their_percent() {
+        let n = 200_000u64;
+        // (percent, expected share)
+        for (percent, share) in [
+            (0.0, 0.0),
+            (0.5, 0.005),
+            (10.0, 0.1),
+            (50.0, 0.5),
+            (100.0, 1.0),
+        ] {
+            let chance = Chance::percent(percent);
+            // An even spread of draws over u64 shows the threshold exactly.
+            let hits = (0..n)
+                .filter(|i| chance.hit(i.wrapping_mul(u64::MAX / n)))
+                .count() as f64;
+            assert!(
+                (hits / n as f64 - share).abs() < 0.001,
+                "{percent}%: {hits}"
+            );
+        }
+        assert_eq!(Chance::percent(0.0), Chance::Never);
+        assert_eq!(Chance::percent(100.0), Chance::Always);
+        assert!(Chance::Always.hit(u64::MAX));
+        assert!(!Chance::percent(99.999).hit(u64::MAX));
     }
 }

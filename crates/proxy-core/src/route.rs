@@ -13,8 +13,8 @@ use regex::Regex;
 
 use crate::config::{NameValue, PathMatchType, RouteMatch, ValueMatchType, VirtualHost};
 use crate::filters::Filters;
-use crate::resilience::Chance;
 use crate::retry::RetryPolicy;
+use crate::rng::Chance;
 
 /// Why a request has no backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
