@@ -102,7 +102,7 @@ lint: build ## fmt check, clippy -D warnings, Rust import cycles, ruff, mypy, st
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(PY) scripts/rust_cycles.py crates/proxy-config crates/proxy-core crates/proxy-py
+	$(PY) scripts/rust_layers.py crates/proxy-config crates/proxy-core crates/proxy-py
 	$(BIN)/ruff check python tests scripts examples
 	$(BIN)/ruff format --check python tests scripts examples
 	$(BIN)/mypy

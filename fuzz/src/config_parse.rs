@@ -5,9 +5,9 @@
 //! not survive its own serialisation (the control plane stores and diffs what
 //! it sends) or that the proxy cannot compile.
 
-use proxy_core::authz::Authorizer;
 use proxy_core::config::{parse_bootstrap, parse_snapshot, validate_snapshot, ListenerProtocol};
-use proxy_core::route::RouteTable;
+use proxy_core::policy::authz::Authorizer;
+use proxy_core::policy::route::RouteTable;
 use proxy_core::{Bootstrap, Proxy, Snapshot};
 
 pub fn run(data: &[u8]) {

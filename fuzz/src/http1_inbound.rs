@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use proxy_core::authz::normalize_path;
+use proxy_core::policy::authz::normalize_path;
 use proxy_core::Proxy;
 
 /// How often the client looks for the proxy's answer and progress.

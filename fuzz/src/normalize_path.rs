@@ -8,9 +8,11 @@
 use std::borrow::Cow;
 
 use http::Method;
-use proxy_core::authz::{normalize_path, Authorizer, AuthzRequest, HttpView, MalformedPath};
 use proxy_core::config::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzTarget,
+};
+use proxy_core::policy::authz::{
+    normalize_path, Authorizer, AuthzRequest, HttpView, MalformedPath,
 };
 
 /// Checks the input as it is and, when it is not absolute, with a `/` in front:

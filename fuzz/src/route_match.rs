@@ -17,7 +17,7 @@ use proxy_core::config::{
     PathRewrite, PathRewriteType, RouteFilters, RouteMatch, RouteRule, RuleTimeouts, UrlRewrite,
     ValueMatchType, VirtualHost, WeightedBackend,
 };
-use proxy_core::route::{Miss, RequestView, RouteTable, Rule};
+use proxy_core::policy::route::{Miss, RequestView, RouteTable, Rule};
 use proxy_core::Snapshot;
 
 const HOSTS: &[&str] = &[

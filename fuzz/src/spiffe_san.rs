@@ -45,7 +45,7 @@ fn check_id_text(text: &str) {
     // An ID's path is a normal path: authorization by prefix and the app's view agree on it.
     assert!(
         matches!(
-            proxy_core::authz::normalize_path(path),
+            proxy_core::policy::authz::normalize_path(path),
             Ok(std::borrow::Cow::Borrowed(_))
         ),
         "{text:?}: path {path:?} is not normal"

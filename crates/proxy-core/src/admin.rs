@@ -13,8 +13,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::ProxyBody;
-use crate::http::local_response;
+use crate::server::http::local_response;
+use crate::server::response_body::ProxyBody;
 use crate::state::Shared;
 
 /// Serves admin requests until `stop`.

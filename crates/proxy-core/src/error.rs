@@ -242,7 +242,7 @@ mod tests {
             assert_eq!(err.status().as_u16(), status, "{kind:?}");
             assert_eq!(err.retryable(), retryable, "{kind:?}");
             assert!(
-                crate::metrics::ERROR_REASONS.contains(&err.reason()),
+                crate::telemetry::metrics::ERROR_REASONS.contains(&err.reason()),
                 "{kind:?}"
             );
         }

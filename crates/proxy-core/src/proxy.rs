@@ -13,13 +13,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accept;
-use crate::cluster::{self, Cluster};
 use crate::config::{self, Bootstrap, ConfigError, Snapshot};
-use crate::identity::{CertificateInfo, Credentials, IdentityError};
-use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
+use crate::identity::store::{CertificateInfo, Credentials, IdentityError};
 use crate::runtime::ProxyRuntime;
+use crate::server::accept;
+use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::state::{Served, ServedListener, Shared};
+use crate::upstream::cluster::{self, Cluster};
 
 /// Why a control call failed.
 #[derive(Debug)]

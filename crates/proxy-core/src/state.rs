@@ -7,12 +7,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::{json, Map, Value};
 
-use crate::cluster::Cluster;
 use crate::config::{ListenerProtocol, TlsMode, UpstreamProtocol};
-use crate::identity::IdentityStore;
-use crate::listener::{ConnectionBudget, ListenerShared, Target};
-use crate::metrics::Metrics;
-use crate::resilience::MirrorGate;
+use crate::identity::store::IdentityStore;
+use crate::server::listener::{ConnectionBudget, ListenerShared, Target};
+use crate::telemetry::metrics::Metrics;
+use crate::upstream::cluster::Cluster;
+use crate::upstream::resilience::MirrorGate;
 
 /// One served listener, as stats report it.
 #[derive(Debug, Clone)]

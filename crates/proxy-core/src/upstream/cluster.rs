@@ -15,18 +15,18 @@ use http::header::{HeaderName, COOKIE};
 use http::HeaderMap;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::balance::{self, weight, Tables, View};
-use crate::breaker::{Counters, Limits};
 use crate::clock;
 use crate::config::{self, HashOn, LbPolicy, UpstreamProtocol};
-use crate::endpoint::{Endpoint, EndpointKey, Link};
-use crate::identity::IdentityStore;
-use crate::metrics::Metrics;
-use crate::outlier;
-use crate::resilience::{MirrorGate, Traffic};
+use crate::identity::store::IdentityStore;
+use crate::policy::balance::{self, weight, Tables, View};
 use crate::rng;
 use crate::spiffe::SpiffeId;
-use crate::upstream_tls::UpstreamTls;
+use crate::telemetry::metrics::Metrics;
+use crate::upstream::breaker::{Counters, Limits};
+use crate::upstream::endpoint::{Endpoint, EndpointKey, Link};
+use crate::upstream::outlier;
+use crate::upstream::resilience::{MirrorGate, Traffic};
+use crate::upstream::tls::UpstreamTls;
 
 /// What compiling clusters needs besides their config.
 #[derive(Debug, Clone, Copy)]

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-use crate::authz::{Authorizer, AuthzRequest, Decision};
-use crate::cluster::Cluster;
 use crate::config::{
     self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
 };
-use crate::identity::IdentityStore;
-use crate::metrics::{AuthzCounters, ListenerMetrics, Metrics};
-use crate::route::RouteTable;
+use crate::identity::store::IdentityStore;
+use crate::policy::authz::{Authorizer, AuthzRequest, Decision};
+use crate::policy::route::RouteTable;
+use crate::telemetry::metrics::{AuthzCounters, ListenerMetrics, Metrics};
+use crate::upstream::cluster::Cluster;
 
 /// Where a listener's traffic goes.
 #[derive(Debug)]

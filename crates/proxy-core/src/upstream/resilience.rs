@@ -10,9 +10,9 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::config;
-use crate::metrics::{Metrics, MirrorCounters, RetryCounters};
-use crate::retry::RetryBudget;
+use crate::policy::retry::RetryBudget;
 use crate::rng::Chance;
+use crate::telemetry::metrics::{Metrics, MirrorCounters, RetryCounters};
 
 /// A cluster's faults, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]

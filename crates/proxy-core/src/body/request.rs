@@ -10,7 +10,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::client_body::{BodyError, ClientBody};
+use crate::body::client::{BodyError, ClientBody};
 
 /// Largest request body buffered so that it can be sent more than once.
 pub const MAX_REPLAY_BYTES: usize = 64 * 1024;

@@ -3,7 +3,7 @@
 use rcgen::string::Ia5String;
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, SanType, PKCS_ECDSA_P256_SHA256};
 
-use crate::identity::IdentityError;
+use crate::identity::store::IdentityError;
 use crate::spiffe::SpiffeId;
 
 /// A new ECDSA P-256 key (PKCS#8 PEM) and a PKCS#10 CSR (PEM) for `spiffe_id`:

@@ -10,8 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use crate::config::ListenerProtocol;
-use crate::listener::{ListenerRoute, ListenerShared, Shutdown};
-use crate::{http, tcp};
+use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
+use crate::{server::http, server::tcp};
 
 /// Binds `addr` synchronously, so a bad address fails the call that asked for it.
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

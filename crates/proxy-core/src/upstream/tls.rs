@@ -12,10 +12,10 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::{ErrorKind, ProxyError};
-use crate::identity::{Credentials, IdentityStore};
-use crate::metrics::Handshakes;
+use crate::identity::store::{Credentials, IdentityStore};
+use crate::identity::tls::{verify, Alpn, ALPN_H2};
 use crate::spiffe::SpiffeId;
-use crate::tls::{verify, Alpn, ALPN_H2};
+use crate::telemetry::metrics::Handshakes;
 
 /// Client configs built for one proxy identity.
 #[derive(Debug)]

@@ -13,37 +13,35 @@
 //! for outlier detection.
 
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
-use crate::balance::ewma::PeakEwma;
-use crate::breaker::{Counters, Limit, Limits, Slot};
-use crate::client_body;
+use crate::body::client;
+use crate::body::request::{BodySent, RequestBody, TrackedBody};
 use crate::clock;
 use crate::config::{PoolConfig, UpstreamProtocol};
 use crate::error::{ErrorKind, ProxyError};
-use crate::headers;
-use crate::metrics::OutlierMetrics;
-use crate::outlier::{self, Health, Outcome};
-use crate::request_body::{BodySent, RequestBody, TrackedBody};
+use crate::identity::tls::Alpn;
+use crate::policy::balance::ewma::PeakEwma;
+use crate::policy::headers;
 use crate::spiffe::SpiffeId;
-use crate::tls::Alpn;
-use crate::upstream_tls::UpstreamTls;
+use crate::telemetry::metrics::OutlierMetrics;
+use crate::upstream::breaker::{Counters, Limit, Limits, Slot};
+use crate::upstream::outlier::{self, Health, Outcome};
+use crate::upstream::tls::UpstreamTls;
 
-type H1Sender = http1::SendRequest<TrackedBody>;
-type H2Sender = http2::SendRequest<TrackedBody>;
+mod pool;
+
+use pool::{H1Sender, H2Sender, IdleConn};
 
 /// A connection to an endpoint for the L4 proxy: plain, or mTLS.
 pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -111,20 +109,9 @@ impl Default for Link {
     }
 }
 
-/// Largest read or write buffer of an upstream HTTP/1 connection: what a response held
-/// back by a slow client can occupy, and the largest response head (nginx allows 4 or
-/// 8 KiB by default).
-const UPSTREAM_H1_MAX_BUF_BYTES: usize = 16 * 1024;
-
 /// A failed attempt counts for peak EWMA as a response at least this slow,
 /// so that an endpoint refusing connections quickly is shunned, not favoured.
 const FAILURE_LATENCY_NS: u64 = 1_000_000_000;
-
-#[derive(Debug)]
-struct IdleConn {
-    sender: H1Sender,
-    since: Instant,
-}
 
 impl Endpoint {
     /// A new endpoint with an empty pool; `tls` must be given when `key.tls` is.
@@ -312,208 +299,6 @@ impl Endpoint {
         }
     }
 
-    async fn send_h1(
-        &self,
-        mut req: Request<TrackedBody>,
-        lease: &mut Lease,
-    ) -> Result<(Response<Incoming>, H1Sender), ProxyError> {
-        loop {
-            let (mut sender, reused) = match self.h1_connection(lease).await? {
-                H1Conn::Idle(sender) => (sender, true),
-                H1Conn::New(slot) => (self.connect_h1(slot).await?, false),
-            };
-            match sender.try_send_request(req).await {
-                Ok(response) => return Ok((response, sender)),
-                Err(mut err) => match err.take_message() {
-                    // A pooled connection closed under us before the request went
-                    // out: the upstream never saw it, so a fresh connection is safe.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(upstream_failed(err.into_error())),
-                },
-            }
-        }
-    }
-
-    /// An idle connection, or a slot to open one. At `max_connections` the
-    /// request waits, as pending, for a connection to come back to the pool
-    /// or to close (bounded by the caller's timeout).
-    async fn h1_connection(&self, lease: &mut Lease) -> Result<H1Conn, ProxyError> {
-        let link = Arc::clone(&lease.link);
-        let counters = &link.counters;
-        let mut pending: Option<Slot> = None;
-        loop {
-            if let Some(sender) = self.checkout_h1() {
-                lease.waiting = false;
-                return Ok(H1Conn::Idle(sender));
-            }
-            if let Some(slot) = counters.acquire(Limit::Connections, &link.limits) {
-                lease.waiting = false;
-                return Ok(H1Conn::New(slot));
-            }
-            if pending.is_none() {
-                let slot = counters
-                    .acquire(Limit::PendingRequests, &link.limits)
-                    .ok_or_else(|| ProxyError::new(ErrorKind::Overflow(Limit::PendingRequests)))?;
-                pending = Some(slot);
-                lease.waiting = true;
-            }
-            let mut freed = pin!(counters.freed());
-            freed.as_mut().enable();
-            // Checked again once registered, so a release in between is not missed.
-            if lock(&self.idle_h1).is_empty()
-                && counters.count(Limit::Connections) >= link.limits.max_connections
-            {
-                freed.await;
-            }
-        }
-    }
-
-    /// Takes the most recently used idle connection that is ready for a request now.
-    /// It never waits: one that is not ready is still busy with something (writing out
-    /// what it was given), so it is dropped, and hyper closes it once that is done.
-    fn checkout_h1(&self) -> Option<H1Sender> {
-        loop {
-            let idle = lock(&self.idle_h1).pop()?;
-            if idle.since.elapsed() > self.key.pool.idle_timeout || idle.sender.is_closed() {
-                continue;
-            }
-            if idle.sender.is_ready() {
-                return Some(idle.sender);
-            }
-        }
-    }
-
-    async fn connect_h1(&self, slot: Slot) -> Result<H1Sender, ProxyError> {
-        let io = TokioIo::new(self.connect_tcp().await?);
-        let (mut sender, conn) = http1::Builder::new()
-            .max_buf_size(UPSTREAM_H1_MAX_BUF_BYTES)
-            .handshake(io)
-            .await
-            .map_err(|e| ProxyError::with_source(ErrorKind::ConnectFailed, e))?;
-        let addr = self.key.addr;
-        tokio::spawn(async move {
-            // The connection counts against max_connections until it ends.
-            let _slot = slot;
-            if let Err(err) = conn.await {
-                tracing::debug!(%addr, %err, "upstream connection ended");
-            }
-        });
-        sender
-            .ready()
-            .await
-            .map_err(|e| ProxyError::with_source(ErrorKind::ConnectFailed, e))?;
-        Ok(sender)
-    }
-
-    /// Gives a connection back after a response ended cleanly, if its request was sent
-    /// whole; otherwise it is dropped, and hyper closes it once the request body is
-    /// finished or abandoned (RFC 9112 §9.6: it cannot carry another request before).
-    fn put_idle(&self, sender: H1Sender, sent: &BodySent, link: &Link) {
-        if sender.is_closed() || !sent.is_sent() {
-            return;
-        }
-        {
-            let mut idle = lock(&self.idle_h1);
-            if idle.len() >= self.key.pool.max_idle_per_endpoint {
-                return;
-            }
-            idle.push(IdleConn {
-                sender,
-                since: Instant::now(),
-            });
-        }
-        if link.limits.max_connections != usize::MAX {
-            link.counters.wake_pending();
-        }
-    }
-
-    async fn send_h2(
-        &self,
-        req: Request<TrackedBody>,
-        link: &Link,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let mut sender = self.shared_h2_sender(link).await?;
-        sender.ready().await.map_err(upstream_failed)?;
-        sender.send_request(req).await.map_err(upstream_failed)
-    }
-
-    /// The shared HTTP/2 connection, opened on first use or after it closed.
-    async fn shared_h2_sender(&self, link: &Link) -> Result<H2Sender, ProxyError> {
-        if let Some(sender) = lock(&self.shared_h2).as_ref() {
-            if !sender.is_closed() {
-                return Ok(sender.clone());
-            }
-        }
-        // Requests multiplex on one connection: none waits for another to open.
-        let slot = link
-            .counters
-            .acquire(Limit::Connections, &link.limits)
-            .ok_or_else(|| ProxyError::new(ErrorKind::Overflow(Limit::Connections)))?;
-        let sender = match &self.tls {
-            None => self.h2_handshake(self.connect_tcp().await?, slot).await?,
-            Some(tls) => {
-                self.h2_handshake(self.connect_tls(tls, Alpn::Http).await?, slot)
-                    .await?
-            }
-        };
-        let mut shared = lock(&self.shared_h2);
-        // Another request may have connected meanwhile; keep one connection.
-        match shared.as_ref() {
-            Some(existing) if !existing.is_closed() => Ok(existing.clone()),
-            _ => {
-                *shared = Some(sender.clone());
-                Ok(sender)
-            }
-        }
-    }
-
-    /// Opens an HTTP/2 connection over `io` and drives it on its own task.
-    async fn h2_handshake<I>(&self, io: I, slot: Slot) -> Result<H2Sender, ProxyError>
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| ProxyError::with_source(ErrorKind::ConnectFailed, e))?;
-        let addr = self.key.addr;
-        tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(err) = conn.await {
-                tracing::debug!(%addr, %err, "upstream h2 connection ended");
-            }
-        });
-        Ok(sender)
-    }
-
-    /// TCP connect plus mTLS handshake, both within `connect_timeout`.
-    async fn connect_tls(
-        &self,
-        tls: &UpstreamTls,
-        alpn: Alpn,
-    ) -> Result<TlsStream<TcpStream>, ProxyError> {
-        // Without an identity there is nothing to present: fail before connecting.
-        let config = tls.config(alpn)?;
-        let deadline = tokio::time::Instant::now() + self.key.connect_timeout;
-        let tcp = self.connect_tcp().await?;
-        tls.handshake(config, tcp, self.key.addr, alpn, deadline)
-            .await
-    }
-
-    async fn connect_tcp(&self) -> Result<TcpStream, ProxyError> {
-        let connect = TcpStream::connect(self.key.addr);
-        let stream = match tokio::time::timeout(self.key.connect_timeout, connect).await {
-            Err(_) => return Err(ProxyError::new(ErrorKind::ConnectTimeout)),
-            Ok(Err(err)) => return Err(ProxyError::with_source(ErrorKind::ConnectFailed, err)),
-            Ok(Ok(stream)) => stream,
-        };
-        // Small requests and responses must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
     /// Opens a connection for the L4 proxy (mTLS without ALPN if the cluster has `tls`),
     /// counted in flight, and against `max_requests` and `max_connections`, while the lease lives.
     /// A connect failure or success is recorded for outlier detection.
@@ -546,11 +331,6 @@ impl Endpoint {
             }
         }
     }
-}
-
-enum H1Conn {
-    Idle(H1Sender),
-    New(Slot),
 }
 
 /// One request's hold on an endpoint: counted in flight, and in the
@@ -599,7 +379,7 @@ impl Drop for Lease {
 
 /// A failed exchange: the upstream's fault, unless the client's body failed under it.
 fn upstream_failed(err: hyper::Error) -> ProxyError {
-    let kind = client_body::client_body_fault(&err).unwrap_or(ErrorKind::UpstreamFailed);
+    let kind = client::client_body_fault(&err).unwrap_or(ErrorKind::UpstreamFailed);
     ProxyError::with_source(kind, err)
 }
 

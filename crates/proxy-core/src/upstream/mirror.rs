@@ -12,9 +12,9 @@ use http::request::Parts;
 use http::Request;
 use http_body_util::BodyExt;
 
-use crate::cluster::{Cluster, Pick};
-use crate::headers;
-use crate::request_body::Replay;
+use crate::body::request::Replay;
+use crate::policy::headers;
+use crate::upstream::cluster::{Cluster, Pick};
 
 /// `host` with `-shadow` appended to its name, before any port (as Envoy does),
 /// so the shadow can tell copies from real traffic.

@@ -90,7 +90,7 @@ fn errors_map_to_outcomes() {
         (ErrorKind::UpstreamFailed, Outcome::Failed),
         (ErrorKind::RequestTimeout, Outcome::TimedOut),
         (
-            ErrorKind::Overflow(crate::breaker::Limit::Requests),
+            ErrorKind::Overflow(crate::upstream::breaker::Limit::Requests),
             Outcome::Refused,
         ),
     ] {

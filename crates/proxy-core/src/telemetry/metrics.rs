@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::authz::{Decider, Decision};
 use crate::config::{Authorization, AuthzAction};
+use crate::policy::authz::{Decider, Decision};
 
 /// Latency buckets in seconds: 100 µs to 30 s.
 const LATENCY_BUCKETS: [f64; 17] = [

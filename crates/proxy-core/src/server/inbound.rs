@@ -8,10 +8,10 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ListenerProtocol, TlsMode};
-use crate::listener::{ListenerShared, Shutdown};
-use crate::metrics::Wire;
+use crate::identity::tls::{self, Alpn, HANDSHAKE_TIMEOUT};
+use crate::server::listener::{ListenerShared, Shutdown};
 use crate::spiffe::SpiffeId;
-use crate::tls::{self, Alpn, HANDSHAKE_TIMEOUT};
+use crate::telemetry::metrics::Wire;
 
 /// The content type of a TLS handshake record: the first byte a TLS client sends.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;

@@ -8,13 +8,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
-use crate::authz::AuthzRequest;
-use crate::cluster::Pick;
 use crate::config::ListenerProtocol;
-use crate::inbound::{self, PeerIdentity};
-use crate::io::ClientStream;
-use crate::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
-use crate::metrics::Wire;
+use crate::policy::authz::AuthzRequest;
+use crate::server::inbound::{self, PeerIdentity};
+use crate::server::io::ClientStream;
+use crate::server::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::telemetry::metrics::Wire;
+use crate::upstream::cluster::Pick;
 
 /// Relays one connection until either side closes, it idles out, or the proxy stops.
 ///

@@ -9,7 +9,7 @@
 //!   covers both waits; [`HeadTimer`] tells them apart);
 //! - **body progress**: a request body may go at most `timeouts.body_progress`
 //!   without a frame while the upstream is waiting for it (`ClientBody`, in
-//!   `crate::client_body`);
+//!   `crate::body::client`);
 //! - **send**: a write to the client may stay blocked at most `timeouts.send`
 //!   ([`SendWatch`], in the client stream);
 //! - **buffered response**: an HTTP/1 response body is handed over a chunk at a
@@ -28,7 +28,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use crate::client_body::Stall;
+use crate::body::client::Stall;
 
 /// Bytes a connection has handed to the HTTP server so far, shared with its [`HeadTimer`].
 #[derive(Debug, Clone, Default)]
@@ -386,7 +386,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
 
         use crate::config::{ListenerLimits, ListenerTimeouts};
-        use crate::io::ClientStream;
+        use crate::server::io::ClientStream;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpSocket::new_v4().unwrap();
@@ -421,7 +421,7 @@ mod tests {
         let timeouts = ListenerTimeouts::default();
         let limits = ListenerLimits::default();
         let server = tokio::spawn(
-            crate::http::http1_server(Progress::default(), &timeouts, &limits)
+            crate::server::http::http1_server(Progress::default(), &timeouts, &limits)
                 .serve_connection(TokioIo::new(io), service),
         );
         client

@@ -12,8 +12,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use regex::Regex;
 
 use crate::config::{NameValue, PathMatchType, RouteMatch, ValueMatchType, VirtualHost};
-use crate::filters::Filters;
-use crate::retry::RetryPolicy;
+use crate::policy::filters::Filters;
+use crate::policy::retry::RetryPolicy;
 use crate::rng::Chance;
 
 /// Why a request has no backend.

@@ -1,0 +1,10 @@
+//! Pure decisions on the request path, table-tested: no sockets, no tasks, no clocks but the caller's.
+//!
+//! Nothing here reaches the server, the upstream or the network (`make lint` checks it).
+
+pub mod authz;
+pub mod balance;
+pub mod filters;
+pub mod headers;
+pub mod retry;
+pub mod route;

@@ -1,0 +1,105 @@
+//! The bodies of responses the proxy sends downstream: an upstream body streamed through under its lease, or a short local one.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::upstream::endpoint::Lease;
+
+/// A downstream response body.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// Streamed from the upstream, frame by frame, never buffered whole.
+    Upstream {
+        /// The upstream's body.
+        inner: Incoming,
+        /// Hold on the endpoint; completed when the body ends cleanly.
+        lease: Option<Lease>,
+    },
+    /// A body made by the proxy itself (errors, admin pages).
+    Local(Option<Bytes>),
+}
+
+impl ProxyBody {
+    /// A body streamed from the upstream under `lease`.
+    pub fn upstream(inner: Incoming, lease: Lease) -> Self {
+        let mut body = Self::Upstream {
+            inner,
+            lease: Some(lease),
+        };
+        body.complete_if_ended();
+        body
+    }
+
+    /// A complete body of `bytes`.
+    pub fn local(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self::Local((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// Hands the upstream connection back as soon as the body has ended,
+    /// without waiting for the server to poll once more.
+    fn complete_if_ended(&mut self) {
+        if let Self::Upstream { inner, lease } = self {
+            if inner.is_end_stream() {
+                if let Some(mut lease) = lease.take() {
+                    lease.complete();
+                }
+            }
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut *self {
+            Self::Upstream { inner, .. } => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => {
+                        if let Self::Upstream { lease, .. } = &mut *self {
+                            if let Some(mut lease) = lease.take() {
+                                lease.complete();
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Ok(_))) => self.complete_if_ended(),
+                    // An upstream error drops the lease and with it the connection.
+                    Poll::Ready(Some(Err(_))) => {
+                        if let Self::Upstream { lease, .. } = &mut *self {
+                            lease.take();
+                        }
+                    }
+                    Poll::Pending => {}
+                }
+                polled
+            }
+            Self::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Upstream { inner, .. } => inner.is_end_stream(),
+            Self::Local(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Upstream { inner, .. } => inner.size_hint(),
+            Self::Local(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
