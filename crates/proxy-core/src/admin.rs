@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::http::local_response;
+use crate::server::http::forward::local_response;
 use crate::server::response_body::ProxyBody;
 use crate::state::Shared;
 

@@ -6,5 +6,6 @@ pub mod authz;
 pub mod balance;
 pub mod filters;
 pub mod headers;
+pub mod plan;
 pub mod retry;
 pub mod route;

@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{ListenerProtocol, TlsMode, UpstreamProtocol};
 use crate::identity::store::IdentityStore;
-use crate::server::listener::{ConnectionBudget, ListenerShared, Target};
+use crate::policy::plan::Target;
+use crate::server::listener::{ConnectionBudget, ListenerShared};
 use crate::telemetry::metrics::Metrics;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::resilience::MirrorGate;
@@ -123,7 +124,7 @@ fn listener_stats(listener: &ServedListener) -> Value {
             ListenerProtocol::Http => "http",
             ListenerProtocol::Tcp => "tcp",
         },
-        "cluster": match &route.target {
+        "cluster": match &route.policy.target {
             Target::Cluster(cluster) => Some(cluster.name()),
             Target::Routes(_) => None,
         },

@@ -8,3 +8,4 @@ pub mod mirror;
 pub mod outlier;
 pub mod resilience;
 pub mod tls;
+pub mod tries;

@@ -11,47 +11,19 @@ use crate::config::{
     self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
 };
 use crate::identity::store::IdentityStore;
-use crate::policy::authz::{Authorizer, AuthzRequest, Decision};
-use crate::policy::route::RouteTable;
+use crate::policy::authz::{AuthzRequest, Decision};
+use crate::policy::plan::ListenerPolicy;
 use crate::telemetry::metrics::{AuthzCounters, ListenerMetrics, Metrics};
 use crate::upstream::cluster::Cluster;
-
-/// Where a listener's traffic goes.
-#[derive(Debug)]
-pub enum Target {
-    /// Everything to one cluster.
-    Cluster(Arc<Cluster>),
-    /// HTTP requests by host and rules.
-    Routes(RouteTable<Arc<Cluster>>),
-}
-
-/// A listener's authorization: its compiled policies and their counters.
-#[derive(Debug)]
-pub struct ListenerAuthz {
-    /// The policies.
-    pub policies: Authorizer,
-    /// Decisions and audit matches.
-    pub counters: AuthzCounters,
-}
-
-impl ListenerAuthz {
-    /// Decides on `req`, counting the decision and audit matches.
-    pub fn decide(&self, req: &AuthzRequest<'_>) -> Decision {
-        let decision = self
-            .policies
-            .evaluate(req, |index| self.counters.audited(index));
-        self.counters.decided(&decision);
-        decision
-    }
-}
 
 /// What a listener's new connections and requests follow; replaced whole on reload.
 #[derive(Debug)]
 pub struct ListenerRoute {
     /// HTTP or TCP.
     pub protocol: ListenerProtocol,
-    /// Where traffic goes.
-    pub target: Target,
+    /// Where traffic goes, the request timeout and authorization: what a request's
+    /// plan is made from.
+    pub policy: ListenerPolicy<Arc<Cluster>>,
     /// Which proxy header to add.
     pub proxy_header: ProxyHeader,
     /// Request and idle timeouts.
@@ -60,8 +32,8 @@ pub struct ListenerRoute {
     pub limits: ListenerLimits,
     /// mTLS termination, if the listener has `tls`.
     pub tls: Option<TlsMode>,
-    /// Authorization, if the listener has `authorization`.
-    pub authz: Option<ListenerAuthz>,
+    /// The authorization's decisions and audit matches, if the listener has `authorization`.
+    pub authz_counters: Option<AuthzCounters>,
 }
 
 impl ListenerRoute {
@@ -72,23 +44,45 @@ impl ListenerRoute {
         clusters: &HashMap<&str, Arc<Cluster>>,
         metrics: &Metrics,
     ) -> Self {
-        let resolve = |name: &str| clusters.get(name).cloned();
-        let target = match cfg.cluster.as_deref().and_then(resolve) {
-            Some(cluster) => Target::Cluster(cluster),
-            None => Target::Routes(RouteTable::compile(&cfg.routes, resolve)),
-        };
         Self {
             protocol: cfg.protocol,
-            target,
+            policy: ListenerPolicy::compile(cfg, |name| clusters.get(name).cloned()),
             proxy_header: cfg.proxy_header,
             timeouts: cfg.timeouts,
             limits: cfg.limits,
             tls: cfg.tls.map(|tls| tls.mode),
-            authz: cfg.authorization.as_ref().map(|authz| ListenerAuthz {
-                policies: Authorizer::compile(authz),
-                counters: metrics.authz(&cfg.name, authz),
-            }),
+            authz_counters: cfg
+                .authorization
+                .as_ref()
+                .map(|authz| metrics.authz(&cfg.name, authz)),
         }
+    }
+
+    /// Counts an authorization decision.
+    pub fn count_decision(&self, decision: &Decision) {
+        if let Some(counters) = &self.authz_counters {
+            counters.decided(decision);
+        }
+    }
+
+    /// Counts a match of the audit policy at `index`.
+    pub fn count_audit(&self, index: usize) {
+        if let Some(counters) = &self.authz_counters {
+            counters.audited(index);
+        }
+    }
+
+    /// Decides on a whole connection (TCP) from `identity`, counted; `None` without
+    /// authorization.
+    pub fn authorize_connection(&self, identity: Option<&str>) -> Option<Decision> {
+        let authorizer = self.policy.authz.as_ref()?;
+        let req = AuthzRequest {
+            identity,
+            http: None,
+        };
+        let decision = authorizer.evaluate(&req, |index| self.count_audit(index));
+        self.count_decision(&decision);
+        Some(decision)
     }
 }
 

@@ -9,10 +9,10 @@ use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
 use crate::config::ListenerProtocol;
-use crate::policy::authz::AuthzRequest;
+use crate::policy::plan::Target;
 use crate::server::inbound::{self, PeerIdentity};
 use crate::server::io::ClientStream;
-use crate::server::listener::{ListenerAuthz, ListenerRoute, ListenerShared, Shutdown, Target};
+use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::telemetry::metrics::Wire;
 use crate::upstream::cluster::Pick;
 
@@ -28,7 +28,7 @@ pub async fn serve_connection(
 ) {
     let metrics = &shared.metrics;
     // Validation gives every tcp listener a cluster.
-    let Target::Cluster(cluster) = &route.target else {
+    let Target::Cluster(cluster) = &route.policy.target else {
         return;
     };
     let _ = stream.set_nodelay(true);
@@ -60,11 +60,9 @@ pub async fn serve_connection(
         }
         _ => (Either::Left(client), None),
     };
-    if let Some(authz) = &route.authz {
-        if !authorize(authz, peer.as_ref(), shared) {
-            // Closing is the only refusal a byte stream has.
-            return;
-        }
+    if !authorize(&route, peer.as_ref(), shared) {
+        // Closing is the only refusal a byte stream has.
+        return;
     }
     let pick = Pick {
         client_ip,
@@ -107,18 +105,20 @@ pub async fn serve_connection(
 
 /// Decides once for the whole connection: sources apply, request conditions
 /// cannot (see `authz`: allow rules with them do not match, deny rules do).
-fn authorize(authz: &ListenerAuthz, peer: Option<&PeerIdentity>, shared: &ListenerShared) -> bool {
+fn authorize(route: &ListenerRoute, peer: Option<&PeerIdentity>, shared: &ListenerShared) -> bool {
     let identity = peer.map(|PeerIdentity(id)| id.as_str());
-    let decision = authz.decide(&AuthzRequest {
-        identity,
-        http: None,
-    });
+    let (Some(decision), Some(authorizer)) = (
+        route.authorize_connection(identity),
+        route.policy.authz.as_ref(),
+    ) else {
+        return true;
+    };
     if !decision.allowed {
         shared.metrics.error("unauthorized");
         tracing::debug!(
             listener = %shared.name,
             client = identity.unwrap_or("(unauthenticated)"),
-            policy = authz.policies.label(decision.by),
+            policy = authorizer.label(decision.by),
             "connection refused by authorization"
         );
     }

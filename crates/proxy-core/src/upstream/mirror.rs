@@ -12,8 +12,9 @@ use http::request::Parts;
 use http::Request;
 use http_body_util::BodyExt;
 
-use crate::body::request::Replay;
+use crate::body::request::{Prepared, Replay};
 use crate::policy::headers;
+use crate::policy::route::Mirror;
 use crate::upstream::cluster::{Cluster, Pick};
 
 /// `host` with `-shadow` appended to its name, before any port (as Envoy does),
@@ -96,6 +97,38 @@ pub fn spawn(target: &Arc<Cluster>, parts: &Parts, body: &Replay, timeout: Durat
             }
         }
     });
+}
+
+/// Which mirrors get a copy of this request, as a bit per mirror.
+pub fn roll(mirrors: &[Mirror<Arc<Cluster>>]) -> u64 {
+    mirrors
+        .iter()
+        .take(64)
+        .enumerate()
+        .filter(|(_, mirror)| mirror.chance.roll())
+        .fold(0, |mask, (i, _)| mask | (1 << i))
+}
+
+/// Spawns the copies of the request that its mirrors rolled for (`mirrored`, a bit per
+/// mirror); a body too large to keep can't be copied, and the copy is counted as dropped.
+pub fn send_rolled(
+    mirrors: &[Mirror<Arc<Cluster>>],
+    mirrored: u64,
+    timeout: Duration,
+    parts: &http::request::Parts,
+    prepared: &Prepared,
+) {
+    for (i, mirror) in mirrors.iter().enumerate() {
+        if mirrored & (1 << i) == 0 {
+            continue;
+        }
+        match prepared {
+            Prepared::Replay(body) => spawn(&mirror.target, parts, body, timeout),
+            Prepared::Once(_) => {
+                mirror.target.traffic().mirrors.dropped.inc();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,294 @@
+//! One request on an HTTP listener: plan it (authorization, route), execute the plan
+//! (filters, proxy headers, faults, mirrors, tries), and answer, or answer the failure.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use super::{ActiveRequest, Connection};
+use crate::body::client::{client_body_failed, ClientBody};
+use crate::body::request::{Prepared, RequestBody, MAX_REPLAY_BYTES};
+use crate::error::{ErrorKind, ProxyError};
+use crate::policy::authz::{self, Decider};
+use crate::policy::filters::Filters;
+use crate::policy::headers::{self, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
+use crate::policy::plan::{self, Ask, Plan, Refusal};
+use crate::policy::route::RequestView;
+use crate::rng;
+use crate::server::inbound::PeerIdentity;
+use crate::server::listener::ListenerRoute;
+use crate::server::response_body::ProxyBody;
+use crate::upstream::cluster::Cluster;
+use crate::upstream::mirror;
+use crate::upstream::tries::{Sent, Tries};
+
+/// `x-meshpy-fault: abort`, on responses of an injected abort.
+static X_MESHPY_FAULT: http::HeaderName = http::HeaderName::from_static("x-meshpy-fault");
+
+/// Proxies one request and records its outcome.
+pub(super) async fn handle(mut req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let _active = ActiveRequest::new(conn);
+    let route = conn.shared.route.load_full();
+    let metrics = &conn.shared.metrics;
+    if let Some(wire) = conn.wire {
+        metrics.tls().request(wire);
+    }
+    if let Some(peer) = &conn.peer {
+        req.extensions_mut().insert(peer.clone());
+    }
+    let response = match forward(req, &route, conn).await {
+        Ok(response) => response,
+        Err(err) => {
+            metrics.error(err.reason());
+            tracing::debug!(listener = %conn.shared.name, %err, "request failed");
+            error_response(&err)
+        }
+    };
+    metrics.request(response.status().as_u16());
+    metrics.duration.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Plans the request (authorization, route), then executes the plan: sends it to an
+/// endpoint of the planned cluster, with retries and mirrors, and streams the response back.
+async fn forward(
+    mut req: Request<Incoming>,
+    route: &ListenerRoute,
+    conn: &Connection,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if let Err(reason) = headers::check_http1_target(&mut req) {
+        // The client's framing of what it wants is in doubt: answer, then close.
+        let mut response = local_response(StatusCode::BAD_REQUEST, format!("{reason}\n"));
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
+    }
+    // HTTP/1 header counts are enforced by the parser; HTTP/2 ones here.
+    if req.headers().len() > route.limits.max_headers {
+        return Ok(local_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too many request headers\n",
+        ));
+    }
+    if route.policy.authz.is_some() {
+        // What authorization, routing and the app all see from then on.
+        normalize_path(&mut req)?;
+    }
+    let plan = plan_request(&req, route, conn)?;
+    let cluster = plan.cluster;
+    if let Some(filters) = plan.filters {
+        // Before prepare_request: a rewritten host becomes the upstream's target
+        // authority, and no filter can put back a header the proxy strips or owns.
+        apply_request_filters(&mut req, filters, plan.matched_prefix)?;
+    }
+    headers::prepare_request(
+        &mut req,
+        &conn.client,
+        route.proxy_header,
+        cluster.protocol(),
+        headers::new_request_id,
+    );
+    if cluster.tls_identity().is_some() {
+        headers::use_https(&mut req);
+    }
+    let traffic = cluster.traffic();
+    if let Some(fault) = &traffic.fault {
+        // Before the request timeout starts, as the delay stands for a slow network
+        // ahead of the upstream, not a slow upstream.
+        let (delay, abort) = fault.roll();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(status) = abort {
+            let mut response = local_response(status, "fault injected\n");
+            response
+                .headers_mut()
+                .insert(X_MESHPY_FAULT.clone(), HeaderValue::from_static("abort"));
+            return Ok(response);
+        }
+    }
+    // Every request to the cluster earns its retry budget a share of a retry.
+    traffic.budget.deposit();
+    let tries = Tries {
+        cluster,
+        client_ip: conn.client.ip,
+        deadline: tokio::time::Instant::now() + plan.timeout,
+        per_try: plan.backend_timeout,
+    };
+    // Mirrors are rolled first: a copy needs the body read ahead.
+    let mirrored = mirror::roll(plan.mirrors);
+    let (parts, incoming) = req.into_parts();
+    let incoming = ClientBody::new(incoming, route.timeouts.body_progress);
+    let sent = if plan.retry.is_none() && mirrored == 0 {
+        // The common case: one try, the body streamed as it comes.
+        let req = Request::from_parts(parts, RequestBody::Streaming(incoming));
+        tries.send_once(req).await
+    } else {
+        let read = tokio::time::timeout_at(
+            tries.deadline,
+            RequestBody::read_ahead(incoming, MAX_REPLAY_BYTES),
+        );
+        let prepared = match read.await {
+            Err(_) => return Err(ProxyError::new(ErrorKind::RequestTimeout)),
+            Ok(Err(err)) => return Err(client_body_failed(err)),
+            Ok(Ok(prepared)) => prepared,
+        };
+        mirror::send_rolled(plan.mirrors, mirrored, plan.timeout, &parts, &prepared);
+        match (prepared, plan.retry) {
+            (Prepared::Replay(replay), Some(policy)) => {
+                tries.send_with_retries(parts, &replay, policy).await
+            }
+            (Prepared::Replay(replay), None) => {
+                tries
+                    .send_once(Request::from_parts(parts, replay.body()))
+                    .await
+            }
+            // Too large to keep: sent once, never retried.
+            (Prepared::Once(body), _) => tries.send_once(Request::from_parts(parts, body)).await,
+        }
+    };
+    respond(sent, route, plan.filters)
+}
+
+/// The request's plan on this listener, with authorization counted (and a refusal logged).
+fn plan_request<'r>(
+    req: &Request<Incoming>,
+    route: &'r ListenerRoute,
+    conn: &Connection,
+) -> Result<Plan<'r, Arc<Cluster>>, ProxyError> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let ask = Ask {
+        request: RequestView {
+            host,
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        },
+        identity: conn.peer.as_ref().map(|PeerIdentity(id)| id.as_str()),
+    };
+    let planned = plan::plan(&ask, &route.policy, rng::below, |index| {
+        route.count_audit(index)
+    });
+    match &planned {
+        Ok(Plan {
+            authz: Some(decision),
+            ..
+        }) => route.count_decision(decision),
+        Err(Refusal::Unauthorized(decision)) => {
+            route.count_decision(decision);
+            let label = route.policy.authz.as_ref().map(|a| a.label(decision.by));
+            tracing::debug!(
+                listener = %conn.shared.name,
+                client = ask.identity.unwrap_or("(unauthenticated)"),
+                method = %req.method(),
+                path = req.uri().path(),
+                policy = label.unwrap_or_default(),
+                no_allow_match = decision.by == Decider::NoAllowMatch,
+                "request refused by authorization"
+            );
+        }
+        _ => {}
+    }
+    // A refusal's body says no more than its reason: policy names stay with the operator.
+    planned.map_err(|refusal| refusal.error(&ask.request))
+}
+
+/// The upstream's response made ready for the client: proxy headers and response filters.
+fn respond(
+    sent: Sent,
+    route: &ListenerRoute,
+    filters: Option<&Filters>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (response, lease) = sent?;
+    let (mut parts, body) = response.into_parts();
+    headers::prepare_response(&mut parts.headers, route.proxy_header);
+    if let Some(filters) = filters {
+        filters.edit_response_headers(&mut parts.headers);
+    }
+    Ok(Response::from_parts(
+        parts,
+        ProxyBody::upstream(body, lease),
+    ))
+}
+
+/// Normalises the request's path in place (dot segments, repeated slashes, unreserved escapes).
+fn normalize_path(req: &mut Request<Incoming>) -> Result<(), ProxyError> {
+    match authz::normalize_path(req.uri().path()) {
+        Ok(Cow::Borrowed(_)) => Ok(()),
+        Ok(Cow::Owned(path)) => set_path(req, path),
+        Err(err) => Err(ProxyError::with_source(ErrorKind::InvalidPath, err)),
+    }
+}
+
+/// Replaces the request's path, keeping its query exactly as it came.
+fn set_path(req: &mut Request<Incoming>, path: String) -> Result<(), ProxyError> {
+    let target = match req.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(
+        PathAndQuery::try_from(target)
+            .map_err(|err| ProxyError::with_source(ErrorKind::InvalidPath, err))?,
+    );
+    *req.uri_mut() = Uri::from_parts(parts)
+        .map_err(|err| ProxyError::with_source(ErrorKind::InvalidPath, err))?;
+    Ok(())
+}
+
+/// Applies a backend's request filters: URL rewrite (host, path), then header modifiers.
+fn apply_request_filters(
+    req: &mut Request<Incoming>,
+    filters: &Filters,
+    matched_prefix: &str,
+) -> Result<(), ProxyError> {
+    if let Some(path) = &filters.path {
+        let rewritten = path.apply(req.uri().path(), matched_prefix);
+        set_path(req, rewritten)?;
+    }
+    if let Some(host) = &filters.hostname {
+        req.headers_mut().insert(header::HOST, host.clone());
+    }
+    filters.edit_request_headers(req.headers_mut());
+    Ok(())
+}
+
+/// The response a client gets when the proxy could not get one from upstream.
+fn error_response(err: &ProxyError) -> Response<ProxyBody> {
+    let mut response = local_response(err.status(), err.body());
+    response.headers_mut().insert(
+        X_MESHPY_ERROR.clone(),
+        HeaderValue::from_static(err.reason()),
+    );
+    if let Some(limit) = err.overflow() {
+        response.headers_mut().insert(
+            X_MESHPY_OVERFLOW.clone(),
+            HeaderValue::from_static(limit.name()),
+        );
+    }
+    response
+}
+
+/// A short plain-text response made by the proxy.
+pub fn local_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::local(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
