@@ -95,7 +95,10 @@ fn outlier_detection_ejects_a_failing_backend_and_takes_it_back_once_healed() {
         );
         // Healed, and the ejection time over: it gets traffic again.
         failing.store(false, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        wait_until_async("the ejection to end", || {
+            endpoint_stats(&proxy, bad)["ejected"] == false
+        })
+        .await;
         let mut seen: HashMap<String, usize> = HashMap::new();
         for _ in 0..10 {
             let got = client.get("/").await;
@@ -130,7 +133,10 @@ fn max_requests_fails_fast_with_503_overflow() {
         let busy: Vec<_> = (0..2)
             .map(|_| tokio::spawn(async move { H1Client::connect(web).await.get("/").await }))
             .collect();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_until_async("both requests to be in flight", || {
+            in_flight(&proxy, "backend") == 2
+        })
+        .await;
         let started = std::time::Instant::now();
         let got = H1Client::connect(web).await.get("/").await;
         assert!(started.elapsed() < Duration::from_millis(300));
@@ -158,7 +164,7 @@ fn at_max_connections_a_request_waits_as_pending_and_one_more_overflows() {
         Duration::from_millis(400),
         Arc::default(),
     ));
-    let (_proxy, web) = start_proxy(&snapshot(
+    let (proxy, web) = start_proxy(&snapshot(
         "http",
         &[slow],
         "",
@@ -166,14 +172,21 @@ fn at_max_connections_a_request_waits_as_pending_and_one_more_overflows() {
     ));
     rt.block_on(async {
         let first = tokio::spawn(async move { H1Client::connect(web).await.get("/").await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_until_async("the first request to be in flight", || {
+            in_flight(&proxy, "backend") == 1
+        })
+        .await;
         // Waits for the one connection to come back to the pool.
         let pending = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let got = H1Client::connect(web).await.get("/").await;
             (got, started.elapsed())
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A pending request holds its lease while it waits for a connection.
+        wait_until_async("the second request to be pending", || {
+            in_flight(&proxy, "backend") == 2
+        })
+        .await;
         let got = H1Client::connect(web).await.get("/").await;
         assert_eq!(got.status, 503);
         assert_eq!(got.header("x-meshpy-overflow"), "max_pending_requests");

@@ -294,7 +294,11 @@ fn mirrors_get_their_share_and_the_client_never_waits_for_them() {
     assert!(slowest < Duration::from_millis(1500), "{slowest:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(main_seen.hits(), 400);
-    std::thread::sleep(Duration::from_millis(300));
+    // Each copy holds its lease on the shadow's endpoint until answered, 2 s later.
+    wait_until("every copy to reach the shadow", || {
+        let seen = shadow_seen.hits();
+        seen > 0 && seen as u64 == in_flight(&proxy, "shadow")
+    });
     let copies = shadow_seen.hits();
     assert!(
         (60..=140).contains(&copies),

@@ -311,11 +311,52 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8], limit: usize) -> Str
     String::from_utf8_lossy(&out[..filled]).into_owned()
 }
 
-/// A current-thread runtime for the test's clients and backends (the proxy has its own).
+/// A runtime for the test's clients and backends (the proxy has its own).
 pub fn client_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// How long a wait for a condition may last before the test fails.
+const WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits until `done` holds, polling every 5 ms: the way to wait for the proxy to
+/// reach a state, instead of sleeping and hoping. Fails the test, naming `what`,
+/// after 5 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// [`wait_until`] for async code: the runtime keeps running while it waits.
+pub async fn wait_until_async(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Requests in flight (sent or waiting for a connection) to the endpoints of
+/// `cluster`, from the proxy's stats.
+pub fn in_flight(proxy: &proxy_core::Proxy, cluster: &str) -> u64 {
+    let stats = proxy.stats();
+    stats["clusters"][cluster]["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|endpoint| endpoint["in_flight"].as_u64().unwrap_or(0))
+        .sum()
 }
