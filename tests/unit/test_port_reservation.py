@@ -5,11 +5,18 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from meshpy import _core
-from meshpy.sidecar.runner import PortReservation
+from meshpy.sidecar.controlplane import ControlPlaneError
+from meshpy.sidecar.runner import PortReservation, Sidecar, SidecarOptions
+from meshpy.sidecar.supervisor import AppSpec
 
 
 def test_nobody_else_can_bind_a_reserved_port() -> None:
@@ -42,3 +49,45 @@ def test_the_core_listens_on_a_reserved_port_while_it_is_held() -> None:
     finally:
         proxy.shutdown(0)
         reservation.release()
+
+
+def test_a_sidecar_holds_the_app_port_it_picks_until_the_app_starts(tmp_path: Path) -> None:
+    bound = tmp_path / "bound"
+    # An app that binds its PORT without SO_REUSEADDR, as a plain socket does.
+    app = (
+        "import os, socket, pathlib\n"
+        "s = socket.socket()\n"
+        "s.bind(('127.0.0.1', int(os.environ['PORT'])))\n"
+        f"pathlib.Path({str(bound)!r}).write_text(os.environ['PORT'])\n"
+    )
+
+    # A control plane that refuses registration after 1.5 s, while the app starts.
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            time.sleep(1.5)
+            self.send_error(403, "no")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = SidecarOptions(
+        server=f"http://127.0.0.1:{server.server_address[1]}",
+        token="t",
+        service="web",
+        app=AppSpec(command=[sys.executable, "-c", app], restart="never"),
+        drain_delay_s=0.0,
+    )
+    sidecar = Sidecar(options)
+    assert sidecar.app_port is not None
+    with socket.socket() as other, pytest.raises(OSError, match="in use"):
+        other.bind(("127.0.0.1", sidecar.app_port))
+    try:
+        with pytest.raises(ControlPlaneError):
+            sidecar.start(register_timeout=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Released before the app started, so the app could bind it.
+    assert bound.read_text() == str(sidecar.app_port)

@@ -133,8 +133,12 @@ class Sidecar:
         self.outbound_port = options.outbound_port or (saved.outbound_port if saved else 0)
         self.outbound_port = self.outbound_port or self._reserve("127.0.0.1")
         app_port = options.app_port or (saved.app_port if saved else None)
+        # A port picked for the app is held until just before the app starts: the app
+        # binds it without SO_REUSEADDR, perhaps, so it can't be held any longer.
+        self._app_reservation: PortReservation | None = None
         if app_port is None and options.app is not None:
-            app_port = free_port("127.0.0.1")
+            self._app_reservation = PortReservation("127.0.0.1")
+            app_port = self._app_reservation.port
         self.app_port = app_port
         bootstrap: dict[str, object] = {"workers": options.workers}
         if options.admin:
@@ -191,6 +195,9 @@ class Sidecar:
         """
         self._load_saved()
         addresses = self.proxy.start()
+        if self._app_reservation is not None:
+            self._app_reservation.release()
+            self._app_reservation = None
         if self.app is not None:
             self.app.start()
             self._spawn("app", lambda: self.app.run(self._stop) if self.app else None)
@@ -278,6 +285,8 @@ class Sidecar:
         self.proxy.shutdown(max(0.0, deadline - time.monotonic()))
         for reservation in self._reservations:
             reservation.release()
+        if self._app_reservation is not None:  # stopped before the app started
+            self._app_reservation.release()
         for thread in self._threads:
             # The config long-poll may sit in a socket read; it is a daemon thread.
             thread.join(timeout=1.0)
