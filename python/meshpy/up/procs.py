@@ -15,6 +15,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "ProcId",
     "Processes",
     "become_subreaper",
+    "child_environment",
     "descendants",
     "is_running",
 ]
@@ -87,6 +89,15 @@ def is_running(proc: ProcId) -> bool:
     """Whether that very process still exists and is not a zombie."""
     stat = _stat(proc.pid)
     return stat is not None and stat[2] == proc.start and stat[0] not in ("Z", "X")
+
+
+def child_environment() -> dict[str, str]:
+    """The environment every child starts from: this one, without a join token or server."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MESHPY_TOKEN", "MESHPY_SERVER")}
+    # `python` in a command is the interpreter meshpy runs with (a virtualenv's, say).
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+    return env
 
 
 def _die_with_parent(parent: int) -> None:
