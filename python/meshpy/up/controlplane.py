@@ -1,9 +1,12 @@
-"""The control plane under ``meshpy up``: a ``meshpy server`` child, waited for, asked over REST."""
+"""The control plane under ``meshpy up``: a ``meshpy server`` child, waited for, asked over REST.
+
+The server is started with ``--ready-file <home>/server-ready.json``: its URL comes from
+that file (``meshpy.readyfile``), once it names the child's PID, never from its log.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import threading
 import time
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshpy.errors import MeshpyError
+from meshpy.readyfile import read_ready
 from meshpy.up.instance import Instance
 from meshpy.up.procs import Child, Processes
 
@@ -20,16 +24,16 @@ if TYPE_CHECKING:
 
     from meshpy.up.rollouts import Connection
 
-__all__ = ["NAMESPACE", "ControlPlane", "StartError"]
+__all__ = ["NAMESPACE", "READY_FILE", "ControlPlane", "StartError"]
 
 NAMESPACE = "default"
+READY_FILE = "server-ready.json"
+"""In the home directory: where the server says it listens (``--ready-file``)."""
 SERVER_START_S = 30.0
 ROLLOUT_REQUEST_S = 5.0
 RENEW_EVERY = "1s"
 """How often the embedded control plane has instances report (unless MESHPY_RENEW_EVERY
 says): a local mesh is small, and its table then follows health changes within a second."""
-
-_LISTENING = re.compile(r"meshpy server: listening on (http://\S+)")
 
 
 class StartError(MeshpyError):
@@ -47,6 +51,7 @@ class ControlPlane:
         self.child = child
         self.home = home
         self.url = ""
+        """Where it listens, from its ready file; empty until then."""
         self.admin_token = ""
         self.api: httpx.Client | None = None
         """The REST API with the admin token, once the server is ready."""
@@ -59,8 +64,10 @@ class ControlPlane:
         env = dict(env)
         env["MESHPY_HOME"] = str(home)
         env.setdefault("MESHPY_RENEW_EVERY", RENEW_EVERY)
+        ready_file = home / READY_FILE
+        ready_file.unlink(missing_ok=True)  # one an earlier server left when it was killed
         argv = [sys.executable, "-m", "meshpy", "server", "--listen", listen]
-        argv += ["--data-dir", str(home)]
+        argv += ["--data-dir", str(home), "--ready-file", str(ready_file)]
         return cls(procs.spawn("server", argv, env=env, cwd=home), home)
 
     def wait_ready(self, stopping: threading.Event) -> None:
@@ -71,10 +78,9 @@ class ControlPlane:
         server = self.child
         deadline = time.monotonic() + SERVER_START_S
         while not self.url:
-            for line in server.new_lines():
-                if match := _LISTENING.search(line):
-                    self.url = match.group(1)
-            if self.url:
+            ready = read_ready(self.home / READY_FILE)
+            if ready is not None and ready.pid == server.pid:
+                self.url = ready.url
                 break
             self.check()
             if time.monotonic() > deadline:

@@ -115,8 +115,6 @@ class Child:
     log_path: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
     id: ProcId
-    _offset: int = 0
-    _partial: bytes = b""
 
     @property
     def pid(self) -> int:
@@ -126,19 +124,6 @@ class Child:
     def running(self) -> bool:
         """Whether it has not exited yet."""
         return self.proc.poll() is None
-
-    def new_lines(self) -> list[str]:
-        """Complete lines written to the log since the last call."""
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-        except OSError:
-            return []
-        self._offset += len(data)
-        data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        return [line.decode(errors="replace") for line in lines]
 
     def log_tail(self, lines: int = 15) -> str:
         """The last ``lines`` lines of its log."""
