@@ -4,8 +4,9 @@ Before serving: the database schema is brought up to date (SQLite) or checked
 (PostgreSQL), the admin token file is made if absent, and the certificate authority is
 loaded (made on the first start); a failure is one line on stderr and exit code 1. Once
 the app has started, the URL is written to ``<home>/server-url`` (removed on exit) and
-announced on stderr. Shutdown lets in-flight requests finish, then stops the background
-tasks and closes the database.
+announced on stderr; with a ready file (``meshpy.readyfile``), the URL and PID are written
+there too, for the program that started the server. Shutdown lets in-flight requests
+finish, then stops the background tasks and closes the database.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -25,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from meshpy.api.app import create_app
 from meshpy.api.auth import load_or_create_admin_token
 from meshpy.ca.authority import Authority, CAError
+from meshpy.readyfile import Ready, remove_ready, write_ready
 from meshpy.registry import migrations
 from meshpy.registry.db import Database, redact
 from meshpy.settings import Settings, parse_listen
@@ -38,10 +41,15 @@ log = logging.getLogger("meshpy.server")
 class _Server(uvicorn.Server):
     """A uvicorn server that announces itself once the app has started."""
 
-    def __init__(self, config: uvicorn.Config, settings: Settings, url: str) -> None:
+    def __init__(
+        self, config: uvicorn.Config, settings: Settings, url: str, ready_file: Path | None
+    ) -> None:
         super().__init__(config)
         self.meshpy_settings = settings
         self.url = url
+        self.ready_file = ready_file
+        self.failed = False
+        """It started, but could not say so: it stops at once, with exit code 1."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit:
@@ -63,14 +71,24 @@ class _Server(uvicorn.Server):
             return
         settings = self.meshpy_settings
         _write_url(settings.server_url_file, self.url)
+        if self.ready_file is not None:
+            try:
+                write_ready(self.ready_file, Ready(self.url, os.getpid()))
+            except OSError as exc:
+                _say(f"error: cannot write {self.ready_file}: {exc.strerror or exc}")
+                self.failed = self.should_exit = True
+                return
         _say(f"listening on {self.url}")
         _say(f"admin token in {settings.admin_token_file.resolve()}")
         _say(f"certificate authority in {settings.ca_dir.resolve()} for {settings.trust_domain}")
         _say(f"registry {redact(settings.database_url)}")
 
 
-def serve(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; return the exit code (1: could not start)."""
+def serve(settings: Settings, ready_file: Path | None = None) -> int:
+    """Run until SIGTERM/SIGINT; return the exit code (1: could not start).
+
+    Once listening, the URL and PID are written to ``ready_file`` (``meshpy.readyfile``).
+    """
     logging.basicConfig(level=logging.INFO, format=f"{PREFIX}: %(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -94,13 +112,15 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=10,
         server_header=False,
     )
-    server = _Server(config, settings, url)
+    server = _Server(config, settings, url, ready_file)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
         _remove_url(settings.server_url_file, url)
-    if not server.started:
+        if ready_file is not None:
+            remove_ready(ready_file, os.getpid())
+    if not server.started or server.failed:
         return 1
     _say("stopped")
     return 0

@@ -35,6 +35,13 @@ def server(
         help="Data directory: SQLite file, admin-token, server-url [default: MESHPY_HOME "
         "or ./.meshpy].",
     ),
+    ready_file: Path = typer.Option(
+        None,
+        "--ready-file",
+        metavar="FILE",
+        help='Once listening, write {"url": ..., "pid": ...} there as JSON, whole at once '
+        "(removed on exit): how a program that starts the server learns its URL.",
+    ),
 ) -> None:
     """Run the control plane until SIGTERM/SIGINT.
 
@@ -45,7 +52,7 @@ def server(
     from meshpy.api.server import serve
 
     settings = server_settings(listen=listen, db_url=db, home=data_dir)
-    raise typer.Exit(serve(settings))
+    raise typer.Exit(serve(settings, ready_file))
 
 
 def server_settings(**overrides: object) -> Settings:

@@ -7,7 +7,9 @@ of its service's traffic, the share of answers that were not 5xx, and the p99 du
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.table import Table
 
-__all__ = ["LiveView", "PlainView", "Row", "View", "fmt_ms", "fmt_pct", "fmt_rps"]
+__all__ = ["LiveView", "Output", "PlainView", "Row", "View", "fmt_ms", "fmt_pct", "fmt_rps"]
 
 PLAIN_EVERY_S = 5.0
 """Without a terminal, the rows are printed this often."""
@@ -177,3 +179,40 @@ class LiveView:
                 cells[6] = f"[red]{cells[6]}[/]"
             table.add_row(*cells)
         return table
+
+
+class Output:
+    """A view shared by threads (rollouts print from theirs), one call at a time.
+
+    A closed terminal must not stop the stopping: what cannot be shown is dropped.
+    """
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        """A line that stays."""
+        with self._lock, contextlib.suppress(OSError):
+            self.view.line(text)
+
+    def say(self, text: str) -> None:
+        """A line that stays, as ``meshpy up: text``."""
+        self.line(f"meshpy up: {text}")
+
+    def error(self, text: str) -> None:
+        """Stop the table, then ``meshpy up: text`` on stderr."""
+        with contextlib.suppress(OSError):
+            self.view.close()
+            sys.stderr.write(f"meshpy up: {text}\n")
+            sys.stderr.flush()
+
+    def show(self, title: str, rows: Sequence[Row], footer: str) -> None:
+        """The current state."""
+        with self._lock, contextlib.suppress(OSError):
+            self.view.show(title, rows, footer)
+
+    def close(self) -> None:
+        """Stop showing the table."""
+        with contextlib.suppress(OSError):
+            self.view.close()

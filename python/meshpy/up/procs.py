@@ -15,6 +15,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "ProcId",
     "Processes",
     "become_subreaper",
+    "child_environment",
     "descendants",
     "is_running",
 ]
@@ -89,6 +91,15 @@ def is_running(proc: ProcId) -> bool:
     return stat is not None and stat[2] == proc.start and stat[0] not in ("Z", "X")
 
 
+def child_environment() -> dict[str, str]:
+    """The environment every child starts from: this one, without a join token or server."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MESHPY_TOKEN", "MESHPY_SERVER")}
+    # `python` in a command is the interpreter meshpy runs with (a virtualenv's, say).
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+    return env
+
+
 def _die_with_parent(parent: int) -> None:
     """In the child, before exec: SIGTERM when ``meshpy up`` dies, however it dies."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -104,8 +115,6 @@ class Child:
     log_path: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
     id: ProcId
-    _offset: int = 0
-    _partial: bytes = b""
 
     @property
     def pid(self) -> int:
@@ -115,19 +124,6 @@ class Child:
     def running(self) -> bool:
         """Whether it has not exited yet."""
         return self.proc.poll() is None
-
-    def new_lines(self) -> list[str]:
-        """Complete lines written to the log since the last call."""
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-        except OSError:
-            return []
-        self._offset += len(data)
-        data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        return [line.decode(errors="replace") for line in lines]
 
     def log_tail(self, lines: int = 15) -> str:
         """The last ``lines`` lines of its log."""
