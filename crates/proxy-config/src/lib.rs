@@ -579,6 +579,4 @@ mod duration_str {
 }
 
 #[cfg(test)]
-mod cluster_tests;
-#[cfg(test)]
 mod tests;

@@ -619,3 +619,6 @@ fn validate_modifier(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
