@@ -307,3 +307,6 @@ fn check_path(path: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|_| format!("{path:?} has a malformed percent-encoding ('%' and two hex digits)"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -333,3 +333,6 @@ fn check_zone(zone: &str) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;

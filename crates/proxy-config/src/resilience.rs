@@ -209,3 +209,6 @@ pub fn validate_cluster(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

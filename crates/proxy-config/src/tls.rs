@@ -32,3 +32,6 @@ pub struct ClusterTls {
     /// The SPIFFE ID the endpoints' certificates must carry, exactly.
     pub identity: SpiffeId,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,10 @@
 //! Prometheus metrics of the proxy, with per-listener handles resolved once so requests touch only atomics.
+//!
+//! [`Metrics`] holds the registry, every family and their label sets; the handles it
+//! resolves are in its children: one listener's (`listener`), mTLS counters (`tls`),
+//! one cluster's (`cluster`) and authorization counters (`authz`).
 
 use std::sync::atomic::AtomicU64;
-use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,8 +13,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::config::{Authorization, AuthzAction};
-use crate::policy::authz::{Decider, Decision};
+mod authz;
+mod cluster;
+mod listener;
+mod tls;
+pub use authz::AuthzCounters;
+pub use cluster::{MirrorCounters, OutlierMetrics, RetryCounters};
+pub use listener::ListenerMetrics;
+pub use tls::{Handshakes, Wire};
 
 /// Latency buckets in seconds: 100 µs to 30 s.
 const LATENCY_BUCKETS: [f64; 17] = [
@@ -88,28 +97,6 @@ struct WireLabels {
     listener: String,
     tls: &'static str,
 }
-
-/// How a connection on a listener with `tls` arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
-    /// Over mutual TLS.
-    Mtls,
-    /// In plaintext (permissive mode).
-    Plaintext,
-}
-
-impl Wire {
-    fn index(self) -> usize {
-        match self {
-            Self::Mtls => 0,
-            Self::Plaintext => 1,
-        }
-    }
-}
-
-const WIRES: [&str; 2] = ["mtls", "plaintext"];
-
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Reasons a proxied request can fail, as metric labels (see `ProxyError::reason`).
 pub const ERROR_REASONS: [&str; 15] = [
@@ -322,144 +309,6 @@ impl Metrics {
         }
     }
 
-    /// Handles for one listener, resolved once so the request path takes no lock on the label maps.
-    pub fn listener(&self, name: &str) -> ListenerMetrics {
-        let label = ListenerLabel {
-            listener: name.to_string(),
-        };
-        let requests = STATUS_CLASSES.map(|status_class| {
-            self.requests
-                .get_or_create(&RequestLabels {
-                    listener: name.to_string(),
-                    status_class,
-                })
-                .clone()
-        });
-        let errors = ERROR_REASONS.map(|reason| {
-            self.errors
-                .get_or_create(&ErrorLabels {
-                    listener: name.to_string(),
-                    reason,
-                })
-                .clone()
-        });
-        let bytes = |direction| {
-            self.bytes
-                .get_or_create(&BytesLabels {
-                    listener: name.to_string(),
-                    direction,
-                })
-                .clone()
-        };
-        ListenerMetrics {
-            requests,
-            errors,
-            duration: self.duration.get_or_create(&label).clone(),
-            connections_open: self.connections_open.get_or_create(&label).clone(),
-            connections_total: self.connections_total.get_or_create(&label).clone(),
-            connections_rejected: self.connections_rejected.get_or_create(&label).clone(),
-            bytes_received: bytes("received"),
-            bytes_sent: bytes("sent"),
-            name: name.to_string(),
-            tls_families: self.tls.clone(),
-            tls: OnceLock::new(),
-        }
-    }
-
-    /// Upstream handshake counters of one cluster.
-    pub fn upstream_handshakes(&self, cluster: &str) -> Handshakes {
-        let counter = |result| {
-            self.upstream_handshakes
-                .get_or_create(&UpstreamHandshakeLabels {
-                    cluster: cluster.to_string(),
-                    result,
-                })
-                .clone()
-        };
-        Handshakes {
-            ok: counter("ok"),
-            failed: counter("failed"),
-        }
-    }
-
-    /// Outlier detection handles of one cluster; the same for every version of it.
-    pub fn outlier(&self, cluster: &str) -> OutlierMetrics {
-        let label = ClusterLabel {
-            cluster: cluster.to_string(),
-        };
-        OutlierMetrics {
-            ejections: self.outlier_ejections.get_or_create(&label).clone(),
-            ejected: self.outlier_ejected.get_or_create(&label).clone(),
-        }
-    }
-
-    /// Retry counters of one cluster, resolved when a snapshot is applied.
-    pub fn retries(&self, cluster: &str) -> RetryCounters {
-        let counter = |result| {
-            self.retries
-                .get_or_create(&ClusterResultLabels {
-                    cluster: cluster.to_string(),
-                    result,
-                })
-                .clone()
-        };
-        RetryCounters {
-            sent: counter("sent"),
-            budget_exhausted: counter("budget_exhausted"),
-        }
-    }
-
-    /// Mirror counters of one cluster (as the target of mirrors), resolved when a snapshot is applied.
-    pub fn mirrors(&self, cluster: &str) -> MirrorCounters {
-        let counter = |result| {
-            self.mirrors
-                .get_or_create(&ClusterResultLabels {
-                    cluster: cluster.to_string(),
-                    result,
-                })
-                .clone()
-        };
-        MirrorCounters {
-            sent: counter("sent"),
-            failed: counter("failed"),
-            dropped: counter("dropped"),
-        }
-    }
-
-    /// Authorization counters of one listener for its policies, resolved when
-    /// a snapshot is applied so that requests touch only atomics.
-    pub fn authz(&self, listener: &str, config: &Authorization) -> AuthzCounters {
-        let decided = |decision, policy: &str| {
-            self.authz_requests
-                .get_or_create(&AuthzLabels {
-                    listener: listener.to_string(),
-                    decision,
-                    policy: policy.to_string(),
-                })
-                .clone()
-        };
-        let policies = config
-            .policies
-            .iter()
-            .map(|policy| match policy.action {
-                AuthzAction::Allow => decided("allow", &policy.name),
-                AuthzAction::Deny => decided("deny", &policy.name),
-                AuthzAction::Audit => self
-                    .authz_audit
-                    .get_or_create(&AuditLabels {
-                        listener: listener.to_string(),
-                        policy: policy.name.clone(),
-                    })
-                    .clone(),
-            })
-            .collect();
-        AuthzCounters {
-            policies,
-            default_allow: decided("allow", "default"),
-            default_deny: decided("deny", "default"),
-        }
-    }
-
     /// Counts a snapshot applied (`true`) or rejected.
     pub fn config_reload(&self, applied: bool) {
         let result = if applied { "applied" } else { "rejected" };
@@ -478,221 +327,5 @@ impl Metrics {
     }
 }
 
-/// Outlier detection handles of one cluster.
-#[derive(Debug, Clone, Default)]
-pub struct OutlierMetrics {
-    /// Ejections so far.
-    pub ejections: Counter,
-    /// Endpoints ejected now; also the count `max_ejection_percent` is checked against.
-    pub ejected: Gauge,
-}
-
-/// Handshakes that succeeded and failed.
-#[derive(Debug, Clone, Default)]
-pub struct Handshakes {
-    ok: Counter,
-    failed: Counter,
-}
-
-impl Handshakes {
-    /// Counts one handshake.
-    pub fn count(&self, ok: bool) {
-        if ok { &self.ok } else { &self.failed }.inc();
-    }
-}
-
-/// Retries of one cluster.
-#[derive(Debug, Clone, Default)]
-pub struct RetryCounters {
-    /// Retries sent.
-    pub sent: Counter,
-    /// Retries not sent because the cluster's budget was spent.
-    pub budget_exhausted: Counter,
-}
-
-/// Mirrored requests to one cluster.
-#[derive(Debug, Clone, Default)]
-pub struct MirrorCounters {
-    /// Copies that got a response (of any status).
-    pub sent: Counter,
-    /// Copies that got no response (connect failure, timeout).
-    pub failed: Counter,
-    /// Copies not made: too many in flight, or a body that was not buffered.
-    pub dropped: Counter,
-}
-
-/// The authorization counters of one listener, by the index of a policy in its config.
-#[derive(Debug, Clone, Default)]
-pub struct AuthzCounters {
-    /// Per policy: its decisions (allow or deny policies) or its matches (audit policies).
-    policies: Vec<Counter>,
-    default_allow: Counter,
-    default_deny: Counter,
-}
-
-impl AuthzCounters {
-    /// Counts a decision.
-    pub fn decided(&self, decision: &Decision) {
-        let counter = match decision.by {
-            Decider::Policy(index) => self.policies.get(index),
-            Decider::NoAllowMatch | Decider::Default if decision.allowed => {
-                Some(&self.default_allow)
-            }
-            Decider::NoAllowMatch | Decider::Default => Some(&self.default_deny),
-        };
-        if let Some(counter) = counter {
-            counter.inc();
-        }
-    }
-
-    /// Counts a match of the audit policy at `index`.
-    pub fn audited(&self, index: usize) {
-        if let Some(counter) = self.policies.get(index) {
-            counter.inc();
-        }
-    }
-}
-
-/// The TLS handles of one listener.
-#[derive(Debug, Clone)]
-pub struct TlsListenerMetrics {
-    /// Handshakes by result.
-    pub handshakes: Handshakes,
-    connections: [Counter; 2],
-    requests: [Counter; 2],
-}
-
-impl TlsListenerMetrics {
-    /// Counts a connection by how it arrived.
-    pub fn connection(&self, wire: Wire) {
-        self.connections[wire.index()].inc();
-    }
-
-    /// Counts a request by how its connection arrived.
-    pub fn request(&self, wire: Wire) {
-        self.requests[wire.index()].inc();
-    }
-}
-
-impl TlsFamilies {
-    fn resolve(&self, listener: &str) -> TlsListenerMetrics {
-        let handshake = |result| {
-            self.handshakes
-                .get_or_create(&HandshakeLabels {
-                    listener: listener.to_string(),
-                    result,
-                })
-                .clone()
-        };
-        let by_wire = |family: &Family<WireLabels, Counter>| {
-            WIRES.map(|tls| {
-                family
-                    .get_or_create(&WireLabels {
-                        listener: listener.to_string(),
-                        tls,
-                    })
-                    .clone()
-            })
-        };
-        TlsListenerMetrics {
-            handshakes: Handshakes {
-                ok: handshake("ok"),
-                failed: handshake("failed"),
-            },
-            connections: by_wire(&self.connections),
-            requests: by_wire(&self.requests),
-        }
-    }
-}
-
-/// One listener's metric handles.
-#[derive(Debug, Clone)]
-pub struct ListenerMetrics {
-    requests: [Counter; 5],
-    errors: [Counter; ERROR_REASONS.len()],
-    /// Request latency to response headers, in seconds.
-    pub duration: Histogram,
-    /// Connections open now.
-    pub connections_open: Gauge,
-    /// Connections accepted.
-    pub connections_total: Counter,
-    /// Connections refused at max_connections.
-    pub connections_rejected: Counter,
-    /// Bytes read from clients.
-    pub bytes_received: Counter,
-    /// Bytes written to clients.
-    pub bytes_sent: Counter,
-    name: String,
-    tls_families: TlsFamilies,
-    tls: OnceLock<TlsListenerMetrics>,
-}
-
-impl ListenerMetrics {
-    /// Counts one response by its status code.
-    pub fn request(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.requests[class].inc();
-    }
-
-    /// Counts one proxy failure by its reason label.
-    pub fn error(&self, reason: &str) {
-        if let Some(i) = ERROR_REASONS.iter().position(|r| *r == reason) {
-            self.errors[i].inc();
-        }
-    }
-
-    /// The TLS handles, registered on first use so plaintext listeners show no TLS series.
-    pub fn tls(&self) -> &TlsListenerMetrics {
-        self.tls
-            .get_or_init(|| self.tls_families.resolve(&self.name))
-    }
-
-    /// Requests served, by status class 1xx..5xx.
-    pub fn requests_by_class(&self) -> [u64; 5] {
-        self.requests.each_ref().map(Counter::get)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listener_handles_feed_the_registry() {
-        let metrics = Metrics::new();
-        let web = metrics.listener("web");
-        web.request(200);
-        web.request(204);
-        web.request(503);
-        web.duration.observe(0.002);
-        web.error("no_endpoints");
-        metrics.config_version.set(7);
-        let text = metrics.render();
-        assert!(
-            text.contains(r#"meshpy_requests_total{listener="web",status_class="2xx"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"meshpy_requests_total{listener="web",status_class="5xx"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"http_server_request_duration_seconds_count{listener="web"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"meshpy_proxy_errors_total{listener="web",reason="no_endpoints"} 1"#),
-            "{text}"
-        );
-        assert!(text.contains("meshpy_config_version 7"), "{text}");
-        assert_eq!(web.requests_by_class(), [0, 2, 0, 0, 1]);
-    }
-
-    #[test]
-    fn handles_for_the_same_listener_share_counts() {
-        let metrics = Metrics::new();
-        metrics.listener("web").request(200);
-        metrics.listener("web").request(200);
-        assert_eq!(metrics.listener("web").requests_by_class()[1], 2);
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
-//! Table tests of the cluster's balancing fields: defaults, round trips, and errors that name the field.
+//! Table tests of a cluster's endpoints and balancing fields: defaults, round trips, and errors that name the field.
 
 use super::*;
+use crate::{parse_snapshot, Snapshot};
 
 fn cluster(fields: &str) -> Result<Snapshot, ConfigError> {
     parse_snapshot(&format!(
@@ -194,4 +195,18 @@ fn what_the_python_models_send_parses() {
     assert_eq!(outlier.consecutive_gateway_errors, Some(3));
     assert_eq!(c.circuit_breakers.unwrap().max_connections, None);
     assert_eq!(c.endpoints[2].zone, None);
+}
+
+#[test]
+fn endpoints_are_strings_or_objects() {
+    let json = r#"{"clusters":[{"name":"b","endpoints":["127.0.0.1:1",{"address":"127.0.0.1:2","weight":3}]}]}"#;
+    let snapshot = parse_snapshot(json).unwrap();
+    let weights: Vec<_> = snapshot.clusters[0]
+        .endpoints
+        .iter()
+        .map(|e| e.weight)
+        .collect();
+    assert_eq!(weights, vec![1, 3]);
+    let again = serde_json::to_string(&snapshot).unwrap();
+    assert_eq!(parse_snapshot(&again).unwrap(), snapshot);
 }
