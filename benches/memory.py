@@ -33,25 +33,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness.common import log
+from harness.envoy_conf import envoy_cluster, envoy_listener
+from harness.net import free_port, http_get
+from harness.paths import REPO
+from harness.results import write_readme
+from harness.tools import find_envoy, find_meshpy
+from harness.versions import machine_info
 from mtls import (
     SERVER_ID,
     TLS_SOCKETS,
-    envoy_cluster,
-    envoy_listener,
     envoy_tls_common,
     envoy_upstream_mtls,
     make_pki,
     meshpy_identity,
-)
-from run import (
-    REPO,
-    find_envoy,
-    find_meshpy,
-    free_port,
-    http_get,
-    log,
-    machine_info,
-    write_readme,
 )
 
 MARK_START = "<!-- memory:start -->"

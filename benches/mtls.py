@@ -57,47 +57,28 @@ except ImportError:  # pragma: no cover - depends on the interpreter
     sys.exit("benches/mtls.py needs `cryptography`: run it with .venv/bin/python (make bench-mtls)")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (
-    BODY,
-    CLK_TCK,
-    NOT_SATURATED,
-    REPO,
-    TOOLS_DIR,
+from harness.backend import BODY
+from harness.cli import load_parser, parse_load_args
+from harness.common import Json, log, run_quiet
+from harness.envoy_conf import envoy_cluster, envoy_listener
+from harness.measure import (
     Bench,
-    ForeignCpu,
-    Json,
-    Launch,
-    Processes,
     Settings,
     Target,
-    cpu_ticks,
-    failure,
-    fmt,
-    free_port,
-    goal_section,
-    http_get,
-    install_tools,
-    load_parser,
-    log,
-    machine_info,
     measure_latency,
     measure_round,
-    memory_kb,
-    meshpy_version,
-    notes,
-    notes_section,
-    parse_load_args,
-    process_tree,
-    run_quiet,
-    save_json,
     start_backend,
     summarize,
-    sustained,
-    table,
-    version_of,
-    wait_for_quiet,
-    write_readme,
 )
+from harness.net import free_port, http_get
+from harness.noise import ForeignCpu, wait_for_quiet
+from harness.paths import REPO, TOOLS_DIR
+from harness.processes import Launch, Processes, failure
+from harness.procfs import CLK_TCK, cpu_ticks, memory_kb, process_tree
+from harness.report import NOT_SATURATED, fmt, goal_section, notes, notes_section, sustained, table
+from harness.results import save_json, write_readme
+from harness.tools import install_tools
+from harness.versions import machine_info, meshpy_version, version_of
 
 BENCH_DIR = Path(__file__).resolve().parent
 TLSLOAD_SRC = BENCH_DIR / "tlsload"
@@ -244,11 +225,6 @@ def make_pki(outdir: Path) -> Pki:
 # Sidecar configurations: B (inbound, terminates mTLS), A (outbound, originates it)
 # ---------------------------------------------------------------------------
 
-HCM = (
-    "type.googleapis.com/envoy.extensions.filters.network"
-    ".http_connection_manager.v3.HttpConnectionManager"
-)
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 TLS_SOCKETS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
 HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
@@ -265,44 +241,6 @@ def envoy_tls_common(ident: Identity, root: Path, alpn: list[str], indent: int) 
     trusted_ca: {{filename: "{root}"}}
 """
     return "".join(" " * indent + line + "\n" for line in text.splitlines())
-
-
-def envoy_listener(name: str, port: int, cluster: str, codec: str, tls: str) -> str:
-    return f"""  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": {HCM}
-          stat_prefix: {name}
-          codec_type: {codec}
-          route_config:
-            name: local
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: {cluster}}}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": {ROUTER}}}
-{tls}"""
-
-
-def envoy_cluster(name: str, port: int, extra: str = "") -> str:
-    return f"""  - name: {name}
-    type: STATIC
-    connect_timeout: 1s
-    lb_policy: ROUND_ROBIN
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-{extra}"""
 
 
 def envoy_inbound(tmp: Path, pki: Pki, port: int, backend: int) -> Path:

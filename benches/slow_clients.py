@@ -73,30 +73,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run import (
-    NOISY_CORES,
-    REPO,
-    ForeignCpu,
-    Launch,
-    Processes,
-    find_exe,
-    find_meshpy,
-    free_port,
-    log,
-    machine_info,
-    meshpy_config,
-    meshpy_version,
-    mib,
-    need_setup,
-    notes_section,
-    process_tree,
-    save_json,
-    table,
-    version_of,
-    wait_for_quiet,
-    wait_ready,
-    write_readme,
-)
+from harness.common import log
+from harness.meshpy_conf import meshpy_config
+from harness.net import free_port
+from harness.noise import NOISY_CORES, ForeignCpu, wait_for_quiet
+from harness.paths import REPO
+from harness.processes import Launch, Processes
+from harness.procfs import process_tree
+from harness.ready import wait_ready
+from harness.report import mib, notes_section, table
+from harness.results import save_json, write_readme
+from harness.tools import find_exe, find_meshpy, need_setup
+from harness.versions import machine_info, meshpy_version, version_of
 from tests.security.slowclients import (
     ATTACKS,
     AttackPlan,

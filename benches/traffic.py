@@ -48,9 +48,28 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.backend import BODY
+from harness.cli import load_parser, parse_load_args
+from harness.common import Json, log
+from harness.envoy_conf import HCM, ROUTER, envoy_cluster, envoy_listener
+from harness.measure import (
+    Bench,
+    Settings,
+    Target,
+    measure_latency,
+    measure_round,
+    start_backend,
+    summarize,
+)
+from harness.net import free_port
+from harness.paths import REPO
+from harness.processes import Launch, Processes
+from harness.procfs import memory_kb
+from harness.report import fmt, goal_section, mib, notes, notes_section, sustained, table
+from harness.results import save_json, write_readme
+from harness.tools import install_tools
+from harness.versions import machine_info, meshpy_version, version_of
 from mtls import (
-    HCM,
-    ROUTER,
     SERVER_ID,
     TLS_SOCKETS,
     Pair,
@@ -59,8 +78,6 @@ from mtls import (
     added,
     check_client_cert_required,
     check_pair_alive,
-    envoy_cluster,
-    envoy_listener,
     envoy_tls_common,
     envoy_upstream_mtls,
     make_pki,
@@ -70,38 +87,6 @@ from mtls import (
     pct,
     probe_mtls,
     start_sidecar,
-)
-from run import (
-    BODY,
-    REPO,
-    Bench,
-    Json,
-    Launch,
-    Processes,
-    Settings,
-    Target,
-    fmt,
-    free_port,
-    goal_section,
-    install_tools,
-    load_parser,
-    log,
-    machine_info,
-    measure_latency,
-    measure_round,
-    memory_kb,
-    meshpy_version,
-    mib,
-    notes,
-    notes_section,
-    parse_load_args,
-    save_json,
-    start_backend,
-    summarize,
-    sustained,
-    table,
-    version_of,
-    write_readme,
 )
 
 MARK_START = "<!-- traffic:start -->"
