@@ -49,45 +49,51 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.backend import BODY
-from harness.cli import load_parser, parse_load_args
+from harness.cli import load_parser, on_sigterm, parse_load_args
 from harness.common import Json, log
-from harness.envoy_conf import HCM, ROUTER, envoy_cluster, envoy_listener
+from harness.envoy_conf import (
+    HCM,
+    ROUTER,
+    TLS_SOCKETS,
+    envoy_cluster,
+    envoy_listener,
+    envoy_tls_common,
+    envoy_upstream_mtls,
+)
+from harness.identities import SERVER_ID, Pki
 from harness.measure import (
     Bench,
     Settings,
     Target,
+    check_alive,
     measure_latency,
     measure_round,
     start_backend,
     summarize,
 )
+from harness.meshpy_conf import meshpy_identity
 from harness.net import free_port
+from harness.pairs import Pair, start_sidecar
 from harness.paths import REPO
+from harness.pki import make_pki
 from harness.processes import Launch, Processes
 from harness.procfs import memory_kb
-from harness.report import fmt, goal_section, mib, notes, notes_section, sustained, table
-from harness.results import save_json, write_readme
-from harness.tools import install_tools
-from harness.versions import machine_info, meshpy_version, version_of
-from mtls import (
-    SERVER_ID,
-    TLS_SOCKETS,
-    Pair,
-    Pki,
-    Probe,
+from harness.ready import Probe
+from harness.report import (
     added,
-    check_client_cert_required,
-    check_pair_alive,
-    envoy_tls_common,
-    envoy_upstream_mtls,
-    make_pki,
-    meshpy_build,
-    meshpy_identity,
-    on_sigterm,
+    fmt,
+    goal_section,
+    mib,
+    notes,
+    notes_section,
     pct,
-    probe_mtls,
-    start_sidecar,
+    sustained,
+    table,
 )
+from harness.results import save_json, write_readme
+from harness.tlsprobe import check_client_cert_required, probe_mtls
+from harness.tools import install_tools
+from harness.versions import machine_info, meshpy_build, meshpy_version, version_of
 
 MARK_START = "<!-- traffic:start -->"
 MARK_END = "<!-- traffic:end -->"
@@ -493,7 +499,7 @@ def guarded(b: Bench, errors: dict[str, str], t: Target, step: Callable[[], None
         return
     try:
         step()
-        check_pair_alive(b, t)
+        check_alive(b, t)
     except RuntimeError as err:
         log(f"{t.name} failed: {err}")
         errors[t.name] = str(err).replace(str(b.tmp), "$TMP")

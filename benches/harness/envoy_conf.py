@@ -1,14 +1,19 @@
-"""Envoy's static bootstrap in pieces (listeners, clusters), and its command line."""
+"""Envoy's static bootstrap in pieces: listeners, clusters, mTLS contexts, admin, command line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from harness.identities import SERVER_ID, Identity
 
 HCM = (
     "type.googleapis.com/envoy.extensions.filters.network"
     ".http_connection_manager.v3.HttpConnectionManager"
 )
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+TLS_SOCKETS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
+HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 FLAGS = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warning"]
 
 
@@ -17,10 +22,15 @@ def envoy_argv(envoy: str, conf: Path) -> list[str]:
     return [envoy, "-c", str(conf), *FLAGS]
 
 
-def envoy_static(listeners: list[str], clusters: list[str]) -> str:
-    """A bootstrap of static listeners and clusters."""
+def envoy_admin(port: int) -> str:
+    return f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n"
+
+
+def envoy_static(listeners: list[str], clusters: list[str], admin: int | None = None) -> str:
+    """A bootstrap of static listeners and clusters, with an admin listener if given."""
     return (
-        "static_resources:\n  listeners:\n"
+        (envoy_admin(admin) if admin is not None else "")
+        + "static_resources:\n  listeners:\n"
         + "".join(listeners)
         + "  clusters:\n"
         + "".join(clusters)
@@ -30,6 +40,20 @@ def envoy_static(listeners: list[str], clusters: list[str]) -> str:
 def indent(text: str, spaces: int) -> str:
     """`text` with every line indented by `spaces`."""
     return "".join(" " * spaces + line + "\n" for line in text.splitlines())
+
+
+def envoy_tls_common(ident: Identity, root: Path, alpn: list[str], spaces: int) -> str:
+    """common_tls_context: TLS 1.3 only, our certificate, the root as trust anchor."""
+    text = f"""common_tls_context:
+  tls_params: {{tls_minimum_protocol_version: TLSv1_3, tls_maximum_protocol_version: TLSv1_3}}
+  alpn_protocols: {json.dumps(alpn)}
+  tls_certificates:
+  - certificate_chain: {{filename: "{ident.chain}"}}
+    private_key: {{filename: "{ident.key}"}}
+  validation_context:
+    trusted_ca: {{filename: "{root}"}}
+"""
+    return indent(text, spaces)
 
 
 def envoy_route_all(cluster: str) -> str:
@@ -68,7 +92,7 @@ def envoy_listener(name: str, port: int, cluster: str, codec: str, tls: str) -> 
 
 
 def envoy_cluster(name: str, port: int, extra: str = "") -> str:
-    """A static cluster of 127.0.0.1:`port`, round robin; `extra` adds to it."""
+    """A static cluster of 127.0.0.1:`port`, round robin; `extra` adds to it (TLS)."""
     return f"""  - name: {name}
     type: STATIC
     connect_timeout: 1s
@@ -80,6 +104,34 @@ def envoy_cluster(name: str, port: int, extra: str = "") -> str:
         - endpoint:
             address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
 {extra}"""
+
+
+def envoy_downstream_mtls(ident: Identity, root: Path) -> str:
+    """A listener's mTLS: TLS 1.3, client certificate required, ALPN h2 and http/1.1."""
+    return f"""      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": {TLS_SOCKETS}.DownstreamTlsContext
+          require_client_certificate: true
+{envoy_tls_common(ident, root, ["h2", "http/1.1"], 10)}"""
+
+
+def envoy_upstream_mtls(ident: Identity, root: Path) -> str:
+    """A cluster's HTTP/2 over mTLS, presenting ``ident``, checking the server is payment."""
+    common = envoy_tls_common(ident, root, ["h2"], 8)
+    common += f"""            match_typed_subject_alt_names:
+            - san_type: URI
+              matcher: {{exact: "{SERVER_ID}"}}
+"""
+    return f"""    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": {HTTP_OPTIONS}
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": {TLS_SOCKETS}.UpstreamTlsContext
+{common}"""
 
 
 def envoy_bootstrap(tmp: Path, port: int, backend: int) -> Path:

@@ -1,15 +1,20 @@
-"""meshpy proxy configurations: the one-hop proxy, a config's head, and how to launch it."""
+"""meshpy proxy configurations: the one-hop proxy, a sidecar's head and identity, its launch."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.identities import Identity
 from harness.processes import Launch
 
 
-def meshpy_head(admin: int) -> str:
-    """The top of a config: admin address, one worker."""
-    return f"admin: 127.0.0.1:{admin}\nworkers: 1\n"
+def meshpy_head(admin: int, identity: str = "") -> str:
+    """The top of a config: admin address, one worker, and the identity's lines if any."""
+    return f"admin: 127.0.0.1:{admin}\nworkers: 1\n{identity}"
+
+
+def meshpy_identity(ident: Identity, root: Path) -> str:
+    return f'identity: {{cert_chain: "{ident.chain}", key: "{ident.key}", roots: "{root}"}}\n'
 
 
 def meshpy_config(tmp: Path, port: int, backend: int, admin: int) -> Path:

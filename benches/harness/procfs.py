@@ -1,8 +1,9 @@
-"""Readings from /proc: process trees, their CPU time and memory, and a peak-memory sampler."""
+"""Readings from /proc: process trees, their CPU time and memory, and each core's busy time."""
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -88,3 +89,21 @@ class MemorySampler(threading.Thread):
     def stop(self) -> None:
         self._done.set()
         self.join()
+
+
+def core_ticks() -> dict[int, tuple[int, int]]:
+    """Per CPU: (busy, total) clock ticks from /proc/stat (busy = not idle or iowait)."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        match = re.match(r"cpu(\d+)\s+(.*)", line)
+        if match:
+            vals = [int(v) for v in match.group(2).split()[:8]]
+            out[int(match.group(1))] = (sum(vals) - vals[3] - vals[4], sum(vals))
+    return out
+
+
+def core_busy(before: dict[int, tuple[int, int]], cpu: int) -> float:
+    """The share of `cpu` busy since the `core_ticks()` reading `before`."""
+    busy0, total0 = before[cpu]
+    busy1, total1 = core_ticks()[cpu]
+    return (busy1 - busy0) / max(1, total1 - total0)

@@ -23,6 +23,10 @@ def ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or not b else f"{a / b:.2f}x"
 
 
+def pct(share: float | None) -> str:
+    return fmt(share * 100 if share is not None else None)
+
+
 def table(head: list[str], rows: list[list[str]]) -> str:
     lines = [head, ["---"] * len(head), *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
@@ -61,6 +65,17 @@ def sustained(lat: Json) -> bool:
 
 def ok_runs(results: dict[str, Json]) -> dict[str, Json]:
     return {name: r for name, r in results.items() if "error" not in r}
+
+
+def direct_run(results: dict[str, Json]) -> Json | None:
+    """The direct run's results, if it ran and did not fail."""
+    direct = results.get("direct")
+    return direct if direct and "error" not in direct else None
+
+
+def added(r: Json, direct: Json | None, key: str) -> float | None:
+    """What the path adds to the direct run's latency percentile `key`."""
+    return r["latency"][key] - direct["latency"][key] if direct else None
 
 
 def notes(results: dict[str, Json]) -> list[str]:

@@ -1,4 +1,4 @@
-"""What a run records about itself: the machine it ran on and the programs' versions."""
+"""What a run records about itself: the machine, the programs' versions and meshpy's build."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import os
 import platform
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,36 @@ def meshpy_version(exe: str) -> str:
         dirty = "+dirty" if run_quiet(status).stdout.strip() else ""
         ver += f" (git {rev.stdout.strip()}{dirty})"
     return ver
+
+
+def elf_section_names(path: Path) -> list[str]:
+    """Section names of a 64-bit little-endian ELF file; [] for anything else."""
+    with path.open("rb") as f:
+        head = f.read(64)
+        if head[:6] != b"\x7fELF\x02\x01":
+            return []
+        (shoff,) = struct.unpack_from("<Q", head, 0x28)
+        entsize, count, names_index = struct.unpack_from("<HHH", head, 0x3A)
+        f.seek(shoff)
+        table = f.read(entsize * count)
+        # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+        headers = [struct.unpack_from("<IIQQQQ", table, i * entsize) for i in range(count)]
+        f.seek(headers[names_index][4])
+        names = f.read(headers[names_index][5])
+    return [names[h[0] : names.index(b"\0", h[0])].decode() for h in headers]
+
+
+def meshpy_build(exe: str) -> str:
+    """ "release", or "debug info" if the extension `exe` loads carries DWARF (a debug build?)."""
+    first = Path(exe).read_bytes()[:512].split(b"\n", 1)[0]
+    if not first.startswith(b"#!"):
+        return "?"
+    python = first[2:].decode().split()[0]
+    res = run_quiet([python, "-c", "import meshpy._core as c; print(c.__file__)"])
+    if res.returncode != 0:
+        return "?"
+    sections = elf_section_names(Path(res.stdout.strip()))
+    return "debug info" if ".debug_info" in sections else "release"
 
 
 def machine_info() -> dict[str, str]:
