@@ -91,19 +91,25 @@ def envoy_listener(name: str, port: int, cluster: str, codec: str, tls: str) -> 
     return envoy_hcm_listener(name, port, codec, tls, envoy_route_all(cluster))
 
 
-def envoy_cluster(name: str, port: int, extra: str = "") -> str:
-    """A static cluster of 127.0.0.1:`port`, round robin; `extra` adds to it (TLS)."""
+def envoy_cluster(
+    name: str, ports: int | list[int], extra: str = "", *, lb_policy: str = "ROUND_ROBIN"
+) -> str:
+    """A static cluster of 127.0.0.1 at `ports`; `extra` adds to it (TLS, limits)."""
+    endpoints = "".join(
+        f"""        - endpoint:
+            address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+"""
+        for port in ([ports] if isinstance(ports, int) else ports)
+    )
     return f"""  - name: {name}
     type: STATIC
     connect_timeout: 1s
-    lb_policy: ROUND_ROBIN
+    lb_policy: {lb_policy}
     load_assignment:
       cluster_name: {name}
       endpoints:
       - lb_endpoints:
-        - endpoint:
-            address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-{extra}"""
+{endpoints}{extra}"""
 
 
 def envoy_downstream_mtls(ident: Identity, root: Path) -> str:
