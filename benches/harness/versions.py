@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import importlib.util
 import os
 import platform
 import struct
@@ -56,6 +58,17 @@ def meshpy_version(exe: str) -> str:
         dirty = "+dirty" if run_quiet(status).stdout.strip() else ""
         ver += f" (git {rev.stdout.strip()}{dirty})"
     return ver
+
+
+def extension_built() -> str:
+    """When meshpy's compiled extension was built (its file's time), if this Python finds
+    it: a working tree's "+dirty" alone does not tell one build from another."""
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("meshpy._core")
+        if spec and spec.origin:
+            built = dt.datetime.fromtimestamp(Path(spec.origin).stat().st_mtime, dt.UTC)
+            return f", extension built {built:%Y-%m-%d %H:%M:%S} UTC"
+    return ""
 
 
 def elf_section_names(path: Path) -> list[str]:
