@@ -21,7 +21,6 @@ import gzip
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,15 +32,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "benches" / "README.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness.net import free_port
+from harness.results import write_readme
+
 START, END = "<!-- controlplane:start -->", "<!-- controlplane:end -->"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(home: Path, db: str | None) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -281,17 +277,10 @@ def report(result: dict[str, Any], args: argparse.Namespace, db: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
+def readme_section(text: str) -> str:
+    """The README's control-plane results: when and how it ran, then the table."""
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    section = f"{START}\nRun on {stamp}, {args_line()}.\n\n{text}{END}"
-    if START in readme:
-        readme = re.sub(
-            re.escape(START) + ".*?" + re.escape(END), lambda _: section, readme, flags=re.S
-        )
-    else:
-        readme += f"\n## Control plane: config propagation\n\n{section}\n"
-    README.write_text(readme)
+    return f"Run on {stamp}, {args_line()}.\n\n{text}".rstrip("\n")
 
 
 def args_line() -> str:
@@ -325,7 +314,7 @@ def main() -> int:
     text = report(result, args, "PostgreSQL" if args.db else "SQLite")
     print(text, end="")
     if args.write_readme:
-        write_readme(text)
+        write_readme(readme_section(text), START, END, "Control plane: config propagation")
     return 0 if percentile(result["delays"], 0.99) <= 1.0 else 1
 
 

@@ -33,26 +33,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mtls import (
-    SERVER_ID,
-    TLS_SOCKETS,
+from harness.common import log
+from harness.envoy_conf import (
+    envoy_argv,
     envoy_cluster,
+    envoy_downstream_mtls,
     envoy_listener,
-    envoy_tls_common,
+    envoy_static,
     envoy_upstream_mtls,
-    make_pki,
-    meshpy_identity,
 )
-from run import (
-    REPO,
-    find_envoy,
-    find_meshpy,
-    free_port,
-    http_get,
-    log,
-    machine_info,
-    write_readme,
-)
+from harness.identities import SERVER_ID
+from harness.meshpy_conf import meshpy_head, meshpy_identity
+from harness.net import free_port, http_get
+from harness.paths import REPO
+from harness.pki import make_pki
+from harness.report import mib
+from harness.results import write_readme
+from harness.tools import find_envoy, find_meshpy
+from harness.versions import machine_info
 
 MARK_START = "<!-- memory:start -->"
 MARK_END = "<!-- memory:end -->"
@@ -203,8 +201,7 @@ def measure_meshpy_static(started: Started, meshpy: str, tmp: Path, settle: floa
     p = static_ports()
     conf = tmp / "meshpy-sidecar.yaml"
     conf.write_text(
-        f"admin: 127.0.0.1:{p['admin']}\nworkers: 1\n"
-        + meshpy_identity(pki.server, pki.root)
+        meshpy_head(p["admin"], meshpy_identity(pki.server, pki.root))
         + f"""listeners:
   - {{name: inbound, address: 127.0.0.1:{p["inbound"]}, protocol: http, cluster: app,
      tls: {{mode: strict}}}}
@@ -222,40 +219,19 @@ clusters:
 def measure_envoy(started: Started, envoy: str, tmp: Path, settle: float) -> Memory:
     pki = make_pki(tmp / "pki-envoy")
     p = static_ports()
-    inbound_tls = f"""      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": {TLS_SOCKETS}.DownstreamTlsContext
-          require_client_certificate: true
-{envoy_tls_common(pki.server, pki.root, ["h2", "http/1.1"], 10)}"""
+    inbound_tls = envoy_downstream_mtls(pki.server, pki.root)
     payment_extra = envoy_upstream_mtls(pki.server, pki.root)
     conf = tmp / "envoy-sidecar.yaml"
-    conf.write_text(
-        f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {p['admin']}}}}}\n"
-        + "static_resources:\n  listeners:\n"
-        + envoy_listener("inbound", p["inbound"], "app", "AUTO", inbound_tls)
-        + envoy_listener("outbound", p["outbound"], "payment", "HTTP1", "")
-        + "  clusters:\n"
-        + envoy_cluster("app", p["app"])
-        + envoy_cluster("payment", p["peer"], payment_extra)
-    )
-    argv = [
-        envoy,
-        "-c",
-        str(conf),
-        "--concurrency",
-        "1",
-        "--disable-hot-restart",
-        "--log-level",
-        "warning",
+    listeners = [
+        envoy_listener("inbound", p["inbound"], "app", "AUTO", inbound_tls),
+        envoy_listener("outbound", p["outbound"], "payment", "HTTP1", ""),
     ]
+    clusters = [envoy_cluster("app", p["app"]), envoy_cluster("payment", p["peer"], payment_extra)]
+    conf.write_text(envoy_static(listeners, clusters, p["admin"]))
+    argv = envoy_argv(envoy, conf)
     proc = started.start("envoy", argv)
     wait_http(f"http://127.0.0.1:{p['admin']}/ready")
     return idle_memory(proc.pid, settle)
-
-
-def mib(kb: int) -> str:
-    return f"{kb / 1024:.1f}"
 
 
 def report(results: dict[str, Memory], meta: dict[str, str]) -> str:

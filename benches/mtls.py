@@ -19,8 +19,9 @@ intermediate -> leaf, each leaf with one SPIFFE ID as its URI SAN
    p50/p99 at a fixed rate (fortio) with what the pair adds to a direct run.
 
 Both sidecars of a pair run on ``--proxy-cpu``; the backend, the load
-generators and this script on ``--load-cpu``. The helpers (processes,
-/proc accounting, wrk, fortio, reports) come from ``benches/run.py``.
+generators and this script on ``--load-cpu``. The machinery (processes,
+/proc accounting, wrk, fortio, tlsload, certificates, reports) is the
+``harness`` package next to this script.
 
 Needs the ``cryptography`` package (run it with the project's .venv python,
 as ``make bench-mtls`` does) and Go (to build benches/tlsload).
@@ -29,316 +30,90 @@ as ``make bench-mtls`` does) and Go (to build benches/tlsload).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import http.client
-import json
 import os
-import re
-import shutil
-import signal
-import ssl
 import statistics
-import struct
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-except ImportError:  # pragma: no cover - depends on the interpreter
-    sys.exit("benches/mtls.py needs `cryptography`: run it with .venv/bin/python (make bench-mtls)")
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (
-    BODY,
-    CLK_TCK,
-    NOT_SATURATED,
-    REPO,
-    TOOLS_DIR,
+from harness.cli import exit_on_sigterm, load_parser, parse_load_args, settings_from
+from harness.common import Json, log
+from harness.envoy_conf import (
+    envoy_argv,
+    envoy_cluster,
+    envoy_downstream_mtls,
+    envoy_listener,
+    envoy_static,
+    envoy_upstream_mtls,
+)
+from harness.identities import CLIENT_ID, SERVER_ID, Pki
+from harness.measure import (
     Bench,
-    ForeignCpu,
-    Json,
-    Launch,
-    Processes,
-    Settings,
     Target,
-    cpu_ticks,
-    failure,
-    fmt,
-    free_port,
-    goal_section,
-    http_get,
-    install_tools,
-    load_parser,
-    log,
-    machine_info,
+    check_alive,
     measure_latency,
     measure_round,
-    memory_kb,
-    meshpy_version,
+    start_backend,
+)
+from harness.meshpy_conf import meshpy_head, meshpy_identity, meshpy_launch
+from harness.net import free_port
+from harness.noise import ForeignCpu, wait_for_quiet
+from harness.pairs import Pair, start_sidecars
+from harness.pki import make_pki
+from harness.processes import Launch, scratch
+from harness.procfs import CLK_TCK, core_busy, core_ticks, cpu_ticks
+from harness.ready import probe_http
+from harness.report import (
+    NOT_SATURATED,
+    added,
+    direct_run,
+    failed_row,
+    flagged,
+    fmt,
+    goal_section,
+    heading,
     notes,
     notes_section,
-    parse_load_args,
-    process_tree,
-    run_quiet,
-    save_json,
-    start_backend,
-    summarize,
-    sustained,
+    pct,
+    rate_cell,
     table,
-    version_of,
-    wait_for_quiet,
-    write_readme,
+)
+from harness.results import publish
+from harness.runner import collect, interleave, start_targets, tmp_as_var
+from harness.tlsload import HandshakeSettings, ensure_tlsload, go_version, run_tlsload
+from harness.tools import install_tools
+from harness.versions import (
+    load_versions,
+    meshpy_build,
+    meshpy_version,
+    program_version,
+    run_meta,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
-TLSLOAD_SRC = BENCH_DIR / "tlsload"
-TLSLOAD_EXE = TOOLS_DIR / "tlsload"
 MARK_START = "<!-- mtls:start -->"
 MARK_END = "<!-- mtls:end -->"
 ALL_TARGETS = ("meshpy", "envoy", "direct")
 SIDECARS = ("meshpy", "envoy")
-TRUST_DOMAIN = "meshpy.local"
-SERVER_ID = f"spiffe://{TRUST_DOMAIN}/ns/default/sa/payment"
-CLIENT_ID = f"spiffe://{TRUST_DOMAIN}/ns/default/sa/frontend"
 GOAL_P99_ADDED = 0.7  # meshpy pair's added p99 <= this x Envoy pair's
 GOAL_P50_PER_HOP_US = 100.0
-
-Popen = subprocess.Popen[bytes]
-Probe = Callable[[], str | None]  # None when ready, else what it saw
-
-# ---------------------------------------------------------------------------
-# Certificates: root -> intermediate -> SPIFFE leaves, ECDSA P-256
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Identity:
-    spiffe_id: str
-    chain: Path  # PEM: leaf, then intermediate
-    key: Path  # PEM, PKCS#8
-
-
-@dataclass(frozen=True)
-class Pki:
-    root: Path
-    server: Identity  # sidecar B, the inbound side: .../sa/payment
-    client: Identity  # sidecar A and the handshake client: .../sa/frontend
-
-
-def cert_name(label: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "meshpy bench"),
-            x509.NameAttribute(NameOID.COMMON_NAME, label),
-        ]
-    )
-
-
-def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def issue(
-    label: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *,
-    path_len: int | None = None,
-    spiffe_id: str | None = None,
-) -> x509.Certificate:
-    """A CA certificate (spiffe_id None) or a SPIFFE leaf; self-signed if no issuer."""
-    issuer_name, signer = issuer or (cert_name(label), key)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(cert_name(label))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
-        )
-    )
-    if spiffe_id is None:
-        builder = builder.add_extension(
-            x509.BasicConstraints(ca=True, path_length=path_len), critical=True
-        ).add_extension(key_usage(ca=True), critical=True)
-    else:
-        eku = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-        san = [x509.UniformResourceIdentifier(spiffe_id)]
-        builder = (
-            builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-            .add_extension(key_usage(ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-            .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        )
-    return builder.sign(signer, hashes.SHA256())
-
-
-def key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not ca,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def write_leaf(
-    outdir: Path,
-    label: str,
-    spiffe_id: str,
-    intermediate: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
-) -> Identity:
-    inter_cert, inter_key = intermediate
-    key = new_key()
-    leaf = issue(label, key, (inter_cert.subject, inter_key), spiffe_id=spiffe_id)
-    chain, key_file = outdir / f"{label}.chain.pem", outdir / f"{label}.key.pem"
-    chain.write_bytes(pem(leaf) + pem(inter_cert))
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    key_file.write_bytes(key_bytes)
-    key_file.chmod(0o600)
-    return Identity(spiffe_id, chain, key_file)
-
-
-def make_pki(outdir: Path) -> Pki:
-    """Write root.pem and a chain and key per identity into outdir."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    root_key, inter_key = new_key(), new_key()
-    root = issue("meshpy bench root", root_key, None, path_len=1)
-    inter = issue("meshpy bench intermediate", inter_key, (root.subject, root_key), path_len=0)
-    (outdir / "root.pem").write_bytes(pem(root))
-    return Pki(
-        root=outdir / "root.pem",
-        server=write_leaf(outdir, "payment", SERVER_ID, (inter, inter_key)),
-        client=write_leaf(outdir, "frontend", CLIENT_ID, (inter, inter_key)),
-    )
-
 
 # ---------------------------------------------------------------------------
 # Sidecar configurations: B (inbound, terminates mTLS), A (outbound, originates it)
 # ---------------------------------------------------------------------------
 
-HCM = (
-    "type.googleapis.com/envoy.extensions.filters.network"
-    ".http_connection_manager.v3.HttpConnectionManager"
-)
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-TLS_SOCKETS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
-HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-
-
-def envoy_tls_common(ident: Identity, root: Path, alpn: list[str], indent: int) -> str:
-    """common_tls_context: TLS 1.3 only, our certificate, the root as trust anchor."""
-    text = f"""common_tls_context:
-  tls_params: {{tls_minimum_protocol_version: TLSv1_3, tls_maximum_protocol_version: TLSv1_3}}
-  alpn_protocols: {json.dumps(alpn)}
-  tls_certificates:
-  - certificate_chain: {{filename: "{ident.chain}"}}
-    private_key: {{filename: "{ident.key}"}}
-  validation_context:
-    trusted_ca: {{filename: "{root}"}}
-"""
-    return "".join(" " * indent + line + "\n" for line in text.splitlines())
-
-
-def envoy_listener(name: str, port: int, cluster: str, codec: str, tls: str) -> str:
-    return f"""  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": {HCM}
-          stat_prefix: {name}
-          codec_type: {codec}
-          route_config:
-            name: local
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: {cluster}}}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": {ROUTER}}}
-{tls}"""
-
-
-def envoy_cluster(name: str, port: int, extra: str = "") -> str:
-    return f"""  - name: {name}
-    type: STATIC
-    connect_timeout: 1s
-    lb_policy: ROUND_ROBIN
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-{extra}"""
-
 
 def envoy_inbound(tmp: Path, pki: Pki, port: int, backend: int) -> Path:
     """Envoy B: mTLS listener (client certificate required) -> plaintext backend."""
-    tls = f"""      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": {TLS_SOCKETS}.DownstreamTlsContext
-          require_client_certificate: true
-{envoy_tls_common(pki.server, pki.root, ["h2", "http/1.1"], 10)}"""
+    tls = envoy_downstream_mtls(pki.server, pki.root)
     conf = tmp / "envoy-inbound.yaml"
     conf.write_text(
-        "static_resources:\n  listeners:\n"
-        + envoy_listener("inbound", port, "backend", "AUTO", tls)
-        + "  clusters:\n"
-        + envoy_cluster("backend", backend)
+        envoy_static(
+            [envoy_listener("inbound", port, "backend", "AUTO", tls)],
+            [envoy_cluster("backend", backend)],
+        )
     )
     return conf
-
-
-def envoy_upstream_mtls(ident: Identity, root: Path) -> str:
-    """A cluster's HTTP/2 over mTLS, presenting ``ident``, checking the server is payment."""
-    common = envoy_tls_common(ident, root, ["h2"], 8)
-    common += f"""            match_typed_subject_alt_names:
-            - san_type: URI
-              matcher: {{exact: "{SERVER_ID}"}}
-"""
-    return f"""    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": {HTTP_OPTIONS}
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": {TLS_SOCKETS}.UpstreamTlsContext
-{common}"""
 
 
 def envoy_outbound(tmp: Path, pki: Pki, port: int, upstream: int) -> Path:
@@ -346,24 +121,19 @@ def envoy_outbound(tmp: Path, pki: Pki, port: int, upstream: int) -> Path:
     extra = envoy_upstream_mtls(pki.client, pki.root)
     conf = tmp / "envoy-outbound.yaml"
     conf.write_text(
-        "static_resources:\n  listeners:\n"
-        + envoy_listener("outbound", port, "payment", "HTTP1", "")
-        + "  clusters:\n"
-        + envoy_cluster("payment", upstream, extra)
+        envoy_static(
+            [envoy_listener("outbound", port, "payment", "HTTP1", "")],
+            [envoy_cluster("payment", upstream, extra)],
+        )
     )
     return conf
-
-
-def meshpy_identity(ident: Identity, root: Path) -> str:
-    return f'identity: {{cert_chain: "{ident.chain}", key: "{ident.key}", roots: "{root}"}}\n'
 
 
 def meshpy_inbound(tmp: Path, pki: Pki, port: int, backend: int, admin: int) -> Path:
     """meshpy B: listener with tls strict (mTLS, client certificate required) -> backend."""
     conf = tmp / "meshpy-inbound.yaml"
     conf.write_text(
-        f"admin: 127.0.0.1:{admin}\nworkers: 1\n"
-        + meshpy_identity(pki.server, pki.root)
+        meshpy_head(admin, meshpy_identity(pki.server, pki.root))
         + f"""listeners:
   - {{name: inbound, address: 127.0.0.1:{port}, protocol: http, cluster: backend,
      tls: {{mode: strict}}}}
@@ -378,8 +148,7 @@ def meshpy_outbound(tmp: Path, pki: Pki, port: int, upstream: int, admin: int) -
     """meshpy A: plaintext listener -> cluster over mTLS (HTTP/2 by ALPN), B's ID checked."""
     conf = tmp / "meshpy-outbound.yaml"
     conf.write_text(
-        f"admin: 127.0.0.1:{admin}\nworkers: 1\n"
-        + meshpy_identity(pki.client, pki.root)
+        meshpy_head(admin, meshpy_identity(pki.client, pki.root))
         + f"""listeners:
   - {{name: outbound, address: 127.0.0.1:{port}, protocol: http, cluster: payment}}
 clusters:
@@ -403,20 +172,16 @@ class Sidecar:
 
 
 def make_sidecars(tools: dict[str, str]) -> dict[str, Sidecar]:
-    envoy_flags = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warning"]
-
     def meshpy(make: Callable[[Path, Pki, int, int, int], Path]) -> Launcher:
         def launch(tmp: Path, pki: Pki, port: int, upstream: int) -> Launch:
             admin = free_port()
-            conf = make(tmp, pki, port, upstream, admin)
-            argv = [tools["meshpy"], "proxy", "run", "--config", str(conf)]
-            return Launch(argv, [f"http://127.0.0.1:{admin}/ready"])
+            return meshpy_launch(tools["meshpy"], make(tmp, pki, port, upstream, admin), admin)
 
         return launch
 
     def envoy(make: Callable[[Path, Pki, int, int], Path]) -> Launcher:
         def launch(tmp: Path, pki: Pki, port: int, upstream: int) -> Launch:
-            return Launch([tools["envoy"], "-c", str(make(tmp, pki, port, upstream)), *envoy_flags])
+            return Launch(envoy_argv(tools["envoy"], make(tmp, pki, port, upstream)))
 
         return launch
 
@@ -429,169 +194,18 @@ def make_sidecars(tools: dict[str, str]) -> dict[str, Sidecar]:
             lambda: meshpy_version(tools["meshpy"]),
         )
     if "envoy" in tools:
-        pattern = r"version: \w+/(\d+\.\d+\.\d+)/"
         sidecars["envoy"] = Sidecar(
             "envoy",
             envoy(envoy_inbound),
             envoy(envoy_outbound),
-            lambda: version_of([tools["envoy"], "--version"], pattern),
+            lambda: program_version("envoy", tools["envoy"]),
         )
     return sidecars
 
 
 # ---------------------------------------------------------------------------
-# Tools: the Go handshake client
+# The pairs under test, and their handshakes
 # ---------------------------------------------------------------------------
-
-
-def find_go() -> str | None:
-    return shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
-
-
-def ensure_tlsload() -> str:
-    """Build benches/tlsload into benches/.tools unless the binary is up to date."""
-    sources = [TLSLOAD_SRC / "main.go", TLSLOAD_SRC / "go.mod"]
-    newest = max(src.stat().st_mtime for src in sources)
-    if TLSLOAD_EXE.exists() and TLSLOAD_EXE.stat().st_mtime >= newest:
-        return str(TLSLOAD_EXE)
-    go = find_go()
-    if not go:
-        sys.exit("Go is needed to build benches/tlsload (https://go.dev/dl/)")
-    log("building benches/tlsload")
-    TOOLS_DIR.mkdir(exist_ok=True)
-    env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0")
-    argv = [go, "build", "-trimpath", "-o", str(TLSLOAD_EXE), "."]
-    subprocess.run(argv, cwd=TLSLOAD_SRC, env=env, check=True)
-    return str(TLSLOAD_EXE)
-
-
-def go_version() -> str:
-    go = find_go()
-    return version_of([go, "version"], r"go version go(\S+)") if go else "?"
-
-
-def elf_section_names(path: Path) -> list[str]:
-    """Section names of a 64-bit little-endian ELF file; [] for anything else."""
-    with path.open("rb") as f:
-        head = f.read(64)
-        if head[:6] != b"\x7fELF\x02\x01":
-            return []
-        (shoff,) = struct.unpack_from("<Q", head, 0x28)
-        entsize, count, names_index = struct.unpack_from("<HHH", head, 0x3A)
-        f.seek(shoff)
-        table = f.read(entsize * count)
-        # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
-        headers = [struct.unpack_from("<IIQQQQ", table, i * entsize) for i in range(count)]
-        f.seek(headers[names_index][4])
-        names = f.read(headers[names_index][5])
-    return [names[h[0] : names.index(b"\0", h[0])].decode() for h in headers]
-
-
-def meshpy_build(exe: str) -> str:
-    """ "release", or "debug info" if the extension `exe` loads carries DWARF (a debug build?)."""
-    first = Path(exe).read_bytes()[:512].split(b"\n", 1)[0]
-    if not first.startswith(b"#!"):
-        return "?"
-    python = first[2:].decode().split()[0]
-    res = run_quiet([python, "-c", "import meshpy._core as c; print(c.__file__)"])
-    if res.returncode != 0:
-        return "?"
-    sections = elf_section_names(Path(res.stdout.strip()))
-    return "debug info" if ".debug_info" in sections else "release"
-
-
-# ---------------------------------------------------------------------------
-# Probes: is a sidecar serving, and serving mTLS as it should?
-# ---------------------------------------------------------------------------
-
-
-def client_context(pki: Pki, *, with_cert: bool = True) -> ssl.SSLContext:
-    """TLS 1.3 client context that trusts the root; host names are not checked (SPIFFE)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.load_verify_locations(pki.root)
-    if with_cert:
-        ctx.load_cert_chain(pki.client.chain, pki.client.key)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def peer_uri(sock: ssl.SSLSocket) -> str:
-    """The URI SAN of the peer's verified certificate, "" if none."""
-    sans = (sock.getpeercert() or {}).get("subjectAltName", ())
-    uris = [pair[1] for pair in sans if isinstance(pair, tuple) and pair[0] == "URI"]
-    return str(uris[0]) if uris else ""
-
-
-def tls_get(port: int, ctx: ssl.SSLContext) -> tuple[int | None, str, str]:
-    """(status, body, server's URI SAN) of one GET over TLS; status None on failure."""
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2.0, context=ctx)
-    try:
-        conn.connect()
-        uri = peer_uri(conn.sock) if isinstance(conn.sock, ssl.SSLSocket) else ""
-        conn.request("GET", "/", headers={"Connection": "close"})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode(errors="replace"), uri
-    except (OSError, http.client.HTTPException) as err:
-        return None, str(err), ""
-    finally:
-        conn.close()
-
-
-def probe_http(url: str) -> Probe:
-    """A probe: None once url answers 200 (with the backend's body unless /ready)."""
-
-    def probe() -> str | None:
-        status, body = http_get(url)
-        if status == 200 and (url.endswith("/ready") or body == BODY):
-            return None
-        return f"{url} gave {status} {body[:60]!r}"
-
-    return probe
-
-
-def probe_mtls(port: int, pki: Pki) -> Probe:
-    """A probe: None once the mTLS listener serves the backend as SERVER_ID."""
-    ctx = client_context(pki)
-
-    def probe() -> str | None:
-        status, body, uri = tls_get(port, ctx)
-        if status == 200 and body == BODY and uri == SERVER_ID:
-            return None
-        return f"mTLS GET :{port} gave {status} {body[:60]!r}, server ID {uri!r}"
-
-    return probe
-
-
-def wait_until(procs: Processes, name: str, proc: Popen, probe: Probe) -> None:
-    """Poll the probe until it passes; fail if the process exits or after 30 s."""
-    deadline = time.monotonic() + 30.0
-    while (why := probe()) is not None:
-        if proc.poll() is not None:
-            raise failure(f"{name} exited with {proc.returncode}", procs.log_tail(name))
-        if time.monotonic() > deadline:
-            raise failure(f"{name} not ready ({why})", procs.log_tail(name))
-        time.sleep(0.1)
-
-
-def check_client_cert_required(name: str, port: int, pki: Pki) -> None:
-    """A request without a client certificate must not get through."""
-    status, _, _ = tls_get(port, client_context(pki, with_cert=False))
-    if status is not None:
-        raise RuntimeError(f"{name}: answered {status} to a client without a certificate")
-
-
-# ---------------------------------------------------------------------------
-# The pairs under test
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class HandshakeSettings:
-    seconds: float
-    connections: int
-    curves: str
 
 
 @dataclass
@@ -601,103 +215,27 @@ class MtlsBench:
     handshake: HandshakeSettings
 
 
-@dataclass
-class Pair(Target):
-    """Sidecar A (`proc`, where wrk and fortio send) and sidecar B (`inbound`)."""
-
-    inbound: Popen | None = None
-    inbound_port: int = 0
-    handshakes: list[Json] = field(default_factory=list)
-
-    def procs(self) -> list[Popen]:
-        return [p for p in (self.proc, self.inbound) if p is not None]
-
-    def tree(self) -> list[int]:
-        """Both sidecars' processes: the pair's CPU and memory."""
-        return [pid for p in self.procs() for pid in process_tree(p.pid)]
-
-    def inbound_tree(self) -> list[int]:
-        return process_tree(self.inbound.pid) if self.inbound else []
-
-
-def start_sidecar(b: Bench, name: str, launch: Launch, probes: list[Probe]) -> Popen:
-    """Start a sidecar on the proxy core; wait for its ready URLs, then for the probes."""
-    log(f"{name}: {' '.join(launch.argv)}")
-    proc = b.procs.start(name, launch.argv, b.settings.proxy_cpu)
-    try:
-        for probe in [*map(probe_http, launch.ready_urls), *probes]:
-            wait_until(b.procs, name, proc, probe)
-    except RuntimeError:
-        b.procs.stop(proc)
-        raise
-    return proc
-
-
 def start_pair(m: MtlsBench, sidecar: Sidecar) -> Pair:
     """Start B, check it requires mTLS, then A; read the pair's idle memory."""
     b, name = m.bench, sidecar.name
     in_port, out_port = free_port(), free_port()
     pair = Pair(name, f"http://127.0.0.1:{out_port}/", inbound_port=in_port)
-    inbound = sidecar.inbound(b.tmp, m.pki, in_port, b.backend_port)
-    pair.inbound = start_sidecar(b, f"{name}-inbound", inbound, [probe_mtls(in_port, m.pki)])
-    try:
-        check_client_cert_required(f"{name}-inbound", in_port, m.pki)
-        outbound = sidecar.outbound(b.tmp, m.pki, out_port, in_port)
-        pair.proc = start_sidecar(b, f"{name}-outbound", outbound, [probe_http(pair.url)])
-    except RuntimeError:
-        b.procs.stop(pair.inbound)
-        raise
-    time.sleep(1.0)
-    pair.result["rss_idle_kb"], pair.result["pss_idle_kb"] = memory_kb(pair.tree())
+    start_sidecars(
+        b,
+        pair,
+        m.pki,
+        inbound=sidecar.inbound(b.tmp, m.pki, in_port, b.backend_port),
+        ports=[in_port],
+        outbound=lambda: sidecar.outbound(b.tmp, m.pki, out_port, in_port),
+        probe=probe_http(pair.url),
+    )
     return pair
 
 
-def check_pair_alive(b: Bench, t: Target) -> None:
-    if not isinstance(t, Pair):
-        return
-    for proc in t.procs():
-        if proc.poll() is not None:
-            which = f"{t.name}-inbound" if proc is t.inbound else f"{t.name}-outbound"
-            raise failure(f"{which} exited with {proc.returncode}", b.procs.log_tail(which))
-
-
-# ---------------------------------------------------------------------------
-# Handshakes
-# ---------------------------------------------------------------------------
-
-
-def core_ticks() -> dict[int, tuple[int, int]]:
-    """Per CPU: (busy, total) clock ticks from /proc/stat (busy = not idle or iowait)."""
-    out = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        match = re.match(r"cpu(\d+)\s+(.*)", line)
-        if match:
-            vals = [int(v) for v in match.group(2).split()[:8]]
-            out[int(match.group(1))] = (sum(vals) - vals[3] - vals[4], sum(vals))
-    return out
-
-
-def core_busy(before: dict[int, tuple[int, int]], cpu: int) -> float:
-    busy0, total0 = before[cpu]
-    busy1, total1 = core_ticks()[cpu]
-    return (busy1 - busy0) / max(1, total1 - total0)
-
-
-def run_tlsload(m: MtlsBench, port: int, seconds: float) -> Json:
-    """One run of the Go client against an mTLS listener; its JSON report."""
-    h, pki = m.handshake, m.pki
-    argv = ["taskset", "-c", str(m.bench.settings.load_cpu), m.bench.tools["tlsload"]]
-    argv += ["-addr", f"127.0.0.1:{port}", "-ca", str(pki.root)]
-    argv += ["-cert", str(pki.client.chain), "-key", str(pki.client.key), "-spiffe", SERVER_ID]
-    argv += ["-c", str(h.connections), "-d", f"{seconds:g}s", "-curves", h.curves]
-    res = run_quiet(argv, timeout=seconds + 60)
-    try:
-        out: Json = json.loads(res.stdout)
-    except json.JSONDecodeError:
-        raise RuntimeError(f"tlsload failed ({res.returncode}):\n{res.stderr}") from None
-    if out["ok"] == 0:
-        raise RuntimeError(f"tlsload: no handshake succeeded: {out.get('first_error')}")
-    return out
+def tlsload(m: MtlsBench, port: int, seconds: float) -> Json:
+    """One run of the Go client against B's mTLS listener at `port`."""
+    cpu = m.bench.settings.load_cpu
+    return run_tlsload(m.bench.tools["tlsload"], port, m.pki, m.handshake, seconds=seconds, cpu=cpu)
 
 
 def measure_handshakes(m: MtlsBench, p: Pair) -> None:
@@ -705,10 +243,10 @@ def measure_handshakes(m: MtlsBench, p: Pair) -> None:
     s = m.bench.settings
     wait_for_quiet(s.max_wait_idle)
     if not p.handshakes:
-        run_tlsload(m, p.inbound_port, s.warmup_seconds)
+        tlsload(m, p.inbound_port, s.warmup_seconds)
     audit, cores0 = ForeignCpu(), core_ticks()
     ticks0 = cpu_ticks(p.inbound_tree())
-    r = run_tlsload(m, p.inbound_port, m.handshake.seconds)
+    r = tlsload(m, p.inbound_port, m.handshake.seconds)
     cpu_s = (cpu_ticks(p.inbound_tree()) - ticks0) / CLK_TCK
     r["server_cpu_s"] = cpu_s
     r["per_cpu_s"] = r["ok"] / cpu_s if cpu_s else None
@@ -717,7 +255,7 @@ def measure_handshakes(m: MtlsBench, p: Pair) -> None:
     r["load_core_busy"] = core_busy(cores0, s.load_cpu)
     p.handshakes.append(r)
     p.foreign.append(audit.cores())
-    check_pair_alive(m.bench, p)
+    check_alive(m.bench, p)
     per = fmt(r["per_cpu_s"])
     log(f"{p.name}: handshakes round {len(p.handshakes)}: {r['rate']:.0f}/s, {per} per CPU-s")
 
@@ -750,59 +288,30 @@ def summarize_handshakes(rounds: list[Json]) -> Json:
 # ---------------------------------------------------------------------------
 
 
-def describe(m: MtlsBench, err: Exception) -> str:
-    """The error's text with the temporary directory shortened to $TMP."""
-    return str(err).replace(str(m.bench.tmp), "$TMP")
-
-
-def guarded(errors: dict[str, str], m: MtlsBench, t: Target, step: Callable[[], None]) -> None:
-    """Run one measurement step; a failure stops the target and is recorded."""
-    if t.name in errors:
-        return
-    try:
-        step()
-        check_pair_alive(m.bench, t)
-    except RuntimeError as err:
-        log(f"{t.name} failed: {err}")
-        errors[t.name] = describe(m, err)
-        for proc in t.procs() if isinstance(t, Pair) else []:
-            if proc in m.bench.procs.procs:
-                m.bench.procs.stop(proc)
-
-
 def run_all(m: MtlsBench, names: list[str], sidecars: dict[str, Sidecar]) -> dict[str, Json]:
     """Start the pairs; handshake rounds, latency runs, wrk rounds, each interleaved."""
-    b, rounds = m.bench, m.bench.settings.rounds
-    errors: dict[str, str] = {}
-    targets: list[Target] = []
+    b, rounds, describe = m.bench, m.bench.settings.rounds, tmp_as_var(m.bench)
     start_backend(b)
-    for name in names:
+
+    def start(name: str) -> Target:
         if name == "direct":
-            targets.append(Target("direct", f"http://127.0.0.1:{b.backend_port}/"))
-            continue
-        try:
-            targets.append(start_pair(m, sidecars[name]))
-        except RuntimeError as err:
-            log(f"{name} failed: {err}")
-            errors[name] = describe(m, err)
+            return Target("direct", f"http://127.0.0.1:{b.backend_port}/")
+        return start_pair(m, sidecars[name])
+
+    def handshakes(_: Bench, p: Target) -> None:
+        assert isinstance(p, Pair)
+        measure_handshakes(m, p)
+
+    targets, errors = start_targets(names, start, describe)
     pairs = [t for t in targets if isinstance(t, Pair)]
-    for _ in range(rounds):
-        for p in pairs:
-            guarded(errors, m, p, partial(measure_handshakes, m, p))
-    for step in [measure_latency] + [measure_round] * rounds:
-        for t in targets:
-            guarded(errors, m, t, partial(step, b, t))
-    done = {t.name: t for t in targets}
-    results: dict[str, Json] = {}
-    for name in names:
-        if name in errors:
-            results[name] = {"error": errors[name]}
-            continue
-        t = done[name]
-        results[name] = summarize(t)
-        if isinstance(t, Pair):
-            results[name]["handshakes"] = summarize_handshakes(t.handshakes)
-    return results
+    interleave(b, errors, pairs, [handshakes] * rounds, describe)
+    interleave(b, errors, targets, [measure_latency] + [measure_round] * rounds, describe)
+    return collect(
+        names,
+        errors,
+        targets,
+        lambda t: {"handshakes": summarize_handshakes(t.handshakes)} if isinstance(t, Pair) else {},
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -814,17 +323,13 @@ def ok_pairs(results: dict[str, Json]) -> dict[str, Json]:
     return {n: r for n, r in results.items() if "error" not in r and "handshakes" in r}
 
 
-def pct(share: float | None) -> str:
-    return fmt(share * 100 if share is not None else None)
-
-
 def handshake_table(results: dict[str, Json]) -> str:
     head = ["sidecar B", "handshakes / server CPU-s", "handshakes/s", "server core %"]
     head += ["load core %", "saturated", "failures", "conn p50 ms", "conn p99 ms"]
     rows = []
     for name, r in results.items():
         if "error" in r:
-            rows.append([name, "failed: " + r["error"].splitlines()[0]] + [""] * 7)
+            rows.append(failed_row(name, r, 7))
             continue
         h = r.get("handshakes")
         if h is None:
@@ -837,7 +342,7 @@ def handshake_table(results: dict[str, Json]) -> str:
                 pct(h["server_core_util"]),
                 pct(h["load_core_busy"]),
                 h["saturated"],
-                f"{h['failed']} (!)" if h["failed"] else "0",
+                flagged(h["failed"]),
                 fmt(h["p50_us"] / 1000, 2),
                 fmt(h["p99_us"] / 1000, 2),
             ]
@@ -845,20 +350,15 @@ def handshake_table(results: dict[str, Json]) -> str:
     return table(head, rows)
 
 
-def added(r: Json, direct: Json | None, key: str) -> float | None:
-    return r["latency"][key] - direct["latency"][key] if direct else None
-
-
 def path_table(results: dict[str, Json], rate: int) -> str:
     head = ["path", "max req/s (median)", "wrk errors", "pair core %", "CPU µs/req"]
     head += [f"p50 µs @{rate}", f"p99 µs @{rate}", "added p50 µs", "added p99 µs"]
     head += ["added p50 per hop µs", "rate achieved"]
-    direct = results.get("direct")
-    direct = direct if direct and "error" not in direct else None
+    direct = direct_run(results)
     rows = []
     for name, r in results.items():
         if "error" in r:
-            rows.append([name, "failed: " + r["error"].splitlines()[0]] + [""] * 10)
+            rows.append(failed_row(name, r, 10))
             continue
         lat, errs, is_pair = r["latency"], r["wrk_errors"], "handshakes" in r
         add50, add99 = (added(r, direct, k) if is_pair else None for k in ("p50_us", "p99_us"))
@@ -866,7 +366,7 @@ def path_table(results: dict[str, Json], rate: int) -> str:
             [
                 f"{name} pair" if is_pair else name,
                 fmt(r["rps"]),
-                f"{errs} (!)" if errs else "0",
+                flagged(errs),
                 pct(r.get("proxy_core_util")),
                 fmt(r.get("cpu_us_per_req"), 1),
                 fmt(lat["p50_us"]),
@@ -874,7 +374,7 @@ def path_table(results: dict[str, Json], rate: int) -> str:
                 fmt(add50),
                 fmt(add99),
                 fmt(add50 / 2 if add50 is not None else None),
-                fmt(lat["actual_rate"]) + ("" if sustained(lat) else " (!)"),
+                rate_cell(lat),
             ]
         )
     return table(head, rows)
@@ -928,7 +428,7 @@ def mtls_notes(results: dict[str, Json]) -> list[str]:
 
 
 def report(results: dict[str, Json], meta: Json) -> str:
-    s, h, mach = meta["settings"], meta["handshake"], meta["machine"]
+    s, h = meta["settings"], meta["handshake"]
     pair = next((r["handshakes"] for r in ok_pairs(results).values()), None)
     negotiated = (
         f"{pair['tls_version']}, {pair['group']}, {pair['cipher']}, ALPN {pair['alpn']}"
@@ -936,11 +436,7 @@ def report(results: dict[str, Json], meta: Json) -> str:
         else "-"
     )
     parts = [
-        f"Run on {meta['date']}: {mach['cpu_model']} ({mach['cpus']} CPUs), {mach['memory']} "
-        f"RAM, Linux {mach['kernel']}, {mach['os']}.",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
-        "",
+        *heading(meta),
         f"Settings: both sidecars on CPU {s['proxy_cpu']}, backend and load generators on CPU "
         f"{s['load_cpu']}. Handshakes: tlsload -c {h['connections']}, {s['rounds']} x "
         f"{h['seconds']:g} s, offering {h['curves']}; negotiated {negotiated}. Two-hop: "
@@ -985,73 +481,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def settings_from(args: argparse.Namespace) -> tuple[Settings, HandshakeSettings]:
-    settings = Settings(
-        rounds=args.rounds,
-        wrk_seconds=args.duration,
-        warmup_seconds=args.warmup,
-        latency_seconds=args.latency_duration,
-        rate=args.rate,
-        connections=args.connections,
-        latency_connections=args.latency_connections,
-        proxy_cpu=args.proxy_cpu,
-        load_cpu=args.load_cpu,
-        max_wait_idle=args.max_wait_idle,
-    )
-    hs = HandshakeSettings(args.handshake_duration, args.handshake_connections, args.curves)
-    return settings, hs
-
-
-def versions(tools: dict[str, str], sidecars: dict[str, Sidecar]) -> dict[str, str]:
-    out = {name: s.version() for name, s in sidecars.items()}
-    return out | {
-        "backend nginx": version_of([tools["nginx"], "-v"], r"nginx/(\S+)"),
-        "wrk": version_of([tools["wrk"], "-v"], r"wrk (\S+)"),
-        "fortio": version_of([tools["fortio"], "version"], r"(\d+\.\d+\.\d+)"),
-        "tlsload built with Go": go_version(),
-    }
-
-
-def on_sigterm(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    exit_on_sigterm()
     tools = install_tools([n for n in args.proxies if n in SIDECARS])
     tools["tlsload"] = ensure_tlsload()
     sidecars = make_sidecars(tools)
-    settings, hs = settings_from(args)
-    meta: Json = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(),
-        "versions": versions(tools, sidecars),
-        "settings": asdict(settings),
-        "handshake": asdict(hs),
-        "identities": {"server": SERVER_ID, "client": CLIENT_ID},
-        "meshpy_build": meshpy_build(tools["meshpy"]) if "meshpy" in tools else None,
-    }
+    settings = settings_from(args)
+    hs = HandshakeSettings(args.handshake_duration, args.handshake_connections, args.curves)
+    versions = {name: s.version() for name, s in sidecars.items()} | load_versions(tools)
+    meta = run_meta(
+        versions | {"tlsload built with Go": go_version()},
+        settings,
+        handshake=asdict(hs),
+        identities={"server": SERVER_ID, "client": CLIENT_ID},
+        meshpy_build=meshpy_build(tools["meshpy"]) if "meshpy" in tools else None,
+    )
     os.sched_setaffinity(0, {args.load_cpu})  # keep this script off the sidecars' core
-    tmp = Path(tempfile.mkdtemp(prefix="meshpy-mtls-"))
-    bench = Bench(tools, settings, Processes(tmp), tmp)
-    try:
-        mtls = MtlsBench(bench, make_pki(tmp / "pki"), hs)
+    with scratch("meshpy-mtls-", args.keep_tmp, "certificates, configs and logs") as (tmp, procs):
+        mtls = MtlsBench(Bench(tools, settings, procs, tmp), make_pki(tmp / "pki"), hs)
         results = run_all(mtls, args.proxies, sidecars)
-    finally:
-        bench.procs.stop_all()
-        if args.keep_tmp:
-            log(f"certificates, configs and logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
     text = report(results, meta)
-    print(text)
-    log(f"wrote {save_json(results, meta, 'mtls').relative_to(REPO)}")
-    if args.write_readme:
-        write_readme(text, MARK_START, MARK_END, "mTLS: handshakes and a two-sidecar path")
-        log("updated benches/README.md")
-    return 1 if any("error" in r for r in results.values()) else 0
+    readme = (MARK_START, MARK_END, "mTLS: handshakes and a two-sidecar path")
+    return publish(text, results, meta, "mtls", readme if args.write_readme else None)
 
 
 if __name__ == "__main__":

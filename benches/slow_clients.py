@@ -55,48 +55,28 @@ latencies. Run: ``python3 benches/slow_clients.py [--quick] [--write-readme]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
-import importlib.util
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run import (
-    NOISY_CORES,
-    REPO,
-    ForeignCpu,
-    Launch,
-    Processes,
-    find_exe,
-    find_meshpy,
-    free_port,
-    log,
-    machine_info,
-    meshpy_config,
-    meshpy_version,
-    mib,
-    need_setup,
-    notes_section,
-    process_tree,
-    save_json,
-    table,
-    version_of,
-    wait_for_quiet,
-    wait_ready,
-    write_readme,
-)
+from harness.cli import add_max_wait_idle, exit_on_sigterm, names
+from harness.common import Json, log
+from harness.meshpy_conf import meshpy_config, meshpy_launch
+from harness.net import free_port
+from harness.noise import NOISY_CORES, ForeignCpu, wait_for_quiet
+from harness.processes import Launch, Processes, scratch
+from harness.procfs import process_tree
+from harness.ready import wait_ready
+from harness.report import heading, mib, notes_section, table
+from harness.results import publish
+from harness.tools import find_exe, find_meshpy, need_setup
+from harness.versions import extension_built, meshpy_version, program_version, run_meta
 from tests.security.slowclients import (
     ATTACKS,
     AttackPlan,
@@ -110,8 +90,6 @@ from tests.security.slowclients import (
     slowhttptest_cut,
     wait_http_hello,
 )
-
-Json = dict[str, Any]
 
 TARGETS = ("meshpy", "nginx", "haproxy")
 ATTACKERS = ("own", "slowhttptest")
@@ -195,9 +173,7 @@ backend backend
 def launcher(name: str, tools: dict[str, str]) -> Callable[[Path, int, int], Launch]:
     def meshpy(tmp: Path, port: int, backend: int) -> Launch:
         admin = free_port()
-        conf = meshpy_config(tmp, port, backend, admin)
-        argv = [tools["meshpy"], "proxy", "run", "--config", str(conf)]
-        return Launch(argv, [f"http://127.0.0.1:{admin}/ready"])
+        return meshpy_launch(tools["meshpy"], meshpy_config(tmp, port, backend, admin), admin)
 
     def nginx(tmp: Path, port: int, backend: int) -> Launch:
         conf = nginx_conf(tmp, port, backend)
@@ -235,27 +211,13 @@ def find_tools(targets: list[str], attackers: list[str]) -> dict[str, str]:
     return tools
 
 
-def extension_built() -> str:
-    """When meshpy's compiled extension was built (its file's time), if this Python finds
-    it: a working tree's "+dirty" alone does not tell one build from another."""
-    with contextlib.suppress(ImportError, ValueError):
-        spec = importlib.util.find_spec("meshpy._core")
-        if spec and spec.origin:
-            built = dt.datetime.fromtimestamp(Path(spec.origin).stat().st_mtime, dt.UTC)
-            return f", extension built {built:%Y-%m-%d %H:%M:%S} UTC"
-    return ""
-
-
 def versions(tools: dict[str, str]) -> dict[str, str]:
     found = {"python (backend, attacker)": sys.version.split()[0]}
     if "meshpy" in tools:
         found["meshpy"] = meshpy_version(tools["meshpy"]) + extension_built()
-    if "nginx" in tools:
-        found["nginx"] = version_of([tools["nginx"], "-v"], r"nginx/(\S+)")
-    if "haproxy" in tools:
-        found["haproxy"] = version_of([tools["haproxy"], "-v"], r"version (\S+)")
-    if "slowhttptest" in tools:
-        found["slowhttptest"] = version_of([tools["slowhttptest"], "-h"], r"version (\S+)")
+    for name in ("nginx", "haproxy", "slowhttptest"):
+        if name in tools:
+            found[name] = program_version(name, tools[name])
     return found
 
 
@@ -474,13 +436,9 @@ def notes(results: dict[str, Json]) -> list[str]:
 
 
 def report(results: dict[str, Json], meta: Json) -> str:
-    s, m = meta["settings"], meta["machine"]
+    s = meta["settings"]
     parts = [
-        f"Run on {meta['date']}: {m['cpu_model']} ({m['cpus']} CPUs), {m['memory']} RAM, "
-        f"Linux {m['kernel']}, {m['os']}.",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
-        "",
+        *heading(meta),
         f"Settings: {s['connections']:,} attacking connections for {s['duration_s']:g} s "
         f"(opened at {s['open_rate']:g}/s); slow head and slow body send every "
         f"{s['interval_s']:g} s, slow read takes {s['read_bytes']} bytes every "
@@ -496,14 +454,6 @@ def report(results: dict[str, Json], meta: Json) -> str:
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
-
-
-def names(value: str, known: tuple[str, ...], p: argparse.ArgumentParser, what: str) -> list[str]:
-    chosen = [x.strip() for x in value.split(",") if x.strip()]
-    unknown = set(chosen) - set(known)
-    if unknown:
-        p.error(f"unknown {what}: {', '.join(sorted(unknown))}")
-    return chosen
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -524,12 +474,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--benign-rate", type=float, default=20.0, help="requests/s of each benign client")
     add("--proxy-cpu", type=int, default=0, help="core for the target")
     add("--load-cpu", type=int, default=1, help="core for backend, attackers and benign client")
-    add(
-        "--max-wait-idle",
-        type=float,
-        default=30.0,
-        help="seconds to wait, before each round, for other load on the machine to stop",
-    )
+    add_max_wait_idle(p, "round")
     add("--quick", action="store_true", help="smoke test: 15 s attacks, RSS read 5 s after")
     add("--write-readme", action="store_true", help="rewrite the README's slow-client section")
     add("--keep-tmp", action="store_true", help="keep the configs and logs")
@@ -542,13 +487,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    exit_on_sigterm()
     open_files = raise_open_files_limit()  # the targets and the attackers inherit it
     if open_files < 4 * args.connections:
         log(f"only {open_files} open files allowed: targets may run out at {args.connections}")
@@ -568,32 +509,16 @@ def main(argv: list[str] | None = None) -> int:
         load_cpu=args.load_cpu,
         max_wait_idle=args.max_wait_idle,
     )
-    meta: Json = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(),
-        "versions": versions(tools),
-        "settings": asdict(settings),
-    }
+    meta = run_meta(versions(tools), settings)
     os.sched_setaffinity(0, {args.load_cpu})  # keep this script off the target's core
-    tmp = Path(tempfile.mkdtemp(prefix="meshpy-slowclients-"))
-    os.chmod(tmp, 0o755)  # nginx's worker writes its temporary files below it
-    bench = Bench(tools, settings, Processes(tmp), tmp)
-    try:
-        results = run_all(bench, args.targets, args.attackers, args.attacks)
-    finally:
-        bench.procs.stop_all()
-        if args.keep_tmp:
-            log(f"configs and logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
+    with scratch("meshpy-slowclients-", args.keep_tmp, "configs and logs") as (tmp, procs):
+        os.chmod(tmp, 0o755)  # nginx's worker writes its temporary files below it
+        results = run_all(
+            Bench(tools, settings, procs, tmp), args.targets, args.attackers, args.attacks
+        )
     text = report(results, meta)
-    print(text)
-    log(f"wrote {save_json(results, meta, prefix='slowclients').relative_to(REPO)}")
-    if args.write_readme:
-        write_readme(text, MARK_START, MARK_END, "Slow clients")
-        log("updated benches/README.md")
-    return 1 if any("error" in r for r in results.values()) else 0
+    readme = (MARK_START, MARK_END, "Slow clients")
+    return publish(text, results, meta, "slowclients", readme if args.write_readme else None)
 
 
 if __name__ == "__main__":

@@ -24,84 +24,68 @@ split the requests between the two ports.
 
 Reported, like mtls.py: max requests/s (median of ``--rounds`` wrk rounds),
 the pair's CPU, p50/p99 at a fixed rate (fortio) with what the pair adds to
-a direct run, and the meshpy/Envoy ratios. Helpers come from run.py and
-mtls.py. Run it with the project's .venv python (``make bench-traffic``).
+a direct run, and the meshpy/Envoy ratios. The machinery is the ``harness``
+package next to this script. Run it with the project's .venv python
+(``make bench-traffic``).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import re
-import shutil
-import signal
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mtls import (
-    HCM,
-    ROUTER,
-    SERVER_ID,
-    TLS_SOCKETS,
-    Pair,
-    Pki,
-    Probe,
-    added,
-    check_client_cert_required,
-    check_pair_alive,
+from harness.backend import BODY
+from harness.cli import exit_on_sigterm, load_parser, parse_load_args, settings_from
+from harness.common import Json, log
+from harness.envoy_conf import (
+    envoy_argv,
     envoy_cluster,
+    envoy_downstream_mtls,
+    envoy_hcm_listener,
     envoy_listener,
-    envoy_tls_common,
+    envoy_static,
     envoy_upstream_mtls,
-    make_pki,
-    meshpy_build,
-    meshpy_identity,
-    on_sigterm,
-    pct,
-    probe_mtls,
-    start_sidecar,
 )
-from run import (
-    BODY,
-    REPO,
-    Bench,
-    Json,
-    Launch,
-    Processes,
-    Settings,
-    Target,
+from harness.identities import SERVER_ID, Pki
+from harness.measure import Bench, Target, measure_latency, measure_round, start_backend
+from harness.meshpy_conf import meshpy_head, meshpy_identity, meshpy_launch
+from harness.net import fetch, free_port
+from harness.pairs import Pair, start_sidecars
+from harness.pki import make_pki
+from harness.processes import Launch, scratch
+from harness.ready import Probe
+from harness.report import (
+    added,
+    direct_run,
+    failed_row,
+    flagged,
     fmt,
-    free_port,
     goal_section,
-    install_tools,
-    load_parser,
-    log,
-    machine_info,
-    measure_latency,
-    measure_round,
-    memory_kb,
-    meshpy_version,
+    heading,
     mib,
     notes,
     notes_section,
-    parse_load_args,
-    save_json,
-    start_backend,
-    summarize,
-    sustained,
+    pct,
+    rate_cell,
+    ratio,
     table,
-    version_of,
-    write_readme,
+)
+from harness.results import publish
+from harness.routes import Retry, Rule, envoy_route, meshpy_rule
+from harness.runner import collect, interleave, start_targets, tmp_as_var
+from harness.tools import install_tools
+from harness.versions import (
+    load_versions,
+    meshpy_build,
+    meshpy_version,
+    program_version,
+    run_meta,
 )
 
 MARK_START = "<!-- traffic:start -->"
@@ -110,8 +94,7 @@ ALL_TARGETS = ("meshpy", "envoy", "direct")
 SIDECARS = ("meshpy", "envoy")
 HOST = "payment"  # the virtual host; wrk and fortio send it as Host
 LOAD_PATH = "/"  # what the load asks for: only the catch-all rule matches it
-RETRY_ATTEMPTS, RETRY_CODES, RETRY_BACKOFF_MS = 2, [503], 25
-RETRY: Json = {"attempts": RETRY_ATTEMPTS, "codes": RETRY_CODES, "backoff": f"{RETRY_BACKOFF_MS}ms"}
+RETRY = Retry(attempts=2, codes=(503,), backoff_ms=25)  # on every rule
 RETRY_BUDGET_PERCENT = 20
 RETRY_BUDGET_MIN = 10  # meshpy: retries per second; Envoy: retries in flight
 # Backend locations that answer with the path they got, so that a probe sees
@@ -124,18 +107,8 @@ ECHO_LOCATIONS = """
 
 
 # ---------------------------------------------------------------------------
-# The routes: one description, written as meshpy's rules and Envoy's routes
+# The routes, and the requests that check them
 # ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A rule of the virtual host; `rewrite` is the path its requests reach the backend with."""
-
-    kind: str  # Exact, RegularExpression or PathPrefix
-    path: str
-    header: tuple[str, str] | None = None  # an exact header match
-    rewrite: str | None = None  # Exact, RegularExpression: the new path; PathPrefix: the prefix
 
 
 RULES = (
@@ -159,48 +132,6 @@ ROUTING_CHECKS: tuple[tuple[str, dict[str, str], str, int, str | None], ...] = (
 )
 
 
-def meshpy_rule(rule: Rule) -> Json:
-    match: Json = {"path": {"type": rule.kind, "value": rule.path}}
-    if rule.header:
-        match["headers"] = [{"name": rule.header[0], "value": rule.header[1]}]
-    out: Json = {"matches": [match], "backends": [{"cluster": "payment"}], "retry": RETRY}
-    if rule.rewrite:
-        kind = "ReplacePrefixMatch" if rule.kind == "PathPrefix" else "ReplaceFullPath"
-        out["filters"] = {"url_rewrite": {"path": {"type": kind, "value": rule.rewrite}}}
-    return out
-
-
-def envoy_retry_policy() -> Json:
-    return {
-        # meshpy always retries connection failures too; none happen here.
-        "retry_on": "connect-failure,retriable-status-codes",
-        "retriable_status_codes": RETRY_CODES,
-        "num_retries": RETRY_ATTEMPTS,
-        "retry_back_off": {"base_interval": f"{RETRY_BACKOFF_MS / 1000:g}s"},
-    }
-
-
-def envoy_route(rule: Rule) -> Json:
-    match: Json
-    if rule.kind == "Exact":
-        match = {"path": rule.path}
-    elif rule.kind == "RegularExpression":
-        match = {"safe_regex": {"regex": rule.path}}
-    elif rule.path == "/":
-        match = {"prefix": "/"}
-    else:  # meshpy's PathPrefix matches whole segments, as this does
-        match = {"path_separated_prefix": rule.path}
-    if rule.header:
-        name, value = rule.header
-        match["headers"] = [{"name": name, "string_match": {"exact": value}}]
-    action: Json = {"cluster": "payment", "retry_policy": envoy_retry_policy()}
-    if rule.rewrite and rule.kind == "PathPrefix":
-        action["prefix_rewrite"] = rule.rewrite
-    elif rule.rewrite:
-        action["regex_rewrite"] = {"pattern": {"regex": "^.*$"}, "substitution": rule.rewrite}
-    return {"match": match, "route": action}
-
-
 # ---------------------------------------------------------------------------
 # Sidecar configurations
 # ---------------------------------------------------------------------------
@@ -210,84 +141,38 @@ def addr(port: int) -> str:
     return f"127.0.0.1:{port}"
 
 
-def envoy_admin(port: int) -> str:
-    return f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n"
-
-
 def envoy_inbound(tmp: Path, pki: Pki, ports: list[int], backend: int, admin: int) -> Path:
     """Envoy B: one mTLS listener per port (client certificate required) -> the backend."""
-    tls = f"""      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": {TLS_SOCKETS}.DownstreamTlsContext
-          require_client_certificate: true
-{envoy_tls_common(pki.server, pki.root, ["h2", "http/1.1"], 10)}"""
-    listeners = "".join(
+    tls = envoy_downstream_mtls(pki.server, pki.root)
+    listeners = [
         envoy_listener(f"inbound_{i}", port, "backend", "AUTO", tls) for i, port in enumerate(ports)
-    )
+    ]
     conf = tmp / "envoy-inbound.yaml"
-    conf.write_text(
-        envoy_admin(admin)
-        + "static_resources:\n  listeners:\n"
-        + listeners
-        + "  clusters:\n"
-        + envoy_cluster("backend", backend)
-    )
+    conf.write_text(envoy_static(listeners, [envoy_cluster("backend", backend)], admin))
     return conf
 
 
 def envoy_outbound(tmp: Path, pki: Pki, port: int, upstreams: list[int], admin: int) -> Path:
     """Envoy A: HTTP/1.1 listener with the routes -> least request over B's ports, mTLS."""
-    routes = json.dumps([envoy_route(r) for r in RULES])
-    endpoints = "".join(
-        f"        - endpoint: {{address: {{socket_address: "
-        f"{{address: 127.0.0.1, port_value: {p}}}}}}}\n"
-        for p in upstreams
-    )
-    conf = tmp / "envoy-outbound.yaml"
-    conf.write_text(
-        envoy_admin(admin)
-        + f"""static_resources:
-  listeners:
-  - name: outbound
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": {HCM}
-          stat_prefix: outbound
-          codec_type: HTTP1
-          route_config:
-            name: outbound
-            virtual_hosts:
-            - name: {HOST}
-              domains: ["{HOST}"]
-              routes: {routes}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": {ROUTER}}}
-  clusters:
-  - name: payment
-    type: STATIC
-    connect_timeout: 1s
-    lb_policy: LEAST_REQUEST
-    circuit_breakers:
+    routes = json.dumps([envoy_route(r, "payment", RETRY) for r in RULES])
+    route_config = f"""name: outbound
+virtual_hosts:
+- name: {HOST}
+  domains: ["{HOST}"]
+  routes: {routes}
+"""
+    budget = f"""    circuit_breakers:
       thresholds:
       - retry_budget:
           budget_percent: {{value: {RETRY_BUDGET_PERCENT}}}
           min_retry_concurrency: {RETRY_BUDGET_MIN}
-    load_assignment:
-      cluster_name: payment
-      endpoints:
-      - lb_endpoints:
-{endpoints}{envoy_upstream_mtls(pki.client, pki.root)}"""
-    )
+"""
+    extra = budget + envoy_upstream_mtls(pki.client, pki.root)
+    listener = envoy_hcm_listener("outbound", port, "HTTP1", "", route_config)
+    cluster = envoy_cluster("payment", upstreams, extra, lb_policy="LEAST_REQUEST")
+    conf = tmp / "envoy-outbound.yaml"
+    conf.write_text(envoy_static([listener], [cluster], admin))
     return conf
-
-
-def meshpy_head(pki_ident: str, admin: int) -> str:
-    return f"admin: {addr(admin)}\nworkers: 1\n{pki_ident}"
 
 
 def meshpy_inbound(tmp: Path, pki: Pki, ports: list[int], backend: int, admin: int) -> Path:
@@ -310,7 +195,7 @@ def meshpy_inbound(tmp: Path, pki: Pki, ports: list[int], backend: int, admin: i
     }
     conf = tmp / "meshpy-inbound.yaml"
     conf.write_text(
-        meshpy_head(meshpy_identity(pki.server, pki.root), admin)
+        meshpy_head(admin, meshpy_identity(pki.server, pki.root))
         + f"listeners: {json.dumps(listeners)}\nclusters: {json.dumps([backend_cluster])}\n"
     )
     return conf
@@ -322,7 +207,13 @@ def meshpy_outbound(tmp: Path, pki: Pki, port: int, upstreams: list[int], admin:
         "name": "outbound",
         "address": addr(port),
         "protocol": "http",
-        "routes": [{"name": HOST, "hosts": [HOST], "rules": [meshpy_rule(r) for r in RULES]}],
+        "routes": [
+            {
+                "name": HOST,
+                "hosts": [HOST],
+                "rules": [meshpy_rule(r, "payment", RETRY) for r in RULES],
+            }
+        ],
     }
     cluster = {
         "name": "payment",
@@ -336,7 +227,7 @@ def meshpy_outbound(tmp: Path, pki: Pki, port: int, upstreams: list[int], admin:
     }
     conf = tmp / "meshpy-outbound.yaml"
     conf.write_text(
-        meshpy_head(meshpy_identity(pki.client, pki.root), admin)
+        meshpy_head(admin, meshpy_identity(pki.client, pki.root))
         + f"listeners: {json.dumps([listener])}\nclusters: {json.dumps([cluster])}\n"
     )
     return conf
@@ -352,32 +243,30 @@ class Sidecar:
     name: str
     inbound: InboundConf
     outbound: OutboundConf
-    argv: Callable[[Path], list[str]]  # config file -> command line
-    ready_path: str  # on the admin port
+    launch: Callable[[Path, int], Launch]  # (config file, admin port) -> how to start it
     version: Callable[[], str]
 
 
 def make_sidecars(tools: dict[str, str]) -> dict[str, Sidecar]:
-    envoy_flags = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warning"]
+    def envoy(conf: Path, admin: int) -> Launch:
+        return Launch(envoy_argv(tools["envoy"], conf), [f"http://{addr(admin)}/ready"])
+
     sidecars = {}
     if "meshpy" in tools:
         sidecars["meshpy"] = Sidecar(
             "meshpy",
             meshpy_inbound,
             meshpy_outbound,
-            lambda conf: [tools["meshpy"], "proxy", "run", "--config", str(conf)],
-            "/ready",
+            lambda conf, admin: meshpy_launch(tools["meshpy"], conf, admin),
             lambda: meshpy_version(tools["meshpy"]),
         )
     if "envoy" in tools:
-        pattern = r"version: \w+/(\d+\.\d+\.\d+)/"
         sidecars["envoy"] = Sidecar(
             "envoy",
             envoy_inbound,
             envoy_outbound,
-            lambda conf: [tools["envoy"], "-c", str(conf), *envoy_flags],
-            "/ready",
-            lambda: version_of([tools["envoy"], "--version"], pattern),
+            envoy,
+            lambda: program_version("envoy", tools["envoy"]),
         )
     return sidecars
 
@@ -387,16 +276,10 @@ def make_sidecars(tools: dict[str, str]) -> dict[str, Sidecar]:
 # ---------------------------------------------------------------------------
 
 
-def get(url: str, headers: dict[str, str], timeout: float = 2.0) -> tuple[int | None, str]:
-    """(status, body) of GET url with these headers; status None if no response."""
-    req = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as err:
-        return err.code, ""
-    except (OSError, ValueError) as err:
-        return None, str(err)
+def get(url: str, headers: dict[str, str]) -> tuple[int | None, str]:
+    """(status, body) of GET url with these headers; status None, and the error, if none."""
+    status, body, why = fetch(url, headers, timeout=2.0)
+    return status, body or why
 
 
 def probe_routed(port: int) -> Probe:
@@ -479,42 +362,29 @@ def start_pair(b: Bench, pki: Pki, sidecar: Sidecar) -> TrafficPair:
         inbound_admin=in_admin,
         outbound_admin=out_admin,
     )
-    conf = sidecar.inbound(b.tmp, pki, in_ports, b.backend_port, in_admin)
-    ready = [f"http://{addr(in_admin)}{sidecar.ready_path}"]
-    probes = [probe_mtls(port, pki) for port in in_ports]
-    pair.inbound = start_sidecar(b, f"{name}-inbound", Launch(sidecar.argv(conf), ready), probes)
-    try:
-        for port in in_ports:
-            check_client_cert_required(f"{name}-inbound", port, pki)
+
+    def outbound() -> Launch:
         conf = sidecar.outbound(b.tmp, pki, out_port, in_ports, out_admin)
-        ready = [f"http://{addr(out_admin)}{sidecar.ready_path}"]
-        launch = Launch(sidecar.argv(conf), ready)
-        pair.proc = start_sidecar(b, f"{name}-outbound", launch, [probe_routed(out_port)])
+        return sidecar.launch(conf, out_admin)
+
+    def check() -> None:
         pair.result["routing_checks"] = check_routing(name, out_port)
-    except RuntimeError:
-        for proc in pair.procs():
-            b.procs.stop(proc)
-        raise
-    log(f"{name}: routes checked ({len(ROUTING_CHECKS)} requests)")
-    time.sleep(1.0)
-    pair.result["rss_idle_kb"], pair.result["pss_idle_kb"] = memory_kb(pair.tree())
+        log(f"{name}: routes checked ({len(ROUTING_CHECKS)} requests)")
+
+    conf = sidecar.inbound(b.tmp, pki, in_ports, b.backend_port, in_admin)
+    inbound = sidecar.launch(conf, in_admin)
+    start_sidecars(
+        b,
+        pair,
+        pki,
+        inbound=inbound,
+        ports=in_ports,
+        outbound=outbound,
+        probe=probe_routed(out_port),
+        check=check,
+    )
     pair.result["inbound_before"] = inbound_requests(name, in_admin)
     return pair
-
-
-def guarded(b: Bench, errors: dict[str, str], t: Target, step: Callable[[], None]) -> None:
-    """Run one measurement step; a failure stops the target and is recorded."""
-    if t.name in errors:
-        return
-    try:
-        step()
-        check_pair_alive(b, t)
-    except RuntimeError as err:
-        log(f"{t.name} failed: {err}")
-        errors[t.name] = str(err).replace(str(b.tmp), "$TMP")
-        for proc in t.procs() if isinstance(t, Pair) else []:
-            if proc in b.procs.procs:
-                b.procs.stop(proc)
 
 
 def split(p: TrafficPair) -> Json:
@@ -527,34 +397,23 @@ def split(p: TrafficPair) -> Json:
 
 def run_all(b: Bench, pki: Pki, names: list[str], sidecars: dict[str, Sidecar]) -> dict[str, Json]:
     """Start the pairs; latency runs, then wrk rounds, each interleaved, as run.py does."""
-    errors: dict[str, str] = {}
-    targets: list[Target] = []
+    describe = tmp_as_var(b)
     start_backend(b, ECHO_LOCATIONS)
-    for name in names:
+
+    def start(name: str) -> Target:
         if name == "direct":
             url = f"http://{addr(b.backend_port)}{LOAD_PATH}"
-            targets.append(Target("direct", url, headers=[f"Host: {HOST}"]))
-            continue
-        try:
-            targets.append(start_pair(b, pki, sidecars[name]))
-        except RuntimeError as err:
-            log(f"{name} failed: {err}")
-            errors[name] = str(err).replace(str(b.tmp), "$TMP")
-    for step in [measure_latency] + [measure_round] * b.settings.rounds:
-        for t in targets:
-            guarded(b, errors, t, partial(step, b, t))
-    done = {t.name: t for t in targets}
-    results: dict[str, Json] = {}
-    for name in names:
-        if name in errors:
-            results[name] = {"error": errors[name]}
-            continue
-        t = done[name]
-        results[name] = summarize(t)
-        if isinstance(t, TrafficPair):
-            results[name]["pair"] = True
-            results[name]["split"] = split(t)
-    return results
+            return Target("direct", url, headers=[f"Host: {HOST}"])
+        return start_pair(b, pki, sidecars[name])
+
+    def extra(t: Target) -> Json:
+        return {"pair": True, "split": split(t)} if isinstance(t, TrafficPair) else {}
+
+    targets, errors = start_targets(names, start, describe)
+    interleave(
+        b, errors, targets, [measure_latency] + [measure_round] * b.settings.rounds, describe
+    )
+    return collect(names, errors, targets, extra)
 
 
 # ---------------------------------------------------------------------------
@@ -578,12 +437,11 @@ def path_table(results: dict[str, Json], rate: int) -> str:
     head = ["path", "max req/s (median)", "wrk errors", "pair core %", "CPU µs/req"]
     head += ["CPU µs/req @rate", f"p50 µs @{rate}", f"p99 µs @{rate}", "added p50 µs"]
     head += ["added p99 µs", "rate achieved", "B ports split %", "RSS load MiB"]
-    direct = results.get("direct")
-    direct = direct if direct and "error" not in direct else None
+    direct = direct_run(results)
     rows = []
     for name, r in results.items():
         if "error" in r:
-            rows.append([name, "failed: " + r["error"].splitlines()[0]] + [""] * 11)
+            rows.append(failed_row(name, r, 11))
             continue
         lat, errs, is_pair = r["latency"], r["wrk_errors"], bool(r.get("pair"))
         add50, add99 = (added(r, direct, k) if is_pair else None for k in ("p50_us", "p99_us"))
@@ -591,7 +449,7 @@ def path_table(results: dict[str, Json], rate: int) -> str:
             [
                 f"{name} pair" if is_pair else name,
                 fmt(r["rps"]),
-                f"{errs} (!)" if errs else "0",
+                flagged(errs),
                 pct(r.get("proxy_core_util")),
                 fmt(r.get("cpu_us_per_req"), 1),
                 fmt(lat.get("cpu_us_per_req"), 1),
@@ -599,7 +457,7 @@ def path_table(results: dict[str, Json], rate: int) -> str:
                 fmt(lat["p99_us"]),
                 fmt(add50),
                 fmt(add99),
-                fmt(lat["actual_rate"]) + ("" if sustained(lat) else " (!)"),
+                rate_cell(lat),
                 split_text(r),
                 mib(r.get("rss_load_kb")),
             ]
@@ -609,14 +467,13 @@ def path_table(results: dict[str, Json], rate: int) -> str:
 
 def ratio_rows(results: dict[str, Json]) -> list[list[str]]:
     """meshpy / Envoy, each figure with which way is better."""
-    pairs, direct = ok_pairs(results), results.get("direct")
+    pairs, direct = ok_pairs(results), direct_run(results)
     m, e = pairs.get("meshpy"), pairs.get("envoy")
     if not m or not e:
         return []
-    direct = direct if direct and "error" not in direct else None
 
     def row(what: str, a: float | None, b: float | None, better: str) -> list[str]:
-        return [what, "-" if a is None or not b else f"{a / b:.2f}x", better]
+        return [what, ratio(a, b), better]
 
     ml, el, rate = m["latency"], e["latency"], m["latency"]["target_rate"]
     rows = [
@@ -663,13 +520,9 @@ def traffic_notes(results: dict[str, Json]) -> list[str]:
 
 
 def report(results: dict[str, Json], meta: Json) -> str:
-    s, mach = meta["settings"], meta["machine"]
+    s = meta["settings"]
     parts = [
-        f"Run on {meta['date']}: {mach['cpu_model']} ({mach['cpus']} CPUs), {mach['memory']} "
-        f"RAM, Linux {mach['kernel']}, {mach['os']}.",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
-        "",
+        *heading(meta),
         f"Settings: both sidecars on CPU {s['proxy_cpu']}, backend and load generators on CPU "
         f"{s['load_cpu']}; wrk -t1 -c{s['connections']}, {s['rounds']} x {s['wrk_seconds']:g} s "
         f"after a {s['warmup_seconds']:g} s warm-up; fortio {s['rate']} req/s, "
@@ -711,59 +564,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    exit_on_sigterm()
     tools = install_tools([n for n in args.proxies if n in SIDECARS])
     sidecars = make_sidecars(tools)
-    settings = Settings(
-        rounds=args.rounds,
-        wrk_seconds=args.duration,
-        warmup_seconds=args.warmup,
-        latency_seconds=args.latency_duration,
-        rate=args.rate,
-        connections=args.connections,
-        latency_connections=args.latency_connections,
-        proxy_cpu=args.proxy_cpu,
-        load_cpu=args.load_cpu,
-        max_wait_idle=args.max_wait_idle,
-    )
-    meta: Json = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(),
-        "versions": {name: s.version() for name, s in sidecars.items()}
-        | {
-            "backend nginx": version_of([tools["nginx"], "-v"], r"nginx/(\S+)"),
-            "wrk": version_of([tools["wrk"], "-v"], r"wrk (\S+)"),
-            "fortio": version_of([tools["fortio"], "version"], r"(\d+\.\d+\.\d+)"),
-        },
-        "settings": asdict(settings),
-        "routes": {
+    settings = settings_from(args)
+    meta = run_meta(
+        {name: s.version() for name, s in sidecars.items()} | load_versions(tools),
+        settings,
+        routes={
             "rules": [asdict(r) for r in RULES],
-            "retry": RETRY,
+            "retry": RETRY.meshpy(),
             "retry_budget": [RETRY_BUDGET_PERCENT, RETRY_BUDGET_MIN],
         },
-        "meshpy_build": meshpy_build(tools["meshpy"]) if "meshpy" in tools else None,
-    }
+        meshpy_build=meshpy_build(tools["meshpy"]) if "meshpy" in tools else None,
+    )
     os.sched_setaffinity(0, {args.load_cpu})  # keep this script off the sidecars' core
-    tmp = Path(tempfile.mkdtemp(prefix="meshpy-traffic-"))
-    bench = Bench(tools, settings, Processes(tmp), tmp)
-    try:
+    kept = "certificates, configs and logs"
+    with scratch("meshpy-traffic-", args.keep_tmp, kept) as (tmp, procs):
+        bench = Bench(tools, settings, procs, tmp)
         results = run_all(bench, make_pki(tmp / "pki"), args.proxies, sidecars)
-    finally:
-        bench.procs.stop_all()
-        if args.keep_tmp:
-            log(f"certificates, configs and logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
     text = report(results, meta)
-    print(text)
-    log(f"wrote {save_json(results, meta, 'traffic').relative_to(REPO)}")
-    if args.write_readme:
-        write_readme(
-            text, MARK_START, MARK_END, "Traffic management: routes, retries, two endpoints"
-        )
-        log("updated benches/README.md")
-    return 1 if any("error" in r for r in results.values()) else 0
+    readme = (MARK_START, MARK_END, "Traffic management: routes, retries, two endpoints")
+    return publish(text, results, meta, "traffic", readme if args.write_readme else None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Shared machinery of the benchmarks in benches/, one job per module (see benches/README.md)."""
