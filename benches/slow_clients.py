@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Slow clients (slow head, slow body, slow read) against meshpy, nginx and HAProxy.
 
-Each target forwards to the same backend (tests/security/slowclients.py's: asyncio,
+Each target forwards to the same backend (tests/security/slowclients/backend.py: asyncio,
 its own process, ``hello`` to every request, a 2 MiB body to ``/large``, request bodies
 read as they come). One attack at a time holds ``--connections`` slow connections
 (1,000) open for ``--duration`` seconds, reopening each one the target closes:
@@ -14,7 +14,7 @@ read as they come). One attack at a time holds ``--connections`` slow connection
   ``--read-interval`` s.
 
 The attacks are run twice if Debian's slowhttptest is installed: by our attacker
-(tests/security/slowclients.py) and by ``slowhttptest -H / -B / -X`` with the same
+(tests/security/slowclients/) and by ``slowhttptest -H / -B / -X`` with the same
 connections and intervals. slowhttptest does not reopen connections, and it finishes its
 slow requests itself as its test length nears, so it is given ten times the attack's
 length and interrupted when the attack is over. The target's cuts are then the

@@ -132,7 +132,7 @@ def flood_backend() -> Iterator[FloodBackend]:
 
 @pytest.fixture(scope="module")
 def slow_client_backend() -> Iterator[str]:
-    """The slow-client attacks' backend (``slowclients.py backend``, its own process) for
+    """The slow-client attacks' backend (``slowclients backend``, its own process) for
     the module: ``127.0.0.1:port``; stopped by its PID after the module's tests."""
     raise_open_files_limit()  # hundreds of attacking connections, and the proxy inherits it
     proc, address = start_backend()
