@@ -103,8 +103,8 @@ lint: build ## fmt check, clippy -D warnings, Rust import cycles, ruff, mypy, st
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(PY) scripts/rust_layers.py crates/proxy-config crates/proxy-core crates/proxy-py
-	$(BIN)/ruff check python tests scripts examples
-	$(BIN)/ruff format --check python tests scripts examples
+	$(BIN)/ruff check python tests scripts examples benches
+	$(BIN)/ruff format --check python tests scripts examples benches
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory stubtest check-schema check-openapi check-lock
 
@@ -126,8 +126,8 @@ openapi: ## regenerate api/openapi.json from the FastAPI app
 
 fmt: ## format Rust and Python, apply safe lint fixes
 	$(CARGO) fmt --all
-	$(BIN)/ruff check --fix python tests scripts examples
-	$(BIN)/ruff format python tests scripts examples
+	$(BIN)/ruff check --fix python tests scripts examples benches
+	$(BIN)/ruff format python tests scripts examples benches
 
 test: build lint test-rust test-python ## lint, then cargo tests, then pytest (unit, integration, security)
 
