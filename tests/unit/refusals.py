@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from meshpy.resources import ResourceError, parse
+
 DELETE = object()
 
 
@@ -88,3 +90,14 @@ def case(
     with "." or "[", else at ``at``)."""
     error_path = path + at if at.startswith((".", "[")) else at or path
     return pytest.param(make or route, path, value, error_path, message, id=name)
+
+
+def assert_refused(doc: dict[str, Any], error_path: str, message: str) -> None:
+    """``doc`` is refused with ``message`` at ``error_path``, in the error's every form."""
+    with pytest.raises(ResourceError) as info:
+        parse(doc)
+    error = info.value
+    assert error.path == error_path
+    assert message in error.message
+    assert str(error) == f"{error.path}: {error.message}"
+    assert error.details[0] == (error.path, error.message)

@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 
 from meshpy.resources import ResourceError, parse, parse_stream
-from tests.unit.refusals import B0, DELETE, authz, backend_policy, case, route, set_field
+from tests.unit.refusals import (
+    B0,
+    DELETE,
+    assert_refused,
+    authz,
+    backend_policy,
+    case,
+    route,
+    set_field,
+)
 
 CASES = [
     case("no-kind", "kind", DELETE, "required: one of HTTPRoute"),
@@ -39,14 +48,7 @@ CASES = [
 def test_refusal_names_the_field(
     make: Any, path: str, value: object, error_path: str, message: str
 ) -> None:
-    doc = set_field(make(), path, value)
-    with pytest.raises(ResourceError) as info:
-        parse(doc)
-    error = info.value
-    assert error.path == error_path
-    assert message in error.message
-    assert str(error) == f"{error.path}: {error.message}"
-    assert error.details[0] == (error.path, error.message)
+    assert_refused(set_field(make(), path, value), error_path, message)
 
 
 def test_the_templates_are_valid() -> None:

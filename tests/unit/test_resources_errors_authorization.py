@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from meshpy.resources import ResourceError, parse
-from tests.unit.refusals import DELETE, authz, case, set_field
+from tests.unit.refusals import DELETE, assert_refused, authz, case, set_field
 
 CASES = [
     case("az-no-action", "spec.action", DELETE, "required", make=authz),
@@ -95,11 +94,4 @@ CASES = [
 def test_refusal_names_the_field(
     make: Any, path: str, value: object, error_path: str, message: str
 ) -> None:
-    doc = set_field(make(), path, value)
-    with pytest.raises(ResourceError) as info:
-        parse(doc)
-    error = info.value
-    assert error.path == error_path
-    assert message in error.message
-    assert str(error) == f"{error.path}: {error.message}"
-    assert error.details[0] == (error.path, error.message)
+    assert_refused(set_field(make(), path, value), error_path, message)

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from meshpy.resources import ResourceError, parse
-from tests.unit.refusals import DELETE, backend_policy, case, set_field
+from tests.unit.refusals import DELETE, assert_refused, backend_policy, case, set_field
 
 CASES = [
     case("bp-no-targets", "spec.targetRefs", DELETE, "required", make=backend_policy),
@@ -144,11 +143,4 @@ CASES = [
 def test_refusal_names_the_field(
     make: Any, path: str, value: object, error_path: str, message: str
 ) -> None:
-    doc = set_field(make(), path, value)
-    with pytest.raises(ResourceError) as info:
-        parse(doc)
-    error = info.value
-    assert error.path == error_path
-    assert message in error.message
-    assert str(error) == f"{error.path}: {error.message}"
-    assert error.details[0] == (error.path, error.message)
+    assert_refused(set_field(make(), path, value), error_path, message)
