@@ -13,8 +13,8 @@
 //! - `body`: the request body on its way from client to upstream;
 //! - `telemetry`: metrics (and, as they come, traces);
 //! - `identity`: the proxy's X.509-SVID, rustls configs and peer verification;
-//! - `policy`: pure decisions with no I/O: routes, authorization, retries,
-//!   load balancing, filters, proxy headers;
+//! - `policy`: pure decisions with no I/O: a request's plan (authorization, then
+//!   route, timeouts, retries, mirrors, filters), load balancing, proxy headers;
 //! - at the root, what every layer may use: `error` (every failure and its status
 //!   code), `clock`, `rng` and `spiffe`; and `config`, the `proxy-config` crate.
 
