@@ -72,6 +72,14 @@ impl ListenerRoute {
         }
     }
 
+    /// The name of what decided, for logs: a policy's name, or the default.
+    pub fn decided_by(&self, decision: &Decision) -> &str {
+        self.policy
+            .authz
+            .as_ref()
+            .map_or("", |authorizer| authorizer.label(decision.by))
+    }
+
     /// Decides on a whole connection (TCP) from `identity`, counted; `None` without
     /// authorization.
     pub fn authorize_connection(&self, identity: Option<&str>) -> Option<Decision> {

@@ -107,10 +107,7 @@ pub async fn serve_connection(
 /// cannot (see `authz`: allow rules with them do not match, deny rules do).
 fn authorize(route: &ListenerRoute, peer: Option<&PeerIdentity>, shared: &ListenerShared) -> bool {
     let identity = peer.map(|PeerIdentity(id)| id.as_str());
-    let (Some(decision), Some(authorizer)) = (
-        route.authorize_connection(identity),
-        route.policy.authz.as_ref(),
-    ) else {
+    let Some(decision) = route.authorize_connection(identity) else {
         return true;
     };
     if !decision.allowed {
@@ -118,7 +115,7 @@ fn authorize(route: &ListenerRoute, peer: Option<&PeerIdentity>, shared: &Listen
         tracing::debug!(
             listener = %shared.name,
             client = identity.unwrap_or("(unauthenticated)"),
-            policy = authorizer.label(decision.by),
+            policy = route.decided_by(&decision),
             "connection refused by authorization"
         );
     }

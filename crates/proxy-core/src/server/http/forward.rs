@@ -189,13 +189,12 @@ fn plan_request<'r>(
         }) => route.count_decision(decision),
         Err(Refusal::Unauthorized(decision)) => {
             route.count_decision(decision);
-            let label = route.policy.authz.as_ref().map(|a| a.label(decision.by));
             tracing::debug!(
                 listener = %conn.shared.name,
                 client = ask.identity.unwrap_or("(unauthenticated)"),
                 method = %req.method(),
                 path = req.uri().path(),
-                policy = label.unwrap_or_default(),
+                policy = route.decided_by(decision),
                 no_allow_match = decision.by == Decider::NoAllowMatch,
                 "request refused by authorization"
             );
