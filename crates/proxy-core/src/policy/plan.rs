@@ -37,8 +37,7 @@ pub struct ListenerPolicy<C> {
 
 impl<C> ListenerPolicy<C> {
     /// Compiles a listener's policy; `cluster` resolves a cluster name (validated to exist).
-    pub fn compile(cfg: &config::Listener, cluster: impl FnMut(&str) -> Option<C>) -> Self {
-        let mut cluster = cluster;
+    pub fn compile(cfg: &config::Listener, mut cluster: impl FnMut(&str) -> Option<C>) -> Self {
         let target = match cfg.cluster.as_deref().and_then(&mut cluster) {
             Some(one) => Target::Cluster(one),
             None => Target::Routes(RouteTable::compile(&cfg.routes, cluster)),
