@@ -273,7 +273,7 @@ class ListenerTimeouts(TypedDict):
     send: NotRequired[Duration]
     """
     Longest a write to a client that does not read may stay blocked; then the
-    connection is closed (slow read).
+    connection is reset (slow read).
     """
 
 

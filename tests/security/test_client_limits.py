@@ -7,12 +7,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.integration.backends import HttpBackend, start_http_backend
 from tests.integration.proxyproc import ProxyProcess, proxy_config, spawn, wait_ready
 from tests.security.conftest import FloodBackend
+from tests.security.slowclients import server_side_states
 
 IO_TIMEOUT_S = 10.0
 
@@ -107,22 +109,36 @@ def open_connections(proxy: ProxyProcess, listener: str = "web") -> int:
     return int(float(line.removeprefix(prefix)))
 
 
-def test_a_client_that_stops_reading_is_closed_after_the_send_timeout(
+def read_to_end(sock: socket.socket) -> None:
+    """Read and discard until the proxy closes ``sock``."""
+    while sock.recv(65536):
+        pass
+
+
+def test_a_client_that_stops_reading_is_reset_after_the_send_timeout(
     tmp_path, flood_backend: FloodBackend
 ) -> None:
     config = proxy_config([flood_backend.address], listener={"timeouts": {"send": "1s"}})
     proxy = start(tmp_path, config)
     try:
-        with connect(proxy.host_port()) as sock:
+        host, port = proxy.host_port()
+        with connect((host, port)) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(b"GET /big?bytes=33554432 HTTP/1.1\r\nHost: web\r\n\r\n")
+            client_port = sock.getsockname()[1]
             started = time.monotonic()
-            # Not reading: the proxy's writes block, and a second later it gives up. (What
-            # the kernel had buffered still trickles out after that: not the proxy's memory.)
+            # Not reading: the proxy's writes block, and a second later it gives up.
             while open_connections(proxy) > 0:
                 assert time.monotonic() - started < 8.0, "still open after the send timeout"
                 time.sleep(0.1)
             waited = time.monotonic() - started
+            # It resets the connection: the megabytes the kernel had queued for this
+            # client are dropped with the proxy's socket, not kept in FIN-WAIT-1 while
+            # the kernel probes a zero window, and the client learns of it at once.
+            proxy_side = server_side_states(Path("/proc/net/tcp").read_text(), port)
+            assert client_port not in proxy_side, proxy_side.get(client_port)
+            with pytest.raises(ConnectionResetError):
+                read_to_end(sock)
         assert waited > 0.9, waited
         get_ok(proxy.host_port())
     finally:

@@ -97,7 +97,7 @@ pub struct ListenerTimeouts {
     #[schemars(with = "text::DurationText")]
     pub body_progress: Duration,
     /// Longest a write to a client that does not read may stay blocked; then the
-    /// connection is closed (slow read).
+    /// connection is reset (slow read).
     #[serde(with = "duration_str")]
     #[schemars(with = "text::DurationText")]
     pub send: Duration,

@@ -104,10 +104,25 @@ impl ClientStream {
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        match &mut self.send {
-            Some(watch) => watch.check(cx, polled),
-            None => polled,
+        let Some(watch) = &mut self.send else {
+            return polled;
+        };
+        let polled = watch.check(cx, polled);
+        if matches!(&polled, Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::TimedOut) {
+            self.reset_on_close();
         }
+        polled
+    }
+
+    /// Makes closing this connection reset it. A client cut for not reading still has
+    /// up to a send buffer of bytes queued in the kernel (megabytes on loopback, where
+    /// the segments are large); a graceful close would keep them there, and the socket
+    /// in FIN-WAIT-1, for as long as the kernel probes the client's zero window. A reset
+    /// frees them at once, as nginx's `reset_timedout_connection` does.
+    fn reset_on_close(&self) {
+        // Best effort: if it fails, the close is graceful and the kernel frees the
+        // bytes later.
+        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(std::time::Duration::ZERO));
     }
 
     /// Also counts every byte, both ways, into `activity` (for idle detection).
