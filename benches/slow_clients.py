@@ -2,9 +2,10 @@
 """Slow clients (slow head, slow body, slow read) against meshpy, nginx and HAProxy.
 
 Each target forwards to the same backend (tests/security/slowclients/backend.py: asyncio,
-its own process, ``hello`` to every request, a 2 MiB body to ``/large``, request bodies
-read as they come). One attack at a time holds ``--connections`` slow connections
-(1,000) open for ``--duration`` seconds, reopening each one the target closes:
+its own process, ``hello`` to every request, a large body to ``/large``, request bodies
+read as they come). The large body is twice the kernel's largest send buffer, so that a
+slow reader blocks the target's writes. One attack at a time holds ``--connections`` slow
+connections (1,000) open for ``--duration`` seconds, reopening each one the target closes:
 
 - slow head (slowloris): a request line, then one header line every ``--interval`` s,
   never the blank line that ends the head;
@@ -79,6 +80,7 @@ from harness.tools import find_exe, find_meshpy, need_setup
 from harness.versions import extension_built, meshpy_version, program_version, run_meta
 from tests.security.slowclients import (
     ATTACKS,
+    LARGE_BYTES,
     AttackPlan,
     Measurement,
     backend_argv,
@@ -468,7 +470,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--interval", type=float, default=10.0, help="s between sends (slow head, slow body)")
     add("--read-interval", type=float, default=1.0, help="s between reads (slow read)")
     add("--read-bytes", type=int, default=5, help="bytes per read (slow read)")
-    add("--large-mib", type=float, default=2.0, help="MiB of the slow read's response")
+    add("--large-mib", type=float, default=LARGE_BYTES / 2**20,
+        help="MiB of the slow read's body (twice the kernel's largest send buffer)")  # fmt: skip
     add("--body-length", type=int, default=1_000_000, help="Content-Length of the slow body")
     add("--open-rate", type=float, default=500.0, help="attacking connections opened per s")
     add("--benign-rate", type=float, default=20.0, help="requests/s of each benign client")

@@ -16,6 +16,7 @@ from tests.security.slowclients import (
     Measurement,
     benign_problems,
     cut_problems,
+    largest_send_buffer,
     measure,
     parse_slowhttptest_csv,
     parse_slowhttptest_status,
@@ -229,7 +230,7 @@ def test_attack_plan_round_trips_through_its_command_line() -> None:
     ],
 )
 def test_slowhttptest_argv(kind: str, flags: list[str]) -> None:
-    plan = AttackPlan(kind, 1000, 40.0, 10.0)
+    plan = AttackPlan(kind, 1000, 40.0, 10.0, large_bytes=2097152)
     argv = slowhttptest_argv("slowhttptest", plan, "http://127.0.0.1:80/", Path("/tmp/x"))
     assert argv[1] == flags[0]
     for flag, value in zip(flags[1::2], flags[2::2], strict=True):
@@ -237,6 +238,17 @@ def test_slowhttptest_argv(kind: str, flags: list[str]) -> None:
     url = argv[argv.index("-u") + 1]
     large = "http://127.0.0.1:80/large?bytes=2097152"
     assert url == (large if kind == "slow_read" else "http://127.0.0.1:80/")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("4096\t16384\t4194304\n", 4194304), ("4096 16384 8388608", 8388608), (None, 4194304)],
+)
+def test_largest_send_buffer(content: str | None, expected: int, tmp_path: Path) -> None:
+    tcp_wmem = tmp_path / "tcp_wmem"
+    if content is not None:
+        tcp_wmem.write_text(content)
+    assert largest_send_buffer(tcp_wmem) == expected
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,13 @@ from tests.security.slowclients.backend import (
     stop_process,
     wait_http_hello,
 )
-from tests.security.slowclients.common import ATTACKS, percentile, raise_open_files_limit
+from tests.security.slowclients.common import (
+    ATTACKS,
+    LARGE_BYTES,
+    largest_send_buffer,
+    percentile,
+    raise_open_files_limit,
+)
 from tests.security.slowclients.measurement import Measurement, measure
 from tests.security.slowclients.memory import vm_rss_kb
 from tests.security.slowclients.slowhttptest import (
@@ -36,12 +42,14 @@ from tests.security.slowclients.verdicts import (
 
 __all__ = [
     "ATTACKS",
+    "LARGE_BYTES",
     "AttackPlan",
     "CutWindow",
     "Measurement",
     "backend_argv",
     "benign_problems",
     "cut_problems",
+    "largest_send_buffer",
     "measure",
     "parse_slowhttptest_csv",
     "parse_slowhttptest_status",

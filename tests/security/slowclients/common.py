@@ -15,7 +15,20 @@ HELLO = b"hello\n"
 """What the backend answers to every request but `LARGE_PATH`."""
 LARGE_PATH = "/large"
 """The backend answers this path with a large body (`--large-bytes`, or ``?bytes=N``)."""
-LARGE_BYTES = 2 * 1024 * 1024
+
+
+def largest_send_buffer(tcp_wmem: Path = Path("/proc/sys/net/ipv4/tcp_wmem")) -> int:
+    """The most bytes Linux lets one TCP socket queue for sending (tcp_wmem's maximum,
+    which the kernel's autotuning may reach); 4 MiB, the default, if it can't be read."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(tcp_wmem.read_text().split()[2])
+    return 4 * 1024 * 1024
+
+
+LARGE_BYTES = max(2 * 1024 * 1024, 2 * largest_send_buffer())
+"""Twice what the kernel can queue on the target's side of a connection: a slow reader's
+response must block the target's writes, not vanish whole into the kernel (on loopback its
+send buffer grows to megabytes, and how much of a body fits varies from run to run)."""
 ATTACKS = ("slow_head", "slow_body", "slow_read")
 SAMPLE_INTERVAL_S = 0.5
 """How often the RSS sampler and the attack's kernel-state watcher look."""
