@@ -426,6 +426,21 @@ Whether a TLS listener also serves plaintext.
 """
 
 
+class Tracing(TypedDict):
+    """
+    Distributed tracing. With this section the proxy continues the trace of every
+    request (W3C `traceparent`, else B3), starts one where there is none, and passes
+    the trace headers on with its own span id; without it, trace headers go through
+    untouched.
+    """
+
+    sample_percent: NotRequired[float]
+    """
+    Share of the traces started here that are sampled, 0..=100. A request that
+    continues a trace keeps its caller's decision.
+    """
+
+
 UpstreamProtocol: TypeAlias = Literal["http1", "http2"]
 """
 What the proxy speaks to a cluster's endpoints.
@@ -882,6 +897,10 @@ class Snapshot(TypedDict):
     """
     Sockets to accept connections on.
     """
+    tracing: NotRequired[Tracing | None]
+    """
+    Distributed tracing; absent, trace headers pass through untouched.
+    """
     version: NotRequired[int]
     """
     Version of this snapshot; 0 or absent means "one more than the current".
@@ -915,6 +934,10 @@ class ProxyConfig(TypedDict):
     """
     Connections open at once on all listeners together; at the limit new ones are
     refused at accept and those open are kept (each listener also has its own).
+    """
+    tracing: NotRequired[Tracing | None]
+    """
+    Distributed tracing; absent, trace headers pass through untouched.
     """
     version: NotRequired[int]
     """

@@ -25,6 +25,7 @@ pub mod schema;
 mod spiffe;
 pub mod text;
 mod tls;
+mod tracing;
 pub use authz::{
     Authorization, AuthzAction, AuthzDefault, AuthzPath, AuthzPolicy, AuthzRule, AuthzSource,
     AuthzTarget,
@@ -43,6 +44,7 @@ pub use route::{
 };
 pub use spiffe::SpiffeId;
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
+pub use tracing::Tracing;
 
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +126,9 @@ pub struct Snapshot {
     /// Named groups of upstream endpoints.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// Distributed tracing; absent, trace headers pass through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
 }
 
 impl Snapshot {
@@ -337,6 +342,9 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
             ));
         }
         listener::validate_listener(i, listener, &cluster_names)?;
+    }
+    if let Some(tracing) = &snapshot.tracing {
+        tracing::validate_tracing(tracing)?;
     }
     Ok(())
 }

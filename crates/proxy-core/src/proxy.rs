@@ -225,7 +225,12 @@ impl Proxy {
         // bind the rest now so that a bind error leaves everything as it was.
         let mut plan = Vec::with_capacity(snapshot.listeners.len());
         for cfg in &snapshot.listeners {
-            let route = ListenerRoute::new(cfg, &clusters, &self.shared.metrics);
+            let route = ListenerRoute::new(
+                cfg,
+                &clusters,
+                snapshot.tracing.as_ref(),
+                &self.shared.metrics,
+            );
             let kept = control
                 .listeners
                 .iter()

@@ -1,3 +1,4 @@
-//! What the proxy reports about the traffic it carries: metrics, and the tracing to come.
+//! What the proxy reports about the traffic it carries: metrics, and the trace context of each request.
 
 pub mod metrics;
+pub mod trace;

@@ -13,6 +13,7 @@ use crate::config::{
 use crate::identity::store::IdentityStore;
 use crate::policy::authz::{AuthzRequest, Decision};
 use crate::policy::plan::ListenerPolicy;
+use crate::rng::Chance;
 use crate::telemetry::metrics::{AuthzCounters, ListenerMetrics, Metrics};
 use crate::upstream::cluster::Cluster;
 
@@ -34,14 +35,18 @@ pub struct ListenerRoute {
     pub tls: Option<TlsMode>,
     /// The authorization's decisions and audit matches, if the listener has `authorization`.
     pub authz_counters: Option<AuthzCounters>,
+    /// With the snapshot's `tracing`, the chance that a trace started here is
+    /// sampled; without it, trace headers pass through untouched.
+    pub trace_sample: Option<Chance>,
 }
 
 impl ListenerRoute {
-    /// Combines a listener's config with its compiled clusters (validated to exist)
-    /// and its authorization, compiled with its counters.
+    /// Combines a listener's config with its compiled clusters (validated to exist),
+    /// its authorization, compiled with its counters, and the snapshot's tracing.
     pub fn new(
         cfg: &config::Listener,
         clusters: &HashMap<&str, Arc<Cluster>>,
+        tracing: Option<&config::Tracing>,
         metrics: &Metrics,
     ) -> Self {
         Self {
@@ -55,6 +60,7 @@ impl ListenerRoute {
                 .authorization
                 .as_ref()
                 .map(|authz| metrics.authz(&cfg.name, authz)),
+            trace_sample: tracing.map(|tracing| Chance::percent(tracing.sample_percent)),
         }
     }
 

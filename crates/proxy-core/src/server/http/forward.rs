@@ -23,6 +23,7 @@ use crate::rng;
 use crate::server::inbound::PeerIdentity;
 use crate::server::listener::ListenerRoute;
 use crate::server::response_body::ProxyBody;
+use crate::telemetry::trace::context as trace;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::mirror;
 use crate::upstream::tries::{Sent, Tries};
@@ -97,6 +98,10 @@ async fn forward(
     );
     if cluster.tls_identity().is_some() {
         headers::use_https(&mut req);
+    }
+    if let Some(sample) = route.trace_sample {
+        let hop = trace::start(trace::extract(req.headers()), sample, rng::next_u64);
+        trace::inject(&hop, req.headers_mut());
     }
     let traffic = cluster.traffic();
     if let Some(fault) = &traffic.fault {
