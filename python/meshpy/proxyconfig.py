@@ -116,6 +116,12 @@ class CircuitBreakers(TypedDict):
     """
 
 
+Direction: TypeAlias = Literal["inbound", "outbound"]
+"""
+Which side of its service a listener is on, for its spans and metrics.
+"""
+
+
 Duration: TypeAlias = str
 """
 A duration: numbers with units (ms, s, m, h), e.g. "250ms", "15s", "1m 30s".
@@ -277,6 +283,21 @@ class ListenerTimeouts(TypedDict):
     """
 
 
+class OtlpExport(TypedDict):
+    """
+    One OTLP/HTTP traces receiver.
+    """
+
+    endpoint: str
+    """
+    The receiver's URL, `http://host:port/path`, e.g. `http://127.0.0.1:4318/v1/traces`.
+    """
+    headers: NotRequired[dict[str, str]]
+    """
+    Headers sent with every export, such as `authorization`.
+    """
+
+
 class OutlierDetection(TypedDict):
     """
     Passive health checking: endpoints that keep failing are left out for a while.
@@ -434,10 +455,23 @@ class Tracing(TypedDict):
     untouched.
     """
 
+    export: NotRequired[list[OtlpExport]]
+    """
+    OTLP/HTTP receivers the spans are sent to, in protobuf; none records no span.
+    """
+    resource: NotRequired[dict[str, str]]
+    """
+    Attributes of every span's resource, such as `service.version` or
+    `service.namespace`.
+    """
     sample_percent: NotRequired[float]
     """
     Share of the traces started here that are sampled, 0..=100. A request that
     continues a trace keeps its caller's decision.
+    """
+    service: NotRequired[str]
+    """
+    The service the proxy's spans belong to (OpenTelemetry's `service.name`).
     """
 
 
@@ -853,6 +887,10 @@ class Listener(TypedDict):
     """
     Name of the cluster that receives all traffic; TCP listeners need it,
     HTTP listeners have either this or `routes`.
+    """
+    direction: NotRequired[Direction]
+    """
+    `inbound` (calls to the service) or `outbound` (the service's calls).
     """
     limits: NotRequired[ListenerLimits]
     """

@@ -69,5 +69,10 @@ def test_a_field_added_in_rust_makes_the_check_fail_until_regenerated(tmp_path: 
 
 def test_bootstrap_and_snapshot_are_named_types() -> None:
     assert set(proxyconfig.Bootstrap.__annotations__) == {"admin", "workers", "max_connections"}
-    assert set(proxyconfig.Snapshot.__annotations__) == {"version", "listeners", "clusters", "tracing"}
+    assert set(proxyconfig.Snapshot.__annotations__) == {
+        "version",
+        "listeners",
+        "clusters",
+        "tracing",
+    }
     assert tuple(proxyconfig.Bootstrap.__annotations__) == BOOTSTRAP_KEYS

@@ -33,7 +33,9 @@ pub use authz::{
 pub use cluster::{
     CircuitBreakers, EndpointConfig, HashOn, OutlierDetection, SlowStart, MAX_ENDPOINT_WEIGHT,
 };
-pub use listener::{Listener, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader};
+pub use listener::{
+    Direction, Listener, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader,
+};
 pub use resilience::{
     Fault, FaultAbort, FaultDelay, RequestMirror, Retry, RetryBudget, MAX_RETRY_ATTEMPTS,
 };
@@ -44,7 +46,7 @@ pub use route::{
 };
 pub use spiffe::SpiffeId;
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
-pub use tracing::Tracing;
+pub use tracing::{export_uri, OtlpExport, Tracing, MAX_EXPORTS};
 
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

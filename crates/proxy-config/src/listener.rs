@@ -37,6 +37,19 @@ pub enum ProxyHeader {
     None,
 }
 
+/// Which side of its service a listener is on, for its spans and metrics.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// It takes calls to the service (a sidecar's inbound listener, or a proxy in
+    /// front of a service): its spans are servers' spans.
+    #[default]
+    Inbound,
+    /// It takes the service's calls to others (a sidecar's outbound listener): its
+    /// spans are clients' spans.
+    Outbound,
+}
+
 /// A socket the proxy accepts connections on, and where their traffic goes.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +62,9 @@ pub struct Listener {
     pub address: SocketAddr,
     /// `http` or `tcp`.
     pub protocol: ListenerProtocol,
+    /// `inbound` (calls to the service) or `outbound` (the service's calls).
+    #[serde(default)]
+    pub direction: Direction,
     /// Name of the cluster that receives all traffic; TCP listeners need it,
     /// HTTP listeners have either this or `routes`.
     #[serde(default)]

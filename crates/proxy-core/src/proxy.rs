@@ -19,6 +19,7 @@ use crate::runtime::ProxyRuntime;
 use crate::server::accept;
 use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::state::{Served, ServedListener, Shared};
+use crate::telemetry::trace::Tracer;
 use crate::upstream::cluster::{self, Cluster};
 
 /// Why a control call failed.
@@ -101,6 +102,9 @@ struct Control {
     clusters: Vec<Arc<Cluster>>,
     listeners: Vec<Known>,
     admin: Option<SocketAddr>,
+    /// The snapshot's tracing; kept while its section is unchanged, so that its
+    /// exporter's queue and task carry on.
+    tracer: Option<Arc<Tracer>>,
 }
 
 /// A proxy: a runtime on its own threads plus the listeners and clusters it serves.
@@ -143,6 +147,7 @@ impl Proxy {
                 clusters: Vec::new(),
                 listeners: Vec::new(),
                 admin: None,
+                tracer: None,
             }),
             shutdown: Shutdown {
                 drain: CancellationToken::new(),
@@ -221,16 +226,23 @@ impl Proxy {
             })
             .collect();
 
+        let tracer = snapshot
+            .tracing
+            .as_ref()
+            .map(|tracing| match &control.tracer {
+                Some(same) if same.config == *tracing => Arc::clone(same),
+                _ => Arc::new(Tracer::new(
+                    tracing,
+                    &self.shared.metrics.trace,
+                    self.runtime.handle(),
+                )),
+            });
+
         // Plan: keep a listener whose name and configured address are unchanged,
         // bind the rest now so that a bind error leaves everything as it was.
         let mut plan = Vec::with_capacity(snapshot.listeners.len());
         for cfg in &snapshot.listeners {
-            let route = ListenerRoute::new(
-                cfg,
-                &clusters,
-                snapshot.tracing.as_ref(),
-                &self.shared.metrics,
-            );
+            let route = ListenerRoute::new(cfg, &clusters, tracer.clone(), &self.shared.metrics);
             let kept = control
                 .listeners
                 .iter()
@@ -295,6 +307,7 @@ impl Proxy {
             version => version,
         };
         control.uses_tls = snapshot.uses_tls();
+        control.tracer = tracer;
         self.publish(&control);
         Ok(control.version)
     }

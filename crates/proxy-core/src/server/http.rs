@@ -196,8 +196,8 @@ async fn serve_io<I>(
         let conn = Arc::clone(&conn);
         let gate = gate.clone();
         async move {
-            let response = handle(req, &conn).await;
-            Ok::<_, Infallible>(response.map(|body| GatedBody::new(body, gate)))
+            let (response, span) = handle(req, &conn).await;
+            Ok::<_, Infallible>(response.map(|body| GatedBody::new(body.with_span(span), gate)))
         }
     });
     match detected {

@@ -8,13 +8,14 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    self, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
+    self, Direction, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
 };
 use crate::identity::store::IdentityStore;
 use crate::policy::authz::{AuthzRequest, Decision};
 use crate::policy::plan::ListenerPolicy;
-use crate::rng::Chance;
 use crate::telemetry::metrics::{AuthzCounters, ListenerMetrics, Metrics};
+use crate::telemetry::trace::span::Kind;
+use crate::telemetry::trace::Tracer;
 use crate::upstream::cluster::Cluster;
 
 /// What a listener's new connections and requests follow; replaced whole on reload.
@@ -35,9 +36,10 @@ pub struct ListenerRoute {
     pub tls: Option<TlsMode>,
     /// The authorization's decisions and audit matches, if the listener has `authorization`.
     pub authz_counters: Option<AuthzCounters>,
-    /// With the snapshot's `tracing`, the chance that a trace started here is
-    /// sampled; without it, trace headers pass through untouched.
-    pub trace_sample: Option<Chance>,
+    /// The snapshot's tracing; without it, trace headers pass through untouched.
+    pub tracer: Option<Arc<Tracer>>,
+    /// The kind of this listener's spans: server (inbound) or client (outbound).
+    pub span_kind: Kind,
 }
 
 impl ListenerRoute {
@@ -46,7 +48,7 @@ impl ListenerRoute {
     pub fn new(
         cfg: &config::Listener,
         clusters: &HashMap<&str, Arc<Cluster>>,
-        tracing: Option<&config::Tracing>,
+        tracer: Option<Arc<Tracer>>,
         metrics: &Metrics,
     ) -> Self {
         Self {
@@ -60,7 +62,11 @@ impl ListenerRoute {
                 .authorization
                 .as_ref()
                 .map(|authz| metrics.authz(&cfg.name, authz)),
-            trace_sample: tracing.map(|tracing| Chance::percent(tracing.sample_percent)),
+            tracer,
+            span_kind: match cfg.direction {
+                Direction::Inbound => Kind::Server,
+                Direction::Outbound => Kind::Client,
+            },
         }
     }
 

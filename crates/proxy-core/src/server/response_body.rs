@@ -1,4 +1,4 @@
-//! The bodies of responses the proxy sends downstream: an upstream body streamed through under its lease, or a short local one.
+//! The bodies of responses the proxy sends downstream: an upstream body streamed through under its lease, or a short local one, and the span that ends with them.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::telemetry::trace::OpenSpan;
 use crate::upstream::endpoint::Lease;
 
 /// A downstream response body.
@@ -32,6 +33,11 @@ impl ProxyBody {
         };
         body.complete_if_ended();
         body
+    }
+
+    /// This body, carrying `span` (if any) until its last frame is handed over.
+    pub fn with_span(self, span: Option<OpenSpan>) -> SpannedBody {
+        SpannedBody { inner: self, span }
     }
 
     /// A complete body of `bytes`.
@@ -101,5 +107,42 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
         }
+    }
+}
+
+/// A response body and its request's span, which is finished (and exported) when the
+/// body's last frame has been taken, or when the body is dropped before that.
+#[derive(Debug)]
+pub struct SpannedBody {
+    inner: ProxyBody,
+    span: Option<OpenSpan>,
+}
+
+impl Body for SpannedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if ended {
+            self.span.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

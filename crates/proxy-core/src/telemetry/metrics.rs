@@ -145,6 +145,19 @@ pub struct Metrics {
     pub config_version: Gauge<u64, AtomicU64>,
     /// `not_after` of the proxy's certificate, Unix seconds; 0 before an identity is set.
     pub identity_expiration: Gauge<f64, AtomicU64>,
+    /// What became of the spans the proxy recorded.
+    pub trace: TraceCounters,
+}
+
+/// What became of recorded spans; kept across snapshots, whose exporters come and go.
+#[derive(Debug, Clone, Default)]
+pub struct TraceCounters {
+    /// Spans a receiver accepted.
+    pub exported: Counter,
+    /// Spans dropped because the export queue was full.
+    pub dropped: Counter,
+    /// Spans lost because an export failed (the receiver refused them, or was unreachable).
+    pub failed: Counter,
 }
 
 /// The per-listener TLS families, kept to resolve a listener's handles on first use.
@@ -194,6 +207,22 @@ impl Metrics {
         );
         let retries = Family::<ClusterResultLabels, Counter>::default();
         let mirrors = Family::<ClusterResultLabels, Counter>::default();
+        let trace = TraceCounters::default();
+        registry.register(
+            "meshpy_trace_spans_exported",
+            "Spans an OTLP receiver accepted (one count per receiver)",
+            trace.exported.clone(),
+        );
+        registry.register(
+            "meshpy_trace_spans_dropped",
+            "Spans dropped because the export queue was full",
+            trace.dropped.clone(),
+        );
+        registry.register(
+            "meshpy_trace_spans_failed",
+            "Spans lost because an export failed (refused, or the receiver unreachable)",
+            trace.failed.clone(),
+        );
         registry.register(
             "meshpy_requests",
             "HTTP requests served, by listener and status class",
@@ -306,6 +335,7 @@ impl Metrics {
             mirrors,
             config_version,
             identity_expiration,
+            trace,
         }
     }
 

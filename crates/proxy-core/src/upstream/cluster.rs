@@ -126,7 +126,7 @@ struct Member {
 /// A named group of endpoints and the policies that pick one per request.
 #[derive(Debug)]
 pub struct Cluster {
-    name: String,
+    name: Arc<str>,
     lb: LbPolicy,
     protocol: UpstreamProtocol,
     tls: Option<SpiffeId>,
@@ -238,7 +238,7 @@ impl Cluster {
         };
         link.metrics.ejected.set(ejected as i64);
         Self {
-            name: cfg.name.clone(),
+            name: Arc::from(cfg.name.as_str()),
             lb: cfg.lb,
             protocol,
             tls,
@@ -262,6 +262,11 @@ impl Cluster {
 
     /// The cluster's name.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cluster's name, shared (for spans, which outlive a request).
+    pub fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -418,7 +423,7 @@ pub fn endpoints_by_key<'a>(clusters: impl IntoIterator<Item = &'a Arc<Cluster>>
         }
         reuse
             .counters
-            .insert(cluster.name.clone(), Arc::clone(&cluster.link.counters));
+            .insert(cluster.name.to_string(), Arc::clone(&cluster.link.counters));
     }
     reuse
 }

@@ -361,6 +361,11 @@ impl Lease {
         }
     }
 
+    /// The address of the endpoint held.
+    pub fn address(&self) -> SocketAddr {
+        self.endpoint.key.addr
+    }
+
     /// The response ended cleanly: its HTTP/1 connection may carry another request
     /// once the request body is sent too.
     pub fn complete(&mut self) {

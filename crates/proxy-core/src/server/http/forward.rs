@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
@@ -23,7 +23,8 @@ use crate::rng;
 use crate::server::inbound::PeerIdentity;
 use crate::server::listener::ListenerRoute;
 use crate::server::response_body::ProxyBody;
-use crate::telemetry::trace::context as trace;
+use crate::telemetry::trace::span::Kind;
+use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
 use crate::upstream::cluster::Cluster;
 use crate::upstream::mirror;
 use crate::upstream::tries::{Sent, Tries};
@@ -31,8 +32,12 @@ use crate::upstream::tries::{Sent, Tries};
 /// `x-meshpy-fault: abort`, on responses of an injected abort.
 static X_MESHPY_FAULT: http::HeaderName = http::HeaderName::from_static("x-meshpy-fault");
 
-/// Proxies one request and records its outcome.
-pub(super) async fn handle(mut req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
+/// Proxies one request and records its outcome; with tracing, also returns its span
+/// if it is kept, to be finished when the response's body is done with.
+pub(super) async fn handle(
+    mut req: Request<Incoming>,
+    conn: &Connection,
+) -> (Response<ProxyBody>, Option<OpenSpan>) {
     let started = Instant::now();
     let _active = ActiveRequest::new(conn);
     let route = conn.shared.route.load_full();
@@ -43,17 +48,63 @@ pub(super) async fn handle(mut req: Request<Incoming>, conn: &Connection) -> Res
     if let Some(peer) = &conn.peer {
         req.extensions_mut().insert(peer.clone());
     }
-    let response = match forward(req, &route, conn).await {
+    let mut facts = route
+        .tracer
+        .as_ref()
+        .map(|tracer| arrival(tracer, &req, conn, route.span_kind, started));
+    let response = match forward(req, &route, conn, facts.as_mut()).await {
         Ok(response) => response,
         Err(err) => {
             metrics.error(err.reason());
             tracing::debug!(listener = %conn.shared.name, %err, "request failed");
+            if let Some(facts) = &mut facts {
+                facts.proxy_error = Some(err.reason());
+            }
             error_response(&err)
         }
     };
     metrics.request(response.status().as_u16());
     metrics.duration.observe(started.elapsed().as_secs_f64());
-    response
+    let span = route
+        .tracer
+        .as_ref()
+        .zip(facts)
+        .and_then(|(tracer, mut facts)| {
+            facts.status = response.status().as_u16();
+            tracer.open(facts)
+        });
+    (response, span)
+}
+
+/// What a span needs to know of a request as it arrives: this hop in its trace,
+/// when, what was asked and by whom. Cheap clones only: most spans are not kept.
+fn arrival(
+    tracer: &Tracer,
+    req: &Request<Incoming>,
+    conn: &Connection,
+    kind: Kind,
+    started: Instant,
+) -> Facts {
+    let peer = conn.peer.as_ref().map(|PeerIdentity(id)| id.clone());
+    Facts {
+        hop: tracer.start(req.headers()),
+        kind,
+        started: (SystemTime::now(), started),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        host: req.headers().get(header::HOST).cloned(),
+        peer: conn.client.ip,
+        status: 0,
+        proxy_error: None,
+        request_id: None,
+        // Inbound, the client's identity; outbound, whether the hop out is mTLS is
+        // known once the cluster is.
+        mtls: peer.is_some(),
+        source_identity: peer,
+        cluster: None,
+        destination_identity: None,
+        endpoint: None,
+    }
 }
 
 /// Plans the request (authorization, route), then executes the plan: sends it to an
@@ -62,6 +113,7 @@ async fn forward(
     mut req: Request<Incoming>,
     route: &ListenerRoute,
     conn: &Connection,
+    mut facts: Option<&mut Facts>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Err(reason) = headers::check_http1_target(&mut req) {
         // The client's framing of what it wants is in doubt: answer, then close.
@@ -99,9 +151,14 @@ async fn forward(
     if cluster.tls_identity().is_some() {
         headers::use_https(&mut req);
     }
-    if let Some(sample) = route.trace_sample {
-        let hop = trace::start(trace::extract(req.headers()), sample, rng::next_u64);
-        trace::inject(&hop, req.headers_mut());
+    if let Some(facts) = facts.as_deref_mut() {
+        context::inject(&facts.hop, req.headers_mut());
+        facts.request_id = req.headers().get(&headers::X_REQUEST_ID).cloned();
+        facts.cluster = Some(Arc::clone(cluster.shared_name()));
+        if route.span_kind == Kind::Client {
+            facts.destination_identity = cluster.tls_identity().cloned();
+            facts.mtls = facts.destination_identity.is_some();
+        }
     }
     let traffic = cluster.traffic();
     if let Some(fault) = &traffic.fault {
@@ -159,6 +216,9 @@ async fn forward(
             (Prepared::Once(body), _) => tries.send_once(Request::from_parts(parts, body)).await,
         }
     };
+    if let (Some(facts), Ok((_, lease))) = (facts, &sent) {
+        facts.endpoint = Some(lease.address());
+    }
     respond(sent, route, plan.filters)
 }
 

@@ -1,0 +1,172 @@
+//! Sends recorded spans to OTLP/HTTP receivers: a bounded queue that never blocks a
+//! request, batches of spans, and one protobuf POST per batch and receiver.
+//!
+//! A request only ever offers its span to the queue; when the queue is full the span
+//! is dropped and counted. A receiver that is down or slow costs the requests nothing
+//! more: its exports time out, and their spans are counted as failed.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use prost::Message;
+use tokio::sync::mpsc;
+
+use super::span::{export_request, Record};
+use crate::config::{self, OtlpExport};
+use crate::telemetry::metrics::TraceCounters;
+
+/// Spans waiting to be exported, at most; more are dropped.
+pub const QUEUE_SPANS: usize = 4096;
+/// Spans sent in one export, at most.
+pub const BATCH_SPANS: usize = 512;
+/// How long a span waits for its batch to fill before the batch goes anyway.
+pub const BATCH_WAIT: Duration = Duration::from_secs(1);
+/// Bound on one export to one receiver: connecting, sending and the reply.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on the bytes of a receiver's reply read before it is dropped.
+const REPLY_LIMIT: usize = 64 * 1024;
+
+/// One receiver: where to POST, and with which headers.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Receiver {
+    /// The receiver `export` describes (validated with the snapshot).
+    pub fn new(export: &OtlpExport) -> Result<Self, String> {
+        let uri = config::export_uri(&export.endpoint)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &export.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|err| err.to_string())?;
+            let value = HeaderValue::from_str(value).map_err(|err| err.to_string())?;
+            headers.insert(name, value);
+        }
+        Ok(Self { uri, headers })
+    }
+}
+
+/// The sending end of the queue; the exporting task ends once every sender is gone
+/// and the queue is drained.
+#[derive(Debug)]
+pub struct Exporter {
+    queue: mpsc::Sender<Record>,
+    counters: TraceCounters,
+}
+
+impl Exporter {
+    /// Starts the task that exports to `receivers`, on `runtime`.
+    pub fn start(
+        receivers: Vec<Receiver>,
+        resource: Vec<(String, String)>,
+        counters: TraceCounters,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
+        let (queue, spans) = mpsc::channel(QUEUE_SPANS);
+        runtime.spawn(export_loop(spans, receivers, resource, counters.clone()));
+        Self { queue, counters }
+    }
+
+    /// Offers a span to the queue; a full queue drops it (counted), never waits.
+    pub fn record(&self, span: Record) {
+        if self.queue.try_send(span).is_err() {
+            self.counters.dropped.inc();
+        }
+    }
+}
+
+/// Takes batches off the queue and sends each to every receiver, until the queue closes.
+async fn export_loop(
+    mut spans: mpsc::Receiver<Record>,
+    receivers: Vec<Receiver>,
+    resource: Vec<(String, String)>,
+    counters: TraceCounters,
+) {
+    let mut batch = Vec::with_capacity(BATCH_SPANS);
+    while let Some(first) = spans.recv().await {
+        batch.push(first);
+        let until = tokio::time::Instant::now() + BATCH_WAIT;
+        while batch.len() < BATCH_SPANS {
+            match tokio::time::timeout_at(until, spans.recv()).await {
+                Ok(Some(span)) => batch.push(span),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let body = Bytes::from(export_request(&resource, &batch).encode_to_vec());
+        let count = batch.len() as u64;
+        for receiver in &receivers {
+            match tokio::time::timeout(EXPORT_TIMEOUT, post(receiver, body.clone())).await {
+                Ok(Ok(())) => {
+                    counters.exported.inc_by(count);
+                }
+                Ok(Err(reason)) => {
+                    counters.failed.inc_by(count);
+                    tracing::debug!(receiver = %receiver.uri, %reason, "span export failed");
+                }
+                Err(_) => {
+                    counters.failed.inc_by(count);
+                    tracing::debug!(receiver = %receiver.uri, "span export timed out");
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// POSTs one protobuf batch to `receiver` on a connection of its own; a 2xx reply is success.
+async fn post(receiver: &Receiver, body: Bytes) -> Result<(), String> {
+    let Some(authority) = receiver.uri.authority() else {
+        return Err("no host".into());
+    };
+    let address = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|err| format!("connect: {err}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| format!("handshake: {err}"))?;
+    tokio::spawn(connection);
+    let path = receiver
+        .uri
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = Uri::try_from(path).map_err(|err| err.to_string())?;
+    let headers = request.headers_mut();
+    headers.clone_from(&receiver.headers);
+    headers.insert(
+        HOST,
+        HeaderValue::from_str(authority.as_str()).map_err(|err| err.to_string())?,
+    );
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-protobuf"),
+    );
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|err| format!("send: {err}"))?;
+    let status = response.status();
+    // Read (a bounded part of) the reply, so that the receiver sees the exchange end.
+    let _ = http_body_util::Limited::new(response.into_body(), REPLY_LIMIT)
+        .collect()
+        .await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the receiver answered {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
