@@ -119,6 +119,8 @@ pub struct Facts {
     pub endpoint: Option<SocketAddr>,
     /// The connection from the client is mTLS (inbound) or the one to the endpoint is (outbound).
     pub mtls: bool,
+    /// Which retry of the request this span is (0: the first try).
+    pub retry_attempt: u32,
 }
 
 /// The span's name: the method and the host, low in cardinality (no path).
@@ -195,6 +197,12 @@ pub fn attributes(facts: &Facts) -> Vec<(&'static str, Value)> {
     }
     if let Some(endpoint) = facts.endpoint {
         out.push(("meshpy.endpoint", Value::Owned(endpoint.to_string())));
+    }
+    if facts.retry_attempt > 0 {
+        out.push((
+            "meshpy.retry.attempt",
+            Value::Int(i64::from(facts.retry_attempt)),
+        ));
     }
     out.push(("meshpy.mtls", Value::Bool(facts.mtls)));
     out

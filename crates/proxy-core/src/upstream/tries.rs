@@ -1,7 +1,7 @@
 //! A request's tries at its cluster: each to an endpoint the balancer picks, within the
 //! per-try timeout and the request's deadline, retried as the rule's policy decides.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use crate::body::request::{Replay, RequestBody};
 use crate::error::{ErrorKind, ProxyError};
 use crate::policy::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
+use crate::telemetry::trace::context::{self, SpanId};
+use crate::telemetry::trace::{Facts, Tracer};
 use crate::upstream::cluster::{Cluster, Pick};
 use crate::upstream::endpoint::{Endpoint, Lease};
 
@@ -59,11 +61,16 @@ impl Tries<'_> {
 
     /// The retry loop: sends tries until one is not to be retried (see `retry::decide`),
     /// the budget or the time runs out; then the last try's outcome is the answer.
+    ///
+    /// Traced, each retry is a span of its own (a new span id in its trace headers,
+    /// and its attempt number); a try that is retried is recorded as it ends, and
+    /// `facts` is left describing the last one.
     pub async fn send_with_retries(
         &self,
         parts: http::request::Parts,
         replay: &Replay,
         policy: &RetryPolicy,
+        mut traced: Option<(&Arc<Tracer>, &mut Facts)>,
     ) -> Sent {
         let traffic = self.cluster.traffic();
         let method = parts.method.clone();
@@ -83,7 +90,7 @@ impl Tries<'_> {
                     avoid: failed.map(|e| &**e),
                 })
                 .ok_or_else(|| ProxyError::new(ErrorKind::NoEndpoints))?;
-            let req = match parts.take() {
+            let mut req = match parts.take() {
                 Some(original) if last => Request::from_parts(original, replay.body()),
                 Some(original) => {
                     let req = copy_request(&original, replay.body());
@@ -93,6 +100,13 @@ impl Tries<'_> {
                 // Unreachable: the last try always returns below.
                 None => return Err(ProxyError::new(ErrorKind::UpstreamFailed)),
             };
+            if let Some((_, facts)) = traced.as_mut() {
+                if retries > 0 {
+                    facts.hop.span_id = SpanId::random(rng::next_u64);
+                    facts.retry_attempt = retries;
+                }
+                context::inject(&facts.hop, req.headers_mut());
+            }
             let sent = self.send_to(endpoint, req).await;
             let outcome = match &sent {
                 Ok((response, _)) => Outcome::Status(response.status().as_u16()),
@@ -112,6 +126,9 @@ impl Tries<'_> {
                 return sent;
             }
             traffic.retries.sent.inc();
+            if let Some((tracer, facts)) = traced.as_ref() {
+                record_retried_try(tracer, facts, &sent, endpoint.addr());
+            }
             if let Ok((response, mut lease)) = sent {
                 // A body already ended leaves the connection reusable; otherwise it closes.
                 if http_body::Body::is_end_stream(response.body()) {
@@ -123,6 +140,21 @@ impl Tries<'_> {
             retries += 1;
         }
     }
+}
+
+/// Records the span of a try that is being retried: its status or failure, and the
+/// endpoint it went to; kept as any span is (sampled, or failed).
+fn record_retried_try(tracer: &Arc<Tracer>, facts: &Facts, sent: &Sent, endpoint: SocketAddr) {
+    let mut done = facts.clone();
+    done.endpoint = Some(endpoint);
+    match sent {
+        Ok((response, _)) => done.status = response.status().as_u16(),
+        Err(err) => {
+            done.status = err.status().as_u16();
+            done.proxy_error = Some(err.reason());
+        }
+    }
+    drop(tracer.open(done));
 }
 
 /// A request with the same head as `parts` and `body`, for one try of several.

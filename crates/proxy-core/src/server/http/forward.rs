@@ -104,6 +104,7 @@ fn arrival(
         cluster: None,
         destination_identity: None,
         endpoint: None,
+        retry_attempt: 0,
     }
 }
 
@@ -205,7 +206,10 @@ async fn forward(
         mirror::send_rolled(plan.mirrors, mirrored, plan.timeout, &parts, &prepared);
         match (prepared, plan.retry) {
             (Prepared::Replay(replay), Some(policy)) => {
-                tries.send_with_retries(parts, &replay, policy).await
+                let traced = route.tracer.as_ref().zip(facts.as_deref_mut());
+                tries
+                    .send_with_retries(parts, &replay, policy, traced)
+                    .await
             }
             (Prepared::Replay(replay), None) => {
                 tries

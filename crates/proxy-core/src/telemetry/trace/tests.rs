@@ -66,6 +66,7 @@ fn facts() -> Facts {
         ),
         endpoint: Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
         mtls: true,
+        retry_attempt: 0,
     }
 }
 
@@ -108,6 +109,10 @@ fn attributes_use_the_semantic_conventions_and_say_only_what_is_known() {
     assert!(attrs.contains(&("error.type", Value::Static("no_endpoints"))));
     assert!(attrs.contains(&("meshpy.error", Value::Static("no_endpoints"))));
     assert!(!keys(&failed).contains(&"meshpy.endpoint"));
+
+    let mut retry = facts();
+    retry.retry_attempt = 2;
+    assert!(attributes(&retry).contains(&("meshpy.retry.attempt", Value::Int(2))));
 
     let mut upstream_error = facts();
     upstream_error.status = 502;
