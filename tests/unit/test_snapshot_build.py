@@ -14,6 +14,7 @@ from meshpy.snapshot import (
     LOCAL_APP_CLUSTER,
     MeshIdentity,
     MeshState,
+    MeshTracing,
     ServiceInfo,
     SidecarPorts,
     Upstream,
@@ -46,6 +47,7 @@ def test_the_whole_snapshot_of_a_small_mesh() -> None:
             {
                 "name": "inbound",
                 "address": "127.0.0.1:15106",
+                "direction": "inbound",
                 "protocol": "http",
                 "cluster": "local-app",
             },
@@ -53,6 +55,7 @@ def test_the_whole_snapshot_of_a_small_mesh() -> None:
                 "name": "outbound",
                 "address": "127.0.0.1:15001",
                 "protocol": "http",
+                "direction": "outbound",
                 "routes": [
                     {
                         "name": "cart.default",
@@ -105,6 +108,7 @@ def test_the_own_instance_gets_an_inbound_listener() -> None:
     assert listener(snap, "inbound") == {
         "name": "inbound",
         "address": "0.0.0.0:15006",
+        "direction": "inbound",
         "protocol": "http",
         "cluster": LOCAL_APP_CLUSTER,
     }
@@ -279,12 +283,14 @@ def test_upstreams_get_local_tcp_listeners() -> None:
             "name": "upstream-7000",
             "address": "127.0.0.1:7000",
             "protocol": "tcp",
+            "direction": "outbound",
             "cluster": "ledger.billing",
         },
         {
             "name": "upstream-16379",
             "address": "127.0.0.1:16379",
             "protocol": "tcp",
+            "direction": "outbound",
             "cluster": "redis.default",
         },
     ]
@@ -308,3 +314,19 @@ def test_a_grpc_service_is_routed_as_http_and_its_app_reached_over_http2() -> No
     caller = build_snapshot(state, "cart-1")
     assert vhost(caller, "greeter.default")["hosts"][0] == "greeter"
     assert clusters(caller)[LOCAL_APP_CLUSTER]["protocol"] == "http1"
+
+
+def test_mesh_tracing_gives_each_sidecar_its_service_as_the_spans_resource() -> None:
+    assert "tracing" not in build_snapshot(SHOP, "pay-1")
+    traced = replace(SHOP, tracing=MeshTracing(sample_percent=12.5))
+    assert build_snapshot(traced, "pay-3")["tracing"] == {
+        "sample_percent": 12.5,
+        "service": "payment",
+        "resource": {
+            "service.namespace": "default",
+            "service.instance.id": "pay-3",
+            "service.version": "v2",
+        },
+    }
+    cart = build_snapshot(traced, "cart-1")["tracing"]
+    assert "service.version" not in cart["resource"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -37,6 +38,7 @@ from meshpy.sidecar.inbound import inbound_stats
 from meshpy.sidecar.registration import Health, InstanceSpec, Registrar
 from meshpy.sidecar.state import SavedPorts, StateDir
 from meshpy.sidecar.supervisor import AppSpec, AppSupervisor
+from meshpy.sidecar.traceexport import WithExports, control_plane_export, env_exports
 
 __all__ = ["PortReservation", "Sidecar", "SidecarOptions", "free_port"]
 
@@ -175,9 +177,14 @@ class Sidecar:
             stats=lambda: inbound_stats(self.proxy, started_at),
         )
         self.identity = IdentityAgent(self.client, self.proxy, options.namespace, options.service)
+        # Snapshots reach the proxy with this sidecar's trace receivers added.
+        self.snapshots = WithExports(
+            self.proxy,
+            [control_plane_export(options.server, options.token), *env_exports(os.environ)],
+        )
         self.config = ConfigWatcher(
             self.client,
-            self.proxy,
+            self.snapshots,
             "",
             self.outbound_port,
             upstreams=",".join(f"{name}:{port}" for name, port in options.upstreams.items()),
@@ -319,7 +326,7 @@ class Sidecar:
         snapshot = self.state.snapshot()
         if snapshot is not None:
             try:
-                self.proxy.apply(snapshot)
+                self.snapshots.apply(snapshot)
                 self.serving_saved_config = True
             except _core.MeshpyError as err:
                 log.warning("saved config not usable (%s): waiting for the control plane", err)

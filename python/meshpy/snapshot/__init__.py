@@ -24,7 +24,10 @@ takes in ``Proxy.apply``:
   every service cluster connects with mTLS and expects the service's SPIFFE identity
   ``spiffe://<trust domain>/ns/<namespace>/sa/<service>`` (a version service's instances
   carry the identity of the service they are a version of). Mode ``disabled`` (or no
-  identity) keeps sidecars in plaintext.
+  identity) keeps sidecars in plaintext;
+- with mesh tracing (``MeshState.tracing``), a ``tracing`` section: the mesh's sampling,
+  and the instance (service, namespace, version, id) as the spans' resource. Listeners
+  say their ``direction``: the inbound one's spans are servers', the others' clients'.
 
 Equal states give equal snapshots, byte for byte once dumped: everything is sorted except
 route rules, whose order is meaningful. Instance labels are not sent to the data plane.
@@ -52,6 +55,7 @@ from meshpy.snapshot.state import (
     InstanceInfo,
     MeshIdentity,
     MeshState,
+    MeshTracing,
     MtlsMode,
     ServiceInfo,
     UnknownInstanceError,
@@ -65,6 +69,7 @@ __all__ = [
     "InstanceInfo",
     "MeshIdentity",
     "MeshState",
+    "MeshTracing",
     "MtlsMode",
     "Part",
     "ServiceInfo",

@@ -9,7 +9,7 @@ from meshpy import proxyconfig
 from meshpy.authz import inbound_authorization
 from meshpy.snapshot.clusters import LOCAL_APP_CLUSTER, cluster_name, new_cluster, service_clusters
 from meshpy.snapshot.routes import virtual_hosts
-from meshpy.snapshot.state import InstanceInfo, MeshState, version_service_name
+from meshpy.snapshot.state import InstanceInfo, MeshState, MeshTracing, version_service_name
 
 __all__ = [
     "Part",
@@ -18,6 +18,7 @@ __all__ = [
     "build_inbound",
     "build_outbound",
     "build_snapshot",
+    "build_tracing",
     "build_upstreams",
 ]
 
@@ -54,11 +55,24 @@ def build_snapshot(
     upstreams = build_upstreams(state, own.namespace, ports)
     clusters = {c["name"]: c for c in outbound.clusters}
     clusters.update((c["name"], c) for c in inbound.clusters)
-    return {
+    snapshot: proxyconfig.Snapshot = {
         "version": state.revision,
         "listeners": [*inbound.listeners, *outbound.listeners, *upstreams],
         "clusters": [clusters[name] for name in sorted(clusters)],
     }
+    if state.tracing is not None:
+        snapshot["tracing"] = build_tracing(state.tracing, own)
+    return snapshot
+
+
+def build_tracing(tracing: MeshTracing, own: InstanceInfo) -> proxyconfig.Tracing:
+    """The sidecar's tracing: the mesh's sampling, and its instance as the spans' resource
+    (where they are sent is added by the sidecar, which alone knows how it reaches the
+    control plane)."""
+    resource = {"service.namespace": own.namespace, "service.instance.id": own.id}
+    if own.version:
+        resource["service.version"] = own.version
+    return {"sample_percent": tracing.sample_percent, "service": own.service, "resource": resource}
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ def build_outbound(
         "name": "outbound",
         "address": f"{_host(ports.outbound_host)}:{ports.outbound}",
         "protocol": "http",
+        "direction": "outbound",
         "routes": vhosts,
     }
     return Part([listener], [clusters[name] for name in sorted(clusters)])
@@ -110,6 +125,7 @@ def build_upstreams(
                 "name": f"upstream-{up.port}",
                 "address": f"{_host(ports.outbound_host)}:{up.port}",
                 "protocol": "tcp",
+                "direction": "outbound",
                 "cluster": cluster_name(*key),
             }
         )
@@ -125,6 +141,7 @@ def build_inbound(state: MeshState, own: InstanceInfo) -> Part:
     listener: proxyconfig.Listener = {
         "name": "inbound",
         "address": _inbound_address(own),
+        "direction": "inbound",
         "protocol": "tcp" if own_service and own_service.protocol == "tcp" else "http",
         "cluster": LOCAL_APP_CLUSTER,
     }

@@ -18,6 +18,7 @@ __all__ = [
     "MeshIdentity",
     "MeshService",
     "MeshState",
+    "MeshTracing",
     "MtlsMode",
     "ServiceInfo",
     "UnknownInstanceError",
@@ -36,6 +37,13 @@ class MeshIdentity:
     trust_domain: str
     mtls: MtlsMode = "strict"
     authz_default: AuthzDefault = "all-unauthenticated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshTracing:
+    """The mesh's tracing: the share of the traces that start at a sidecar that are sampled."""
+
+    sample_percent: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +84,8 @@ class MeshState:
     authorization_policies: tuple[Resource, ...] = ()
     revision: int = 0
     identity: MeshIdentity | None = None
+    tracing: MeshTracing | None = None
+    """None: sidecars pass trace headers through untouched and record no span."""
 
     @property
     def mtls(self) -> MeshIdentity | None:
