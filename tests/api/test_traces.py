@@ -237,3 +237,20 @@ def test_too_many_exports_get_429(start_server: StartServer) -> None:
     # Each token has its own bucket.
     cart = api.client(api.join_token("cart"))
     assert cart.post("/v1/traces", content=body, headers=JSON).status_code == 200
+
+
+def test_the_server_trims_the_store_by_itself(start_server: StartServer) -> None:
+    api = start_server()
+    t0 = now_ns()
+    old = export(t0 - 3 * 3600_000 * MS, {"cart": [SpanSpec(1, 1, "GET /old")]})
+    recent = export(t0, {"cart": [SpanSpec(i, 1, f"GET /{i}", start_ms=i) for i in (2, 3, 4)]})
+    for request in (old, recent):
+        body = request.SerializeToString()
+        assert api.admin.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
+    assert len(stored(api)) == 4
+    # A second server on the same database trims as it starts: 2 h at most, 2 spans at most.
+    trimmer = start_server(trace_retention="2h", trace_max_spans=2)
+    deadline = time.monotonic() + 10
+    while len(stored(trimmer)) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored(trimmer) == [f"{4:032x}", f"{3:032x}"]
