@@ -11,6 +11,7 @@ the whole body decodes.
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from fastapi import APIRouter, Request, Response
@@ -60,18 +61,22 @@ async def _receive(
             f"{state.settings.trace_burst} at once): retry in {retry}s",
             headers={"Retry-After": str(retry)},
         )
-    limit = state.settings.trace_max_body
+    only_service = None if who.admin else who.service
     try:
-        body = await _read_body(request, limit)
-        export = otlp.parse_request(body, encoding)
+        body = await _read_body(request, state.settings.trace_max_body)
+        # Decoding a few MiB of spans takes a while: off the event loop, other requests go on.
+        decoded = await asyncio.to_thread(_decode, body, encoding, only_service)
     except otlp.BodyTooLargeError as exc:
         raise problems.ProblemError(413, str(exc)) from None
     except otlp.BadExportError as exc:
         raise problems.ProblemError(400, str(exc)) from None
-    decoded = otlp.decode(export, only_service=None if who.admin else who.service)
     if decoded.spans:
         await state.store.write(repository.record_spans, decoded.spans, now=repository.utcnow())
     return decoded
+
+
+def _decode(body: bytes, encoding: otlp.Encoding, only_service: str | None) -> otlp.Decoded:
+    return otlp.decode(otlp.parse_request(body, encoding), only_service=only_service)
 
 
 def _credentials(request: Request) -> HTTPAuthorizationCredentials | None:

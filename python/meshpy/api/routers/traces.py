@@ -18,6 +18,8 @@ __all__ = ["TraceDetail", "TraceList", "TraceSummaryPublic", "router"]
 
 router = APIRouter(prefix="/api/v1/traces", tags=["tracing"])
 
+_MAX_NANOS = 2**62
+"""Longer durations are taken as this: any comparison with a stored time then holds."""
 MAX_TRACE_SPANS = 10_000
 """The most spans one trace answer holds; the rest are left out (``truncated``)."""
 
@@ -29,6 +31,16 @@ TraceIdPath = Annotated[
         examples=["5b8efff798038103d269b633813fc60c"],
     ),
 ]
+
+
+def _nanos(duration: str, name: str) -> int:
+    """A duration in nanoseconds, at most a BIGINT's range (what the store compares with)."""
+    try:
+        return min(_MAX_NANOS, int(parse_duration(duration).total_seconds() * 1e9))
+    except OverflowError:  # more days than a timedelta holds
+        return _MAX_NANOS
+    except ValueError as exc:
+        raise problems.invalid([problems.ErrorItem(path=name, message=str(exc))]) from None
 
 
 def _time(ns: int) -> datetime:
@@ -121,12 +133,8 @@ async def list_traces(
 ) -> TraceList:
     """Traces with a span that meets every condition given (the span's service, name,
     duration, status and start), newest first: trace summaries."""
-    since_ns = None
-    if since is not None:
-        since_ns = time.time_ns() - int(parse_duration(since).total_seconds() * 1e9)
-    min_duration_ns = None
-    if min_duration is not None:
-        min_duration_ns = int(parse_duration(min_duration).total_seconds() * 1e9)
+    since_ns = None if since is None else time.time_ns() - _nanos(since, "since")
+    min_duration_ns = None if min_duration is None else _nanos(min_duration, "min_duration")
     found = await store.read(
         repository.find_traces,
         service=service,
