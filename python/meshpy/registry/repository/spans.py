@@ -18,8 +18,6 @@ TraceOrder = Literal["newest", "slowest"]
 
 TRIM_BATCH = 10_000
 """Spans ``trim_spans`` deletes per call at most: short transactions."""
-_INSERT_CHUNK = 500
-"""Rows per INSERT: well under SQLite's limit of bound parameters."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,9 @@ def record_spans(session: Session, spans: Sequence[NewSpan], *, now: datetime) -
         {**asdict(span), "duration_ns": span.end_ns - span.start_ns, "received_at": now}
         for span in spans
     ]
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[start : start + _INSERT_CHUNK]
-        session.execute(insert(Span).values(chunk).on_conflict_do_nothing())
+    if rows:
+        # One statement, many parameter sets: SQLAlchemy batches them ("insertmanyvalues").
+        session.execute(insert(Span).on_conflict_do_nothing(), rows)
 
 
 def find_traces(
