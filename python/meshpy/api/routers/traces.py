@@ -18,6 +18,9 @@ __all__ = ["TraceDetail", "TraceList", "TraceSummaryPublic", "router"]
 
 router = APIRouter(prefix="/api/v1/traces", tags=["tracing"])
 
+_NO_NUL = r"^[^\x00]*$"
+"""No NUL character: no stored name has one (the receiver replaces them), and PostgreSQL
+refuses them in a query."""
 _MAX_NANOS = 2**62
 """Longer durations are taken as this: any comparison with a stored time then holds."""
 MAX_TRACE_SPANS = 10_000
@@ -110,10 +113,10 @@ async def list_traces(
     store: StoreDep,
     _: AdminDep,
     service: Annotated[
-        str | None, Query(max_length=255, description="A span of this service.")
+        str | None, Query(max_length=255, pattern=_NO_NUL, description="A span of this service.")
     ] = None,
     operation: Annotated[
-        str | None, Query(max_length=512, description="A span of this name.")
+        str | None, Query(max_length=512, pattern=_NO_NUL, description="A span of this name.")
     ] = None,
     min_duration: Annotated[
         str | None,
