@@ -125,6 +125,31 @@ class Settings(BaseSettings):
         default=7 * 86400.0,
         description="Records of issued certificates are kept this long after they expire.",
     )
+    trace_retention: Seconds = Field(
+        default=86400.0, description="Spans are kept this long after they started."
+    )
+    trace_max_spans: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="The trace store keeps at most this many spans, dropping the oldest.",
+    )
+    trace_max_body: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=512 * 1024 * 1024,
+        description="Largest OTLP export body accepted, in bytes (after gunzip too); "
+        "larger ones get a 413.",
+    )
+    trace_rate: float = Field(
+        default=50.0,
+        gt=0,
+        le=1e6,
+        description="OTLP exports one token may send per second, on average (else a 429).",
+    )
+    trace_burst: int = Field(
+        default=100, ge=1, le=100_000, description="OTLP exports one token may send at once."
+    )
 
     @field_validator("trust_domain")
     @classmethod

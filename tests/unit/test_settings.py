@@ -69,3 +69,26 @@ def test_authz_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESHPY_AUTHZ_DEFAULT", "allow")
     with pytest.raises(ValidationError, match="'all-unauthenticated', 'all-authenticated' or"):
         Settings()
+
+
+def test_trace_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RETENTION", "MAX_SPANS", "MAX_BODY", "RATE", "BURST"):
+        monkeypatch.delenv(f"MESHPY_TRACE_{name}", raising=False)
+    defaults = Settings()
+    assert (defaults.trace_retention, defaults.trace_max_spans) == (86400.0, 1_000_000)
+    assert (defaults.trace_max_body, defaults.trace_rate, defaults.trace_burst) == (
+        4 * 1024 * 1024,
+        50.0,
+        100,
+    )
+    monkeypatch.setenv("MESHPY_TRACE_RETENTION", "2h")
+    monkeypatch.setenv("MESHPY_TRACE_MAX_SPANS", "5000")
+    monkeypatch.setenv("MESHPY_TRACE_MAX_BODY", "65536")
+    monkeypatch.setenv("MESHPY_TRACE_RATE", "5")
+    monkeypatch.setenv("MESHPY_TRACE_BURST", "10")
+    settings = Settings()
+    assert (settings.trace_retention, settings.trace_max_spans) == (7200.0, 5000)
+    assert (settings.trace_max_body, settings.trace_rate, settings.trace_burst) == (65536, 5.0, 10)
+    for bad in ({"trace_max_spans": 0}, {"trace_max_body": 10}, {"trace_retention": "0s"}):
+        with pytest.raises(ValidationError):
+            Settings.model_validate(bad)

@@ -4,8 +4,8 @@ Nothing is made at import time. The lifespan, in order: makes the data directory
 opens the database and brings its schema up to date (SQLite) or checks it (PostgreSQL:
 a schema behind refuses to start), loads or creates the admin token, loads the
 certificate authority (making it on the first start), then starts the background tasks
-— the lease reaper, the change follower and the pruner of expired certificate records —
-and stops them, then the database, on shutdown.
+— the lease reaper, the change follower, the pruner of expired certificate records and
+the trimmer of the trace store — and stops them, then the database, on shutdown.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -28,11 +29,13 @@ from meshpy.api.routers import (
     health,
     identity,
     instances,
+    otlp,
     proxies,
     resources,
     revision,
     services,
     tokens,
+    traces,
 )
 from meshpy.api.state import AppState, lease_policy
 from meshpy.api.store import Store, UnavailableError
@@ -76,7 +79,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (health, tokens, services, instances, resources, revision, proxies, identity):
+    for module in (
+        health,
+        tokens,
+        services,
+        instances,
+        resources,
+        revision,
+        proxies,
+        identity,
+        traces,
+        otlp,
+    ):
         app.include_router(module.router)
     return app
 
@@ -115,12 +129,14 @@ async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState
         ),
         authority=authority,
         cert_limits=TokenBuckets(settings.cert_rate / 60.0, settings.cert_burst),
+        trace_limits=TokenBuckets(settings.trace_rate, settings.trace_burst),
     )
     with contextlib.suppress(UnavailableError):
         await feed.changed(await store.read(repository.current_revision))
     state.tasks.append(asyncio.create_task(_reap(state), name="meshpy-lease-reaper"))
     state.tasks.append(asyncio.create_task(_follow(state), name="meshpy-change-follower"))
     state.tasks.append(asyncio.create_task(_prune(state), name="meshpy-certificate-pruner"))
+    state.tasks.append(asyncio.create_task(_trim_traces(state), name="meshpy-trace-trimmer"))
     return state
 
 
@@ -174,6 +190,26 @@ async def _prune(state: AppState, interval: float = 300.0) -> None:
             pass
         except Exception:
             log.exception("certificate pruner")
+        await asyncio.sleep(interval)
+
+
+async def _trim_traces(state: AppState, interval: float = 60.0) -> None:
+    """Keep the trace store within ``trace_retention`` and ``trace_max_spans`` (runs until
+    cancelled), a batch of deletions per transaction."""
+    retention_ns = int(state.settings.trace_retention * 1e9)
+    while True:
+        try:
+            deleted = repository.TRIM_BATCH
+            while deleted >= repository.TRIM_BATCH and not state.feed.closing:
+                deleted = await state.store.write(
+                    repository.trim_spans,
+                    started_before_ns=time.time_ns() - retention_ns,
+                    max_spans=state.settings.trace_max_spans,
+                )
+        except UnavailableError:
+            pass
+        except Exception:
+            log.exception("trace trimmer")
         await asyncio.sleep(interval)
 
 

@@ -33,6 +33,8 @@ class AppState:
     """The certificate authority (``meshpy.ca``)."""
     cert_limits: TokenBuckets
     """Certificate requests per join token."""
+    trace_limits: TokenBuckets
+    """OTLP trace exports per token (the admin's and each join token)."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from meshpy.cli import db, identity, proxy, resources, script, service, token
+from meshpy.cli import db, identity, proxy, resources, script, service, token, traces
 from meshpy.cli.analyze import analyze
 from meshpy.cli.rollout import rollout
 from meshpy.cli.run import run
@@ -35,6 +35,8 @@ app.command("describe")(resources.describe)
 app.command("delete")(resources.delete)
 app.command("analyze")(analyze)
 app.command("rollout")(rollout)
+app.command("traces")(traces.list_traces)
+app.command("trace")(traces.show_trace)
 app.add_typer(service.app, name="service")
 app.add_typer(token.app, name="token")
 app.add_typer(db.app, name="db")

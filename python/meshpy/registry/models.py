@@ -31,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "INSTANCE_STATES",
+    "SPAN_KINDS",
+    "SPAN_STATUSES",
     "Base",
     "ConfigAck",
     "Instance",
@@ -40,6 +42,7 @@ __all__ = [
     "Resource",
     "Revision",
     "Service",
+    "Span",
     "UTCDateTime",
 ]
 
@@ -246,3 +249,53 @@ class IssuedCertificate(Base):
     issued_at: Mapped[datetime]
     chain_pem: Mapped[str] = mapped_column(Text)
     """The leaf, then the intermediate that signed it."""
+
+
+SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+"""OTLP's SpanKind, by its number."""
+SPAN_STATUSES = ("unset", "ok", "error")
+"""OTLP's Status.code, by its number."""
+
+
+class Span(Base):
+    """One span a sidecar exported over OTLP; not part of the mesh config (no revision).
+
+    Times are unix nanoseconds, as OTLP sends them: a BIGINT on every database. A span
+    sent twice (an exporter's retry) is stored once: (trace_id, span_id) is unique,
+    which also makes it the index that reads a whole trace.
+    """
+
+    __tablename__ = "spans"
+    __table_args__ = (
+        UniqueConstraint("trace_id", "span_id"),
+        Index(None, "service_name", "start_ns"),
+        Index(None, "start_ns"),
+        Index(None, "status_code", "start_ns"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    trace_id: Mapped[str] = mapped_column(String(32))
+    """32 lowercase hex digits."""
+    span_id: Mapped[str] = mapped_column(String(16))
+    """16 lowercase hex digits."""
+    parent_span_id: Mapped[str | None] = mapped_column(String(16))
+    """None for a root span."""
+    name: Mapped[str] = mapped_column(String(512))
+    """The operation."""
+    kind: Mapped[str] = mapped_column(String(16))
+    """One of SPAN_KINDS."""
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    duration_ns: Mapped[int] = mapped_column(BigInteger)
+    status_code: Mapped[str] = mapped_column(String(8))
+    """One of SPAN_STATUSES."""
+    status_message: Mapped[str | None] = mapped_column(Text)
+    service_name: Mapped[str] = mapped_column(String(255))
+    """The resource attribute ``service.name``: the sidecar's service."""
+    http_status_code: Mapped[int | None]
+    """The attribute ``http.response.status_code``, if the span has one."""
+    attributes: Mapped[dict[str, Any]]
+    resource_attributes: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
