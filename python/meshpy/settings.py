@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         default=7 * 86400.0,
         description="Records of issued certificates are kept this long after they expire.",
     )
+    trace_sample_percent: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=100.0,
+        description="Share (0 to 100) of the traces that start at a sidecar that are sampled "
+        "and recorded; a request that continues a trace keeps its caller's decision, and "
+        "a failed request is recorded whatever the sampling.",
+    )
     trace_retention: Seconds = Field(
         default=86400.0, description="Spans are kept this long after they started."
     )

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from meshpy import _core
-from meshpy.snapshot import MeshIdentity, build_snapshot
+from meshpy.snapshot import MeshIdentity, MeshTracing, build_snapshot
 from tests.api.conftest import StartServer
 from tests.api.live import LiveServer
 
@@ -231,9 +231,11 @@ def test_served_snapshot_equals_the_pure_builder(api: LiveServer) -> None:
     finally:
         db.dispose()
     identity = MeshIdentity(trust_domain=api.settings.trust_domain, mtls=api.settings.mtls)
+    tracing = MeshTracing(sample_percent=api.settings.trace_sample_percent)
     assert served == build_snapshot(
-        replace(mesh, identity=identity), cart, SidecarPorts(outbound=0)
+        replace(mesh, identity=identity, tracing=tracing), cart, SidecarPorts(outbound=0)
     )
+    assert served["tracing"]["service"] == "cart"
     assert served["clusters"][0]["tls"] == {"identity": "spiffe://meshpy.local/ns/default/sa/cart"}
 
 
@@ -265,6 +267,7 @@ def test_upstreams_add_local_tcp_listeners_and_keep_the_etag(api: LiveServer) ->
         "name": "upstream-7000",
         "address": "127.0.0.1:7000",
         "protocol": "tcp",
+        "direction": "outbound",
         "cluster": "payment.default",
     }
     assert "upstream-7001" not in listeners  # no such service (yet)

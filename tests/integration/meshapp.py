@@ -3,7 +3,8 @@
 It listens on ``$PORT`` and answers every request with JSON naming itself (service,
 version, pid) and what it got (path, client id, ``x-test-*`` headers).
 ``/call/<service>/<path>`` calls another service by name through the sidecar
-(``HTTP_PROXY``), as a real app would with any HTTP client, and answers with what it got.
+(``HTTP_PROXY``), as a real app would with any HTTP client, passing the request's trace
+headers on, and answers with what it got.
 
 ``/sleep/<seconds>`` answers after that long.
 
@@ -24,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from meshpy.tracing import propagation_headers
 
 
 class _Failures:
@@ -64,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = _failures.status, {"error": "failing on purpose", "pid": os.getpid()}
         elif self.path.startswith("/call/"):
             service, _, rest = self.path[len("/call/") :].partition("/")
-            status, body = _call(f"http://{service}/{rest}")
+            status, body = _call(f"http://{service}/{rest}", propagation_headers(self.headers))
         else:
             if self.path.startswith("/sleep/"):
                 time.sleep(float(self.path[len("/sleep/") :]))
@@ -94,10 +97,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _call(url: str) -> tuple[int, object]:
-    # urllib reads HTTP_PROXY from the environment, like most HTTP clients.
+def _call(url: str, headers: dict[str, str]) -> tuple[int, object]:
+    # urllib reads HTTP_PROXY from the environment, like most HTTP clients. The trace
+    # headers go on, as every app's must for its calls to join the request's trace.
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=10
+        ) as answer:
             return 200, {"status": answer.status, "body": json.loads(answer.read())}
     except urllib.error.HTTPError as err:
         return 502, {"status": err.code, "error": err.headers.get("x-meshpy-error")}

@@ -92,3 +92,14 @@ def test_trace_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ({"trace_max_spans": 0}, {"trace_max_body": 10}, {"trace_retention": "0s"}):
         with pytest.raises(ValidationError):
             Settings.model_validate(bad)
+
+
+def test_trace_sampling_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MESHPY_TRACE_SAMPLE_PERCENT", raising=False)
+    assert Settings().trace_sample_percent == 1.0
+    monkeypatch.setenv("MESHPY_TRACE_SAMPLE_PERCENT", "12.5")
+    assert Settings().trace_sample_percent == 12.5
+    for bad in ("-1", "100.5", "all"):
+        monkeypatch.setenv("MESHPY_TRACE_SAMPLE_PERCENT", bad)
+        with pytest.raises(ValidationError):
+            Settings()

@@ -43,7 +43,7 @@ from meshpy.ca.authority import Authority, Clock, utcnow
 from meshpy.registry import migrations, repository
 from meshpy.registry.db import Database, psycopg_conninfo
 from meshpy.settings import Settings
-from meshpy.snapshot import MeshIdentity
+from meshpy.snapshot import MeshIdentity, MeshTracing
 
 __all__ = ["create_app"]
 
@@ -126,6 +126,7 @@ async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState
                 mtls=settings.mtls,
                 authz_default=settings.authz_default,
             ),
+            MeshTracing(sample_percent=settings.trace_sample_percent),
         ),
         authority=authority,
         cert_limits=TokenBuckets(settings.cert_rate / 60.0, settings.cert_burst),

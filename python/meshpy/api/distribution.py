@@ -72,20 +72,29 @@ def _digest(parts: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def etag_of(outbound_digest: str, own_listeners: list[str], own_clusters: list[str]) -> str:
-    """The ETag of a snapshot: its shared part's digest plus the sidecar's own part."""
-    return _digest([outbound_digest, *own_listeners, "|", *own_clusters])
+def etag_of(
+    outbound_digest: str, own_listeners: list[str], own_clusters: list[str], tracing: str = ""
+) -> str:
+    """The ETag of a snapshot: its shared part's digest plus the sidecar's own part (its
+    listeners, clusters and tracing section)."""
+    own_tracing = ["|", tracing] if tracing else []
+    return _digest([outbound_digest, *own_listeners, "|", *own_clusters, *own_tracing])
 
 
 class Distributor:
     """Builds and caches snapshots for the sidecars this server answers."""
 
     def __init__(
-        self, store: Store, feed: ChangeFeed, identity: snapshot.MeshIdentity | None = None
+        self,
+        store: Store,
+        feed: ChangeFeed,
+        identity: snapshot.MeshIdentity | None = None,
+        tracing: snapshot.MeshTracing | None = None,
     ) -> None:
         self._store = store
         self._feed = feed
         self._identity = identity
+        self._tracing = tracing
         self._mesh: snapshot.MeshState | None = None
         self._outbound: dict[tuple[str, str | None], _Outbound] = {}
         self._lock = asyncio.Lock()
@@ -103,8 +112,8 @@ class Distributor:
                 return mesh
             started = time.perf_counter()
             mesh = await self._store.read(load_mesh_state)
-            if self._identity is not None:
-                mesh = dataclasses.replace(mesh, identity=self._identity)
+            if self._identity is not None or self._tracing is not None:
+                mesh = dataclasses.replace(mesh, identity=self._identity, tracing=self._tracing)
             self.last_load_s = time.perf_counter() - started
             self._mesh, self._outbound = mesh, {}
             await self._feed.changed(mesh.revision)
@@ -141,12 +150,14 @@ class Distributor:
         upstream_listeners = [
             _encode(item) for item in snapshot.build_upstreams(mesh, own.namespace, ports)
         ]
-        body = '{"version":%d,"listeners":[%s],"clusters":[%s]}' % (  # noqa: UP031
+        tracing = "" if mesh.tracing is None else _encode(snapshot.build_tracing(mesh.tracing, own))
+        body = '{"version":%d,"listeners":[%s],"clusters":[%s]%s}' % (  # noqa: UP031
             mesh.revision,
             ",".join([*own_listeners, listener, *upstream_listeners]),
             clusters,
+            f',"tracing":{tracing}' if tracing else "",
         )
-        etag = etag_of(outbound.digest, own_listeners, own_clusters)
+        etag = etag_of(outbound.digest, own_listeners, own_clusters, tracing)
         return Built(mesh.revision, etag, body.encode())
 
     def _outbound_part(

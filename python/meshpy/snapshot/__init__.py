@@ -47,6 +47,7 @@ from meshpy.snapshot.build import (
     build_inbound,
     build_outbound,
     build_snapshot,
+    build_tracing,
     build_upstreams,
 )
 from meshpy.snapshot.clusters import LOCAL_APP_CLUSTER, UNRESOLVED_CLUSTER
@@ -79,6 +80,7 @@ __all__ = [
     "build_inbound",
     "build_outbound",
     "build_snapshot",
+    "build_tracing",
     "build_upstreams",
     "version_service_name",
 ]

@@ -1,0 +1,142 @@
+"""Distributed tracing through a real control plane and sidecars over mTLS, with apps that
+pass the trace headers on: one request becomes one trace, stored by the control plane,
+with a client and a server span per hop, their links, identities and statuses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import FAST_LEASES, StartServer, StartSidecar
+from tests.integration.proxyproc import ProxyProcess
+from tests.integration.serverproc import ServerProcess
+from tests.integration.sidecars import APP
+
+TRACE = "5bf92f3577b34da6a3ce929d0e0e4736"
+ROOT = "10f067aa0ba902b7"
+"""The test's own span: the parent of the first sidecar's."""
+IDENTITY = "spiffe://meshpy.local/ns/default/sa/{}"
+
+Span = dict[str, Any]
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> ServerProcess:
+    # Traces that start at a sidecar are not sampled: only a caller's decision, or a
+    # failure, records one.
+    return start_server(env={**FAST_LEASES, "MESHPY_TRACE_SAMPLE_PERCENT": "0"})
+
+
+def _wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return found
+
+
+def _trace(server: ServerProcess, trace_id: str, spans: int) -> list[Span]:
+    """The stored trace, once it has ``spans`` spans."""
+
+    def probe() -> list[Span] | None:
+        answer = server.client().get(f"/api/v1/traces/{trace_id}")
+        if answer.status_code != 200:
+            return None
+        got: list[Span] = answer.json()["spans"]
+        return got if len(got) >= spans else None
+
+    return _wait_for(f"{spans} spans of trace {trace_id}", probe)  # type: ignore[no-any-return]
+
+
+def _call(loadgen: ProxyProcess, path: str, headers: dict[str, str]) -> httpx.Response:
+    """A request from loadgen (no app: the test is its app) to cart, through its sidecar."""
+    url = f"http://{loadgen.addresses['outbound']}{path}"
+    return httpx.get(url, headers={"host": "cart", **headers}, timeout=15)
+
+
+@pytest.fixture
+def mesh(start_sidecar: StartSidecar) -> dict[str, ProxyProcess]:
+    return {
+        "payment": start_sidecar("payment", app=APP),
+        "cart": start_sidecar("cart", app=APP),
+        "loadgen": start_sidecar("loadgen"),
+    }
+
+
+def _one(spans: list[Span], service: str, kind: str) -> Span:
+    (span,) = [s for s in spans if s["service"] == service and s["kind"] == kind]
+    return span
+
+
+def test_one_request_is_one_trace_with_a_span_per_side_of_each_hop(
+    server: ServerProcess, mesh: dict[str, ProxyProcess]
+) -> None:
+    sent = {"traceparent": f"00-{TRACE}-{ROOT}-01", "x-request-id": "checkout-1"}
+    answer = _call(mesh["loadgen"], "/call/payment/charge", sent)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["body"]["service"] == "payment"
+
+    spans = _trace(server, TRACE, 4)
+    assert len(spans) == 4
+    out_of_loadgen = _one(spans, "loadgen", "client")
+    into_cart = _one(spans, "cart", "server")
+    out_of_cart = _one(spans, "cart", "client")
+    into_payment = _one(spans, "payment", "server")
+    # Each span is the child of the one before it: the apps passed the headers on.
+    assert out_of_loadgen["parent_span_id"] == ROOT
+    assert into_cart["parent_span_id"] == out_of_loadgen["span_id"]
+    assert out_of_cart["parent_span_id"] == into_cart["span_id"]
+    assert into_payment["parent_span_id"] == out_of_cart["span_id"]
+    # Who called whom, over mTLS, as each side's certificates say.
+    assert out_of_loadgen["attributes"]["meshpy.destination.identity"] == IDENTITY.format("cart")
+    assert into_cart["attributes"]["meshpy.source.identity"] == IDENTITY.format("loadgen")
+    assert out_of_cart["attributes"]["meshpy.destination.identity"] == IDENTITY.format("payment")
+    assert into_payment["attributes"]["meshpy.source.identity"] == IDENTITY.format("cart")
+    for span in spans:
+        attrs = span["attributes"]
+        assert attrs["meshpy.mtls"] is True, span
+        assert attrs["http.response.status_code"] == 200
+        assert attrs["meshpy.request_id"] == "checkout-1", "one request id end to end"
+        assert span["status_code"] == "unset"
+        assert span["resource_attributes"]["service.namespace"] == "default"
+    paths = {out_of_cart["attributes"]["url.path"], into_payment["attributes"]["url.path"]}
+    assert paths == {"/charge"}
+    assert out_of_loadgen["attributes"]["meshpy.destination.service"] == "cart.default"
+    # The outer spans hold the inner ones, in time.
+    assert out_of_loadgen["start_time_unix_nano"] <= into_payment["start_time_unix_nano"]
+    assert out_of_loadgen["end_time_unix_nano"] >= into_payment["end_time_unix_nano"]
+
+    # The trace is found by any service it crossed.
+    shown = server.client().get("/api/v1/traces", params={"service": "payment"}).json()
+    assert TRACE in [item["trace_id"] for item in shown["items"]]
+
+
+def test_an_unsampled_failure_is_recorded_from_the_first_sidecar(
+    server: ServerProcess, mesh: dict[str, ProxyProcess]
+) -> None:
+    # No trace headers and 0% sampling: the first sidecar starts an unsampled trace,
+    # which is recorded only where the request fails.
+    answer = _call(mesh["loadgen"], "/call/nowhere/x", {})
+    assert answer.status_code == 502, answer.text
+
+    def failed() -> list[Any] | None:
+        found = server.client().get("/api/v1/traces", params={"status": "error"}).json()
+        return found["items"] or None
+
+    (summary,) = _wait_for("the failed trace", failed)
+    spans = _trace(server, summary["trace_id"], 3)
+    loadgen = _one(spans, "loadgen", "client")
+    assert loadgen["parent_span_id"] is None, "the trace started at the first sidecar"
+    assert loadgen["attributes"]["http.response.status_code"] == 502
+    out_of_cart = _one(spans, "cart", "client")
+    assert out_of_cart["attributes"]["meshpy.error"] == "no_route"
+    assert out_of_cart["status_code"] == "error"
+    # A successful request, also unsampled, leaves nothing.
+    assert _call(mesh["loadgen"], "/call/payment/ok", {}).status_code == 200
+    time.sleep(2.5)
+    items = server.client().get("/api/v1/traces", params={"service": "payment"}).json()["items"]
+    assert items == []
