@@ -341,3 +341,9 @@ def test_demo_rolls_the_failing_canary_back_and_shows_mtls_on_every_hop(
     )
     assert mtls, summary
     assert int(mtls.group(1)) == sum(counts.values()), summary  # every request into a sidecar
+    # A checkout is one trace across the shop: loadgen -> cart -> recommendation and payment.
+    traces = re.findall(r"^    ([0-9a-f]{32}) +[\d.]+ms +(\d+) spans across (.*)$", summary, re.M)
+    assert len(traces) == 3, summary
+    for _, spans, services in traces:
+        assert int(spans) >= 6, summary  # a client and a server span per hop
+        assert services.startswith("cart, loadgen, payment, recommendation"), summary

@@ -88,6 +88,8 @@ def test_the_demo_mesh_file_is_valid() -> None:
     (plan,) = mesh.plans()
     assert (plan.service, plan.stable, plan.candidate, plan.steps[0]) == ("payment", "v1", "v2", 10)
     assert plan.thresholds.max_error_rate == pytest.approx(0.01)
+    assert mesh.tracing is not None
+    assert mesh.tracing.server_env() == {"MESHPY_TRACE_SAMPLE_PERCENT": "20"}
     # The rollout changes the route the demo starts with: the one named after the service.
     route = yaml.safe_load(resources[0].read_text())
     assert route["metadata"]["name"] == "payment"
@@ -233,6 +235,11 @@ def test_bad_rollouts_exit_2_naming_the_field(tmp_path: Path, text: str, expecte
         ("services: {a: {run: x}, a: {run: y}}", "duplicate key 'a'"),
         ("services: [", "line 2, column 1"),
         ("services: {p: {run: x}}\nresources: [absent.yaml]", "resources[0]: no such file"),
+        (
+            "services: {p: {run: x}}\ntracing: {sample_percent: 101}",
+            "tracing.sample_percent: Input should be less than or equal to 100",
+        ),
+        ("services: {p: {run: x}}\ntracing: {ratio: 1}", "tracing.ratio: unknown field"),
     ],
 )
 def test_bad_mesh_files_exit_2_naming_the_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -299,3 +306,12 @@ def test_help(argv: list[str], expected: list[str]) -> None:
     assert result.exit_code == 0, result.output
     for text in expected:
         assert text in result.output
+
+
+def test_the_summary_lists_the_slowest_traces() -> None:
+    from meshpy.up.traces import trace_lines
+
+    assert trace_lines([]) == []
+    trace = {"trace_id": "ab" * 16, "duration_ns": 60_200_000, "span_count": 6}
+    lines = trace_lines([{**trace, "services": ["cart", "payment"], "error": True}])
+    assert lines[1] == f"  {'ab' * 16}     60.2ms  6 spans across cart, payment, failed"

@@ -10,7 +10,9 @@
 
 Each listens on 127.0.0.1:$PORT and answers /healthz. They call each other by service
 name (``http://payment/charge``) through ``HTTP_PROXY``: their sidecar, which takes the
-request to a healthy instance over mutual TLS. ``MESHPY_VERSION`` (v1, v2) is in
+request to a healthy instance over mutual TLS. Each call carries the trace headers of the
+request that caused it (``meshpy.tracing.propagation_headers``), so that a checkout is one
+trace across loadgen, cart, recommendation and payment. ``MESHPY_VERSION`` (v1, v2) is in
 payment's answers, so a checkout tells which payment version served it. SIGTERM stops
 an app cleanly (exit code 0).
 """
@@ -34,10 +36,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
+from meshpy.tracing import propagation_headers
+
 __all__ = ["main"]
 
 Answer = tuple[int, dict[str, Any]]
-Handler = Callable[[str], Answer]
+Handler = Callable[[str, dict[str, str]], Answer]
+"""Answers a request from its query and its trace headers (to pass on to its calls)."""
 
 CALL_TIMEOUT_S = 5.0
 SERVICE = os.environ.get("MESHPY_SERVICE", "shop")
@@ -46,10 +51,15 @@ VERSION = os.environ.get("MESHPY_VERSION", "")
 _opener = urllib.request.build_opener()  # honours HTTP_PROXY / NO_PROXY: the sidecar
 
 
-def call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """GET (or POST ``body`` as JSON to) another service by name; raises OSError on failure."""
+def call(
+    url: str, body: dict[str, Any] | None = None, trace: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """GET (or POST ``body`` as JSON to) another service by name, with the trace headers of
+    the request that causes the call; raises OSError on failure."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request = urllib.request.Request(
+        url, data=data, method="POST" if data else "GET", headers=trace or {}
+    )
     if data:
         request.add_header("Content-Type", "application/json")
     with _opener.open(request, timeout=CALL_TIMEOUT_S) as response:
@@ -77,7 +87,8 @@ def serve(routes: dict[str, Handler], stopped: threading.Event | None = None) ->
             if path == "/healthz":
                 status, body = 200, {"status": "ok"}
             elif path in routes:
-                status, body = routes[path](query)
+                # Its calls join this request's trace: the sidecars can't link them.
+                status, body = routes[path](query, propagation_headers(self.headers))
             else:
                 status, body = 404, {"error": f"no {path} here"}
             data = json.dumps({"service": SERVICE, **body}).encode() + b"\n"
@@ -110,15 +121,15 @@ def serve(routes: dict[str, Handler], stopped: threading.Event | None = None) ->
 _orders = itertools.count(1)
 
 
-def checkout(_query: str) -> Answer:
+def checkout(_query: str, trace: dict[str, str]) -> Answer:
     """cart: recommendations for the basket, then the payment."""
     order = next(_orders)
     try:
-        recommended = call(f"http://recommendation/recommendations?order={order}")
+        recommended = call(f"http://recommendation/recommendations?order={order}", trace=trace)
     except (OSError, ValueError) as exc:
         return 502, {"error": f"recommendation: {_reason(exc)}"}
     try:
-        payment = call("http://payment/charge", {"order": order, "amount": 4200})
+        payment = call("http://payment/charge", {"order": order, "amount": 4200}, trace)
     except (OSError, ValueError) as exc:
         return 502, {"error": f"payment: {_reason(exc)}"}
     return 200, {
@@ -128,7 +139,7 @@ def checkout(_query: str) -> Answer:
     }
 
 
-def recommendations(_query: str) -> Answer:
+def recommendations(_query: str, _trace: dict[str, str]) -> Answer:
     """recommendation: three products."""
     time.sleep(random.uniform(0.0005, 0.003))
     return 200, {"items": random.sample(["tea", "mug", "kettle", "honey", "lemon", "spoon"], 3)}
@@ -148,7 +159,7 @@ def charger(fail_rate: float) -> Handler:
             n = next(charges)
         return int(n * fail_rate) > int((n - 1) * fail_rate)
 
-    def charge(_query: str) -> Answer:
+    def charge(_query: str, _trace: dict[str, str]) -> Answer:
         time.sleep(random.uniform(0.001, 0.004))
         if fail_rate and failing():
             return 500, {"error": "charge failed", "version": VERSION}

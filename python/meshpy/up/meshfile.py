@@ -1,4 +1,4 @@
-"""The mesh file of ``meshpy up``: services, their versions and replicas, and resources.
+"""The mesh file of ``meshpy up``: services, versions and replicas, resources, rollouts, tracing.
 
 ::
 
@@ -29,6 +29,9 @@
         max_p99: 250ms               # its largest p99 (default 250ms)
         min_requests: 10             # fewer in a step: hold it an interval (default 10)
         max_holds: 3                 # held intervals before a rollback, "no traffic" (default 3)
+    tracing:                         # optional: the mesh's tracing
+      sample_percent: 10             # % of the traces started at a sidecar that are recorded
+                                     # (default: the server's, MESHPY_TRACE_SAMPLE_PERCENT, 1)
 
 Durations are a number of seconds or a duration (500ms, 5s, 2m). Unknown fields are
 refused. ``load`` raises ``MeshFileError`` whose lines each name the
@@ -238,13 +241,25 @@ class RolloutSpec(_Strict):
         )
 
 
+class TracingSpec(_Strict):
+    """The mesh's tracing: how many of the traces that start at a sidecar are recorded."""
+
+    sample_percent: float = Field(ge=0.0, le=100.0)
+
+    def server_env(self) -> dict[str, str]:
+        """The control plane's environment that sets it."""
+        return {"MESHPY_TRACE_SAMPLE_PERCENT": f"{self.sample_percent:g}"}
+
+
 class MeshFile(_Strict):
-    """A whole mesh: its services, the resources (routes, policies) to apply, its rollouts."""
+    """A whole mesh: its services, the resources (routes, policies) to apply, its rollouts
+    and its tracing."""
 
     name: str | None = None
     services: dict[Name, Service] = Field(min_length=1)
     resources: list[str] = Field(default_factory=list)
     rollouts: list[RolloutSpec] = Field(default_factory=list)
+    tracing: TracingSpec | None = None
 
     @model_validator(mode="after")
     def _names_and_dependencies(self) -> MeshFile:

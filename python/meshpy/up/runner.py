@@ -28,6 +28,7 @@ from meshpy.up.start import start
 from meshpy.up.state import Options, UpState
 from meshpy.up.stop import stop
 from meshpy.up.summary import summary
+from meshpy.up.traces import read_slowest
 from meshpy.up.watch import watch
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Options", "Up"]
@@ -89,6 +90,8 @@ class Up:
                 watch(up)
         finally:
             self._stop_rollouts()
+            if started:
+                up.slowest_traces = read_slowest(up)
             up.out.close()
             clean = stop(up)
             for sig, handler in previous.items():

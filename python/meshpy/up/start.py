@@ -51,6 +51,8 @@ def _start_server(up: UpState) -> ControlPlane | None:
     import httpx
 
     env = child_environment()
+    if up.mesh.tracing is not None:
+        env.update(up.mesh.tracing.server_env())
     up.server = server = ControlPlane.spawn(up.procs, up.home, up.options.listen, env)
     server.wait_ready(up.stopping)
     if not server.url:

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from meshpy.up.controlplane import ControlPlane
 from meshpy.up.display import Output
@@ -59,3 +59,5 @@ class UpState:
     """Set as the watch ends, however it does: the rollouts stop (and roll back)."""
     failed: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    slowest_traces: list[dict[str, Any]] = field(default_factory=list)
+    """The run's slowest traces (the trace API's summaries), read before the server stops."""

@@ -1,4 +1,5 @@
-"""What ``meshpy up`` prints once stopped: traffic per service and version, rollouts, mTLS."""
+"""What ``meshpy up`` prints once stopped: traffic per service and version, rollouts, mTLS, and
+the slowest traces."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from meshpy.up.display import fmt_pct
 from meshpy.up.state import UpState
 from meshpy.up.stats import Scrape
+from meshpy.up.traces import trace_lines
 
 __all__ = ["summary"]
 
@@ -43,6 +45,7 @@ def summary(up: UpState) -> list[str]:
         lines.append(line)
     lines += ["  " + job.summary() for job in up.rollouts]
     lines.append("  " + _mtls_line(up))
+    lines += ["  " + line for line in trace_lines(up.slowest_traces)]
     return lines
 
 
