@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -180,3 +182,30 @@ def test_each_retry_is_a_span_of_its_own(
         assert first.parent_span_id.hex() == second.parent_span_id.hex() == SPAN
         expected = f"00-{first.trace_id.hex()}-{second.span_id.hex()}-01"
         assert expected in sent, "the app saw the retry's span"
+
+
+def test_a_span_lasts_until_the_last_byte_of_the_response(start_proxy: StartProxy) -> None:
+    # A backend that sends its response head at once and its body 0.4 s later.
+    listener = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+            time.sleep(0.4)
+            conn.sendall(b"done")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with otlp_receiver() as receiver:
+        proxy = traced_proxy(start_proxy, [address], receiver.url, percent=100)
+        with httpx.stream("GET", proxy.url("/streamed"), timeout=5) as answer:
+            head_at = time.monotonic()
+            assert answer.read() == b"done"
+            body_at = time.monotonic()
+        (span,) = receiver.wait_for_spans(1)
+    listener.close()
+    assert body_at - head_at >= 0.35, "the body came after the head"
+    assert span.end_time_unix_nano - span.start_time_unix_nano >= 350_000_000
