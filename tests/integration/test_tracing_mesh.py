@@ -140,3 +140,59 @@ def test_an_unsampled_failure_is_recorded_from_the_first_sidecar(
     time.sleep(2.5)
     items = server.client().get("/api/v1/traces", params={"service": "payment"}).json()["items"]
     assert items == []
+
+
+def _put(server: ServerProcess, plural: str, api_version: str, kind: str, spec: Any) -> None:
+    doc = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "payment"}, "spec": spec}
+    answer = server.client().put(f"/api/v1/namespaces/default/{plural}/payment", json=doc)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def test_a_retried_try_is_a_span_of_its_own_with_its_own_server_span(
+    server: ServerProcess, start_sidecar: StartSidecar
+) -> None:
+    start_sidecar("payment", app=APP, name="payment-good")
+    failing = (*APP, "--fail-rate", "1", "--fail-status", "503")
+    start_sidecar("payment", app=failing, name="payment-broken")
+    cart = start_sidecar("cart")
+    target = {"group": "", "kind": "Service", "name": "payment"}
+    rule = {"backendRefs": [{"name": "payment"}], "retry": {"attempts": 1, "codes": [503]}}
+    _put(server, "httproutes", "gateway.networking.k8s.io/v1", "HTTPRoute",
+         {"parentRefs": [target], "rules": [rule]})  # fmt: skip
+    _put(server, "backendpolicies", "policy.meshpy.io/v1alpha1", "BackendPolicy",
+         {"targetRefs": [{"kind": "Service", "name": "payment"}],
+          "loadBalancer": {"type": "round_robin"}})  # fmt: skip
+    revision = server.client().get("/api/v1/revision").json()["revision"]
+
+    def applied() -> bool:
+        stats = httpx.get(f"http://{cart.addresses['admin']}/stats", timeout=5).json()
+        endpoints = stats["clusters"].get("payment.default", {}).get("endpoints", [])
+        return bool(stats["version"] >= revision and len(endpoints) == 2)
+
+    _wait_for("the route and both replicas at cart", applied)
+    # Round robin: of two requests, one tries the broken replica first.
+    traces = [f"{TRACE[:-1]}{i}" for i in range(2)]
+    for trace_id in traces:
+        answer = httpx.get(
+            f"http://{cart.addresses['outbound']}/pay",
+            headers={"host": "payment", "traceparent": f"00-{trace_id}-{ROOT}-01"},
+            timeout=15,
+        )
+        assert answer.status_code == 200, answer.text
+    for trace_id in traces:
+        _trace(server, trace_id, 2)
+    time.sleep(1.5)  # a batch window more: a retried trace has all four spans by then
+    counts = {t: len(_trace(server, t, 2)) for t in traces}
+    retried = [t for t, count in counts.items() if count == 4]
+    assert retried, counts
+    spans = _trace(server, retried[0], 4)
+    tries = sorted(
+        (s for s in spans if s["kind"] == "client"), key=lambda s: s["start_time_unix_nano"]
+    )
+    assert [s["attributes"].get("meshpy.retry.attempt") for s in tries] == [None, 1]
+    assert [s["attributes"]["http.response.status_code"] for s in tries] == [503, 200]
+    assert [s["status_code"] for s in tries] == ["error", "unset"]
+    assert {s["parent_span_id"] for s in tries} == {ROOT}, "both tries are the caller's children"
+    servers = {s["parent_span_id"]: s for s in spans if s["kind"] == "server"}
+    assert servers[tries[0]["span_id"]]["attributes"]["http.response.status_code"] == 503
+    assert servers[tries[1]["span_id"]]["attributes"]["http.response.status_code"] == 200
