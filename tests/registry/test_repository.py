@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from meshpy import resources
-from meshpy.registry import migrations, repository
+from meshpy.registry import repository
 from meshpy.registry.db import Database
 from meshpy.registry.leases import Health, LeasePolicy
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = LeasePolicy(ttl=timedelta(seconds=15), removal_grace=timedelta(seconds=60), threshold=2)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    migrations.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _register(db: Database, service: str = "cart", **kw: object) -> str:

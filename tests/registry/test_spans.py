@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from meshpy.registry import migrations, repository
+from meshpy.registry import repository
 from meshpy.registry.db import Database
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T0 = 1_772_366_400_000_000_000
 """2026-03-01T12:00:00Z in unix nanoseconds."""
 MS = 1_000_000
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    migrations.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def span(
