@@ -277,3 +277,32 @@ def test_upstreams_add_local_tcp_listeners_and_keep_the_etag(api: LiveServer) ->
         answer = _config(api.admin, cart, upstreams=bad)
         assert answer.status_code == 422, bad
         assert answer.json()["errors"][0]["path"] == "upstreams"
+
+
+def test_a_tracing_policy_sets_the_sampling_of_its_services_sidecars(api: LiveServer) -> None:
+    cart = _healthy(api, "cart")
+    payment = _healthy(api, "payment", inbound_port=16002)
+    before = _config(api.admin, payment)
+    mesh = api.settings.trace_sample_percent
+    assert before.json()["tracing"]["sample_percent"] == mesh
+    policy = {
+        "apiVersion": "policy.meshpy.io/v1alpha1",
+        "kind": "TracingPolicy",
+        "metadata": {"name": "payment", "namespace": "default"},
+        "spec": {
+            "targetRefs": [{"group": "", "kind": "Service", "name": "payment"}],
+            "samplePercent": 100,
+        },
+    }
+    put = api.admin.put("/api/v1/namespaces/default/tracingpolicies/payment", json=policy)
+    assert put.status_code == 201, put.text
+    (accepted,) = put.json()["status"]["conditions"]
+    assert (accepted["type"], accepted["status"]) == ("Accepted", "True")
+    after = _config(api.admin, payment)
+    assert after.json()["tracing"]["sample_percent"] == 100
+    assert _etag(after) != _etag(before), "the sidecar is told"
+    assert _config(api.admin, cart).json()["tracing"]["sample_percent"] == mesh
+    bad = {**policy, "spec": {**policy["spec"], "samplePercent": 101}}
+    refused = api.admin.put("/api/v1/namespaces/default/tracingpolicies/payment", json=bad)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["path"] == "spec.samplePercent"

@@ -291,7 +291,12 @@ def test_an_authorization_policy_in_gep_3779_terms() -> None:
 
 
 def test_kinds_are_found_by_plural_kind_and_short_name() -> None:
-    assert set(resources.KINDS) == {"httproutes", "backendpolicies", "authorizationpolicies"}
+    assert set(resources.KINDS) == {
+        "httproutes",
+        "backendpolicies",
+        "authorizationpolicies",
+        "tracingpolicies",
+    }
     route = resources.KINDS["httproutes"]
     assert (route.kind, route.api_version, route.plural) == (
         "HTTPRoute",
@@ -304,6 +309,7 @@ def test_kinds_are_found_by_plural_kind_and_short_name() -> None:
     assert kind_info("bp") is resources.KINDS["backendpolicies"]
     assert kind_info("authz") is resources.KINDS["authorizationpolicies"]
     assert kind_info("AuthorizationPolicy") is resources.KINDS["authorizationpolicies"]
+    assert kind_info("tp") is kind_info("TracingPolicy") is resources.KINDS["tracingpolicies"]
     assert kind_info("gateway") is None
 
 
@@ -405,6 +411,7 @@ def test_public_names_are_pinned() -> None:
         "ServiceAccountSource",
         "SlowStart",
         "Spec",
+        "TracingPolicySpec",
         "compute_status",
         "format_gateway_duration",
         "kind_info",

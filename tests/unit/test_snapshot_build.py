@@ -330,3 +330,36 @@ def test_mesh_tracing_gives_each_sidecar_its_service_as_the_spans_resource() -> 
     }
     cart = build_snapshot(traced, "cart-1")["tracing"]
     assert "service.version" not in cart["resource"]
+
+
+def _tracing_policy(
+    name: str, targets: list[str], percent: float, namespace: str = "default"
+) -> Resource:
+    return parse(
+        {
+            "apiVersion": "policy.meshpy.io/v1alpha1",
+            "kind": "TracingPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": t} for t in targets],
+                "samplePercent": percent,
+            },
+        }
+    )
+
+
+def test_tracing_policies_set_a_services_sampling() -> None:
+    policies = (
+        _tracing_policy("all-payment", ["payment"], 50),
+        _tracing_policy("canary", ["payment-v2"], 100),
+        _tracing_policy("later", ["payment"], 5),  # the oldest policy wins
+        _tracing_policy("elsewhere", ["cart"], 75, namespace="other"),
+    )
+    traced = replace(SHOP, tracing=MeshTracing(sample_percent=1), tracing_policies=policies)
+    percents = {
+        instance: build_snapshot(traced, instance)["tracing"]["sample_percent"]
+        for instance in ("pay-1", "pay-3", "cart-1")
+    }
+    # v2's instance follows its version service's policy, v1's the service's; cart, whose
+    # only policy is in another namespace, the mesh's.
+    assert percents == {"pay-1": 50, "pay-3": 100, "cart-1": 1}

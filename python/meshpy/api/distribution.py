@@ -150,7 +150,7 @@ class Distributor:
         upstream_listeners = [
             _encode(item) for item in snapshot.build_upstreams(mesh, own.namespace, ports)
         ]
-        tracing = "" if mesh.tracing is None else _encode(snapshot.build_tracing(mesh.tracing, own))
+        tracing = "" if mesh.tracing is None else _encode(snapshot.build_tracing(mesh, own))
         body = '{"version":%d,"listeners":[%s],"clusters":[%s]%s}' % (  # noqa: UP031
             mesh.revision,
             ",".join([*own_listeners, listener, *upstream_listeners]),

@@ -187,7 +187,7 @@ def get(
         ...,
         metavar="KIND",
         help="What to list: httproutes, backendpolicies, "
-        "authorizationpolicies, services (or a short name).",
+        "authorizationpolicies, tracingpolicies, services (or a short name).",
     ),
     name: str | None = typer.Argument(None, metavar="[NAME]", help="One of them by name."),
     namespace: str = NAMESPACE_OPTION,

@@ -16,6 +16,7 @@ __all__ = ["load_mesh_state"]
 
 _KINDS = {"HTTPRoute": "routes", "BackendPolicy": "backend_policies"}
 _KINDS["AuthorizationPolicy"] = "authorization_policies"
+_KINDS["TracingPolicy"] = "tracing_policies"
 
 
 def load_mesh_state(session: Session) -> MeshState:
@@ -75,6 +76,7 @@ def load_mesh_state(session: Session) -> MeshState:
         routes=tuple(by_kind["routes"]),
         backend_policies=tuple(by_kind["backend_policies"]),
         authorization_policies=tuple(by_kind["authorization_policies"]),
+        tracing_policies=tuple(by_kind["tracing_policies"]),
         revision=revision,
     )
 

@@ -1,4 +1,4 @@
-"""The user's config model: HTTPRoute, BackendPolicy and AuthorizationPolicy, one validation path.
+"""The user's config model: HTTPRoute and the Backend, Authorization and Tracing policies.
 
 YAML (``meshpy apply -f``), JSON over REST and Python objects all go through the models
 here; nothing touches a database or the network. Kinds:
@@ -9,6 +9,7 @@ kind                   apiVersion                       plural (REST) / short na
 HTTPRoute              gateway.networking.k8s.io/v1     httproutes / route, hr
 BackendPolicy          policy.meshpy.io/v1alpha1        backendpolicies / bp
 AuthorizationPolicy    policy.meshpy.io/v1alpha1        authorizationpolicies / authz, ap
+TracingPolicy          policy.meshpy.io/v1alpha1        tracingpolicies / tp
 =====================  ===============================  ============================
 
 - **HTTPRoute** is the Gateway API v1 type, GAMMA style (``parentRefs`` to a Service),
@@ -21,6 +22,8 @@ AuthorizationPolicy    policy.meshpy.io/v1alpha1        authorizationpolicies / 
   {namespace, name}}`` (a meshpy service is its service account; ``name: "*"`` means all
   of a namespace), plus meshpy's L7 ``rules[].to[]`` with ``paths`` and ``methods``; see
   ``meshpy.resources.authorization``.
+- **TracingPolicy** sets the share of the traces starting at a Service's sidecars that
+  are sampled; see ``meshpy.resources.tracingpolicy``.
 
 Documents spell fields in camelCase, exactly as the Gateway API does; unknown fields and
 Gateway API fields meshpy does not implement are refused by name
@@ -102,6 +105,7 @@ from meshpy.resources.httproute import (
     HTTPURLRewriteFilter,
 )
 from meshpy.resources.status import CONTROLLER_NAME, compute_status
+from meshpy.resources.tracingpolicy import TracingPolicySpec
 
 __all__ = [
     "CONTROLLER_NAME",
@@ -145,6 +149,7 @@ __all__ = [
     "ServiceAccountSource",
     "SlowStart",
     "Spec",
+    "TracingPolicySpec",
     "compute_status",
     "format_gateway_duration",
     "kind_info",

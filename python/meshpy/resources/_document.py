@@ -21,11 +21,12 @@ from meshpy.resources._errors import ResourceError
 from meshpy.resources.authorization import AuthorizationPolicySpec
 from meshpy.resources.backendpolicy import BackendPolicySpec
 from meshpy.resources.httproute import HTTPRouteSpec
+from meshpy.resources.tracingpolicy import TracingPolicySpec
 
 DEFAULT_NAMESPACE = "default"
 """The namespace of a resource whose metadata names none."""
 
-Spec = HTTPRouteSpec | BackendPolicySpec | AuthorizationPolicySpec
+Spec = HTTPRouteSpec | BackendPolicySpec | AuthorizationPolicySpec | TracingPolicySpec
 """The spec model of any kind."""
 
 
@@ -72,6 +73,13 @@ KINDS: dict[str, KindInfo] = {
         plural="authorizationpolicies",
         model=AuthorizationPolicySpec,
         short_names=("authz", "ap"),
+    ),
+    "tracingpolicies": KindInfo(
+        kind="TracingPolicy",
+        api_version="policy.meshpy.io/v1alpha1",
+        plural="tracingpolicies",
+        model=TracingPolicySpec,
+        short_names=("tp",),
     ),
 }
 """Every kind, by plural name (the REST path segment)."""
@@ -275,7 +283,7 @@ def parse(doc: Mapping[str, Any]) -> Resource:
         path, message = problems[0]
         raise ResourceError(path, message, details=tuple(problems))
     assert isinstance(metadata, ObjectMeta)
-    assert isinstance(spec, HTTPRouteSpec | BackendPolicySpec | AuthorizationPolicySpec)
+    assert isinstance(spec, Spec)
     return Resource(
         kind=info.kind,
         api_version=info.api_version,

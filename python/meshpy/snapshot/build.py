@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from meshpy import proxyconfig
 from meshpy.authz import inbound_authorization
+from meshpy.resources import TracingPolicySpec
 from meshpy.snapshot.clusters import LOCAL_APP_CLUSTER, cluster_name, new_cluster, service_clusters
 from meshpy.snapshot.routes import virtual_hosts
 from meshpy.snapshot.state import InstanceInfo, MeshState, MeshTracing, version_service_name
@@ -61,18 +62,39 @@ def build_snapshot(
         "clusters": [clusters[name] for name in sorted(clusters)],
     }
     if state.tracing is not None:
-        snapshot["tracing"] = build_tracing(state.tracing, own)
+        snapshot["tracing"] = build_tracing(state, own)
     return snapshot
 
 
-def build_tracing(tracing: MeshTracing, own: InstanceInfo) -> proxyconfig.Tracing:
-    """The sidecar's tracing: the mesh's sampling, and its instance as the spans' resource
-    (where they are sent is added by the sidecar, which alone knows how it reaches the
-    control plane)."""
+def build_tracing(state: MeshState, own: InstanceInfo) -> proxyconfig.Tracing:
+    """The sidecar's tracing (``state.tracing`` must be set): its sampling, and its
+    instance as the spans' resource. Where spans are sent is added by the sidecar, which
+    alone knows how it reaches the control plane."""
     resource = {"service.namespace": own.namespace, "service.instance.id": own.id}
     if own.version:
         resource["service.version"] = own.version
-    return {"sample_percent": tracing.sample_percent, "service": own.service, "resource": resource}
+    return {
+        "sample_percent": sample_percent(state, own),
+        "service": own.service,
+        "resource": resource,
+    }
+
+
+def sample_percent(state: MeshState, own: InstanceInfo) -> float:
+    """The share of new traces an instance's sidecar samples: the oldest TracingPolicy
+    that targets its version service (``payment-v2``), else its service, else the mesh's."""
+    targeted: dict[str, float] = {}
+    for policy in state.tracing_policies:
+        spec = policy.spec
+        if isinstance(spec, TracingPolicySpec) and policy.effective_namespace == own.namespace:
+            for target in spec.target_refs:
+                targeted.setdefault(target.name, spec.sample_percent)
+    version = version_service_name(own.service, own.version)
+    for name in (version, own.service):
+        if name is not None and name in targeted:
+            return targeted[name]
+    mesh = state.tracing if state.tracing is not None else MeshTracing()
+    return mesh.sample_percent
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class MeshState:
     routes: tuple[Resource, ...] = ()
     backend_policies: tuple[Resource, ...] = ()
     authorization_policies: tuple[Resource, ...] = ()
+    tracing_policies: tuple[Resource, ...] = ()
     revision: int = 0
     identity: MeshIdentity | None = None
     tracing: MeshTracing | None = None
