@@ -106,6 +106,7 @@ def test_one_request_is_one_trace_with_a_span_per_side_of_each_hop(
     paths = {out_of_cart["attributes"]["url.path"], into_payment["attributes"]["url.path"]}
     assert paths == {"/charge"}
     assert out_of_loadgen["attributes"]["meshpy.destination.service"] == "cart.default"
+    assert into_cart["attributes"]["meshpy.destination.service"] == "cart"
     # The outer spans hold the inner ones, in time.
     assert out_of_loadgen["start_time_unix_nano"] <= into_payment["start_time_unix_nano"]
     assert out_of_loadgen["end_time_unix_nano"] >= into_payment["end_time_unix_nano"]
@@ -190,6 +191,7 @@ def test_a_retried_try_is_a_span_of_its_own_with_its_own_server_span(
         (s for s in spans if s["kind"] == "client"), key=lambda s: s["start_time_unix_nano"]
     )
     assert [s["attributes"].get("meshpy.retry.attempt") for s in tries] == [None, 1]
+    assert tries[0]["end_time_unix_nano"] <= tries[1]["start_time_unix_nano"], "one after the other"
     assert [s["attributes"]["http.response.status_code"] for s in tries] == [503, 200]
     assert [s["status_code"] for s in tries] == ["error", "unset"]
     assert {s["parent_span_id"] for s in tries} == {ROOT}, "both tries are the caller's children"

@@ -30,6 +30,8 @@ use crate::telemetry::metrics::TraceCounters;
 pub struct Tracer {
     /// The section it was made from; an unchanged section keeps its tracer.
     pub config: config::Tracing,
+    /// The service the spans belong to, shared by the server spans that name it.
+    pub service: Arc<str>,
     sample: Chance,
     exporter: Option<Exporter>,
 }
@@ -59,6 +61,7 @@ impl Tracer {
         });
         Self {
             config: config.clone(),
+            service: Arc::from(config.service.as_str()),
             sample: Chance::percent(config.sample_percent),
             exporter,
         }
@@ -111,7 +114,8 @@ pub struct Facts {
     pub request_id: Option<HeaderValue>,
     /// The client's SPIFFE ID, on an mTLS listener.
     pub source_identity: Option<SpiffeId>,
-    /// The cluster it went to, if it was routed.
+    /// The service called: on a client span the cluster it went to, if it was routed;
+    /// on a server span the proxy's own service.
     pub cluster: Option<Arc<str>>,
     /// The SPIFFE ID that cluster's endpoints must present, over mTLS.
     pub destination_identity: Option<SpiffeId>,

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -102,8 +102,10 @@ impl Tries<'_> {
             };
             if let Some((_, facts)) = traced.as_mut() {
                 if retries > 0 {
+                    // A retry's span starts with it; the first try's, with the request.
                     facts.hop.span_id = SpanId::random(rng::next_u64);
                     facts.retry_attempt = retries;
+                    facts.started = (SystemTime::now(), Instant::now());
                 }
                 context::inject(&facts.hop, req.headers_mut());
             }

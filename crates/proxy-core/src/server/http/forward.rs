@@ -101,7 +101,9 @@ fn arrival(
         // known once the cluster is.
         mtls: peer.is_some(),
         source_identity: peer,
-        cluster: None,
+        // A server span is a call to this proxy's service; a client span names the
+        // cluster it is routed to.
+        cluster: (kind == Kind::Server).then(|| Arc::clone(&tracer.service)),
         destination_identity: None,
         endpoint: None,
         retry_attempt: 0,
@@ -155,8 +157,8 @@ async fn forward(
     if let Some(facts) = facts.as_deref_mut() {
         context::inject(&facts.hop, req.headers_mut());
         facts.request_id = req.headers().get(&headers::X_REQUEST_ID).cloned();
-        facts.cluster = Some(Arc::clone(cluster.shared_name()));
         if route.span_kind == Kind::Client {
+            facts.cluster = Some(Arc::clone(cluster.shared_name()));
             facts.destination_identity = cluster.tls_identity().cloned();
             facts.mtls = facts.destination_identity.is_some();
         }
