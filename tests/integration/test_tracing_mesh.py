@@ -91,11 +91,16 @@ def test_one_request_is_one_trace_with_a_span_per_side_of_each_hop(
     assert into_cart["parent_span_id"] == out_of_loadgen["span_id"]
     assert out_of_cart["parent_span_id"] == into_cart["span_id"]
     assert into_payment["parent_span_id"] == out_of_cart["span_id"]
-    # Who called whom, over mTLS, as each side's certificates say.
-    assert out_of_loadgen["attributes"]["meshpy.destination.identity"] == IDENTITY.format("cart")
-    assert into_cart["attributes"]["meshpy.source.identity"] == IDENTITY.format("loadgen")
-    assert out_of_cart["attributes"]["meshpy.destination.identity"] == IDENTITY.format("payment")
-    assert into_payment["attributes"]["meshpy.source.identity"] == IDENTITY.format("cart")
+    # Who called whom, over mTLS, as each side's certificates say: both sides of each
+    # hop name the same two identities.
+    hops = [
+        (out_of_loadgen, into_cart, "loadgen", "cart"),
+        (out_of_cart, into_payment, "cart", "payment"),
+    ]
+    for client, server_side, caller, callee in hops:
+        for span in (client, server_side):
+            assert span["attributes"]["meshpy.source.identity"] == IDENTITY.format(caller)
+            assert span["attributes"]["meshpy.destination.identity"] == IDENTITY.format(callee)
     for span in spans:
         attrs = span["attributes"]
         assert attrs["meshpy.mtls"] is True, span

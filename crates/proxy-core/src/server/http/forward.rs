@@ -21,6 +21,7 @@ use crate::policy::plan::{self, Ask, Plan, Refusal};
 use crate::policy::route::RequestView;
 use crate::rng;
 use crate::server::inbound::PeerIdentity;
+use crate::spiffe::SpiffeId;
 use crate::server::listener::ListenerRoute;
 use crate::server::response_body::ProxyBody;
 use crate::telemetry::trace::span::Kind;
@@ -86,6 +87,11 @@ fn arrival(
     started: Instant,
 ) -> Facts {
     let peer = conn.peer.as_ref().map(|PeerIdentity(id)| id.clone());
+    // Inbound over mTLS, the proxy's own identity is the callee's.
+    let own = match (kind, &peer) {
+        (Kind::Server, Some(_)) => own_identity(conn),
+        _ => None,
+    };
     Facts {
         hop: tracer.start(req.headers()),
         kind,
@@ -104,10 +110,18 @@ fn arrival(
         // A server span is a call to this proxy's service; a client span names the
         // cluster it is routed to.
         cluster: (kind == Kind::Server).then(|| Arc::clone(&tracer.service)),
-        destination_identity: None,
+        destination_identity: own,
         endpoint: None,
         retry_attempt: 0,
     }
+}
+
+/// The SPIFFE ID this proxy presents in mTLS handshakes, once it has one.
+fn own_identity(conn: &Connection) -> Option<SpiffeId> {
+    conn.shared
+        .identity
+        .current()
+        .map(|credentials| credentials.identity().clone())
 }
 
 /// Plans the request (authorization, route), then executes the plan: sends it to an
@@ -161,6 +175,10 @@ async fn forward(
             facts.cluster = Some(Arc::clone(cluster.shared_name()));
             facts.destination_identity = cluster.tls_identity().cloned();
             facts.mtls = facts.destination_identity.is_some();
+            // Outbound over mTLS, the proxy's own identity is the caller's.
+            if facts.mtls {
+                facts.source_identity = own_identity(conn);
+            }
         }
     }
     let traffic = cluster.traffic();
