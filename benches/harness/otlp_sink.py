@@ -1,12 +1,13 @@
 """A local OTLP/HTTP trace receiver that counts what arrives and answers 200 at once.
 
 Run as a program (``python benches/harness/otlp_sink.py --port N``), it accepts
-``POST <any path>`` with an ``ExportTraceServiceRequest`` (protobuf, optionally gzip),
-counts requests, bytes and spans per path, and answers 200 with an empty body (an
-empty ``ExportTraceServiceResponse``). A path under ``/slow/`` is answered after
-``--slow-delay`` seconds instead, without holding up other connections: a collector
-that is slow. ``GET /stats`` returns the counts as JSON. It imports nothing from the
-harness, so that it can run as a script; the bench reads it with ``sink_stats``.
+``POST <any path>`` with an ``ExportTraceServiceRequest`` (protobuf, optionally
+gzip), counts requests, bytes and spans per path (with the ``protobuf`` package),
+and answers 200 with an empty body (an empty ``ExportTraceServiceResponse``). A
+path under ``/slow/`` is answered after ``--slow-delay`` seconds instead, without
+holding up other connections: a collector that is slow. ``GET /stats`` returns the
+counts as JSON. It imports nothing from the harness, so that it can run as a
+script; the bench reads it with ``sink_stats``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import gzip
 import json
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SLOW_PREFIX = "/slow/"
 
@@ -35,24 +38,42 @@ def sink_stats(port: int) -> dict[str, dict[str, int]]:
         return stats
 
 
-def count_spans(body: bytes) -> int | None:
-    """Spans in an ExportTraceServiceRequest; None if it does not decode."""
+def span_counter() -> Callable[[bytes], int | None]:
+    """A function that counts the spans of an ExportTraceServiceRequest, None if its framing
+    does not decode. It parses a reduced schema (resource_spans = 1 -> scope_spans = 2 ->
+    spans = 2, each span kept as bytes), so it checks the framing down to the spans without
+    decoding them: about 30 times cheaper than the full message, and the sink shares the
+    load core."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
     from google.protobuf.message import DecodeError
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
 
-    req = ExportTraceServiceRequest()
-    try:
-        req.ParseFromString(body)
-    except DecodeError:
-        return None
-    return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="otlp_sink_count.proto", package="sink")
+    for name, number, inner in (("Request", 1, ".sink.Resource"), ("Resource", 2, ".sink.Scope")):
+        f = proto.message_type.add(name=name).field.add(name="f", number=number)
+        f.label, f.type, f.type_name = field.LABEL_REPEATED, field.TYPE_MESSAGE, inner
+    f = proto.message_type.add(name="Scope").field.add(name="f", number=2)
+    f.label, f.type = field.LABEL_REPEATED, field.TYPE_BYTES
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    request = message_factory.GetMessageClass(pool.FindMessageTypeByName("sink.Request"))
+
+    def count(body: bytes) -> int | None:
+        req: Any = request()  # a message class made at run time: no static attributes
+        try:
+            req.ParseFromString(body)
+        except DecodeError:
+            return None
+        spans: int = sum(len(scope.f) for resource in req.f for scope in resource.f)
+        return spans
+
+    return count
 
 
 class Sink:
     def __init__(self, slow_delay: float) -> None:
         self.slow_delay = slow_delay
+        self.count_spans = span_counter()
         self.stats: dict[str, dict[str, int]] = {}
 
     def record(self, path: str, body: bytes, encoding: str) -> None:
@@ -63,7 +84,7 @@ class Sink:
             raw = gzip.decompress(body) if encoding == "gzip" else body
         except OSError:
             raw = b""
-        spans = count_spans(raw)
+        spans = self.count_spans(raw)
         if spans is None:
             s["bad"] += 1
         else:
@@ -131,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--slow-delay", type=float, default=2.0, help="seconds, for /slow/ paths")
     args = p.parse_args(argv)
-    count_spans(b"")  # import the protobuf modules before the first export arrives
     asyncio.run(run(args.port, args.slow_delay))
     return 0
 
