@@ -175,6 +175,10 @@ bench-memory: bench-setup build ## idle memory (PSS) of a whole meshpy sidecar p
 bench-mtls: bench-setup build ## mTLS: handshakes/s per core and the two-sidecar path vs Envoy
 	$(PY) benches/mtls.py --write-readme
 
+.PHONY: bench-tracing
+bench-tracing: bench-setup build ## tracing's cost on the two-sidecar path (off, 1%, 100%, collector down or slow) vs Envoy
+	$(PY) benches/tracing.py --write-readme
+
 .PHONY: bench-traffic
 bench-traffic: bench-setup build ## the two-sidecar path with routes, retries and two endpoints vs Envoy
 	$(PY) benches/traffic.py --write-readme

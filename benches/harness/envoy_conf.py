@@ -26,10 +26,14 @@ def envoy_admin(port: int) -> str:
     return f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n"
 
 
-def envoy_static(listeners: list[str], clusters: list[str], admin: int | None = None) -> str:
-    """A bootstrap of static listeners and clusters, with an admin listener if given."""
+def envoy_static(
+    listeners: list[str], clusters: list[str], admin: int | None = None, runtime: str = ""
+) -> str:
+    """A bootstrap of static listeners and clusters, with an admin listener if given and
+    `runtime` (envoy_runtime) if given."""
     return (
         (envoy_admin(admin) if admin is not None else "")
+        + runtime
         + "static_resources:\n  listeners:\n"
         + "".join(listeners)
         + "  clusters:\n"
@@ -68,11 +72,23 @@ virtual_hosts:
 """
 
 
-def envoy_hcm_listener(name: str, port: int, codec: str, tls: str, route_config: str) -> str:
-    """A listener: HTTP connection manager with `route_config`, router; `tls` its socket."""
+def envoy_hcm_listener(
+    name: str,
+    port: int,
+    codec: str,
+    tls: str,
+    route_config: str,
+    *,
+    hcm_extra: str = "",
+    direction: str = "",
+) -> str:
+    """A listener: HTTP connection manager with `route_config`, router; `tls` its socket.
+    `hcm_extra` adds lines to the connection manager (indented 10, e.g. `tracing`),
+    `direction` sets the listener's traffic_direction (INBOUND, OUTBOUND)."""
+    traffic = f"    traffic_direction: {direction}\n" if direction else ""
     return f"""  - name: {name}
     address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
+{traffic}    filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
@@ -80,15 +96,28 @@ def envoy_hcm_listener(name: str, port: int, codec: str, tls: str, route_config:
           stat_prefix: {name}
           codec_type: {codec}
           route_config:
-{indent(route_config, 12)}          http_filters:
+{indent(route_config, 12)}{hcm_extra}          http_filters:
           - name: envoy.filters.http.router
             typed_config: {{"@type": {ROUTER}}}
 {tls}"""
 
 
-def envoy_listener(name: str, port: int, cluster: str, codec: str, tls: str) -> str:
-    """A listener that sends every request to `cluster`."""
-    return envoy_hcm_listener(name, port, codec, tls, envoy_route_all(cluster))
+def envoy_listener(
+    name: str,
+    port: int,
+    cluster: str,
+    codec: str,
+    tls: str,
+    *,
+    hcm_extra: str = "",
+    direction: str = "",
+) -> str:
+    """A listener that sends every request to `cluster` (`hcm_extra`, `direction`: as
+    envoy_hcm_listener's)."""
+    route = envoy_route_all(cluster)
+    return envoy_hcm_listener(
+        name, port, codec, tls, route, hcm_extra=hcm_extra, direction=direction
+    )
 
 
 def envoy_cluster(
@@ -150,3 +179,25 @@ def envoy_bootstrap(tmp: Path, port: int, backend: int) -> Path:
         )
     )
     return conf
+
+
+def envoy_runtime(values: dict[str, int]) -> str:
+    """A layered_runtime with one static layer of `values` (runtime keys)."""
+    lines = "".join(f"      {key}: {value}\n" for key, value in values.items())
+    return f"layered_runtime:\n  layers:\n  - name: static\n    static_layer:\n{lines}"
+
+
+def envoy_otel_tracing(uri: str, cluster: str, service: str, percent: float) -> str:
+    """A connection manager's `tracing`: the OpenTelemetry tracer exporting OTLP/HTTP
+    (protobuf) to `uri` through `cluster`, sampling `percent` of new traces."""
+    text = f"""tracing:
+  random_sampling: {{value: {percent:g}}}
+  provider:
+    name: envoy.tracers.opentelemetry
+    typed_config:
+      "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+      service_name: {service}
+      http_service:
+        http_uri: {{uri: "{uri}", cluster: {cluster}, timeout: 5s}}
+"""
+    return indent(text, 10)
