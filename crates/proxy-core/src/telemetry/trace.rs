@@ -155,7 +155,8 @@ fn host(facts: &Facts) -> &str {
 
 /// The span's attributes: OpenTelemetry's HTTP semantic conventions, then meshpy's.
 pub fn attributes(facts: &Facts) -> Vec<(&'static str, Value)> {
-    let mut out = vec![
+    let mut out = Vec::with_capacity(16);
+    out.extend([
         (
             "http.request.method",
             Value::Owned(facts.method.to_string()),
@@ -167,7 +168,7 @@ pub fn attributes(facts: &Facts) -> Vec<(&'static str, Value)> {
             "http.response.status_code",
             Value::Int(i64::from(facts.status)),
         ),
-    ];
+    ]);
     match (facts.proxy_error, facts.status) {
         (Some(reason), _) => out.push(("error.type", Value::Static(reason))),
         (None, status) if status >= 500 => {

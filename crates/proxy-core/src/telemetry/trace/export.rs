@@ -23,8 +23,8 @@ use crate::telemetry::metrics::TraceCounters;
 pub const QUEUE_SPANS: usize = 4096;
 /// Spans sent in one export, at most.
 pub const BATCH_SPANS: usize = 512;
-/// How long a span waits for its batch to fill before the batch goes anyway.
-pub const BATCH_WAIT: Duration = Duration::from_secs(1);
+/// How long the exporter lets spans queue up after the first, before it sends them.
+pub const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// Bound on one export to one receiver: connecting, sending and the reply.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on the bytes of a receiver's reply read before it is dropped.
@@ -81,60 +81,78 @@ impl Exporter {
 }
 
 /// Takes batches off the queue and sends each to every receiver, until the queue closes.
+///
+/// The task waits for a first span, then lingers for `BATCH_WAIT` while more queue up,
+/// then takes what is queued, `BATCH_SPANS` at a time. A span queued meanwhile wakes no
+/// task: on the proxy's own worker, a wake per span would cost as much as the span.
 async fn export_loop(
     mut spans: mpsc::Receiver<Record>,
     receivers: Vec<Receiver>,
     resource: Vec<(String, String)>,
     counters: TraceCounters,
 ) {
+    let mut connections: Vec<Option<Connection>> = receivers.iter().map(|_| None).collect();
     let mut batch = Vec::with_capacity(BATCH_SPANS);
     while let Some(first) = spans.recv().await {
         batch.push(first);
-        let until = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < BATCH_SPANS {
-            match tokio::time::timeout_at(until, spans.recv()).await {
-                Ok(Some(span)) => batch.push(span),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let body = Bytes::from(export_request(&resource, &batch).encode_to_vec());
-        let count = batch.len() as u64;
-        for receiver in &receivers {
-            match tokio::time::timeout(EXPORT_TIMEOUT, post(receiver, body.clone())).await {
-                Ok(Ok(())) => {
-                    counters.exported.inc_by(count);
-                }
-                Ok(Err(reason)) => {
-                    counters.failed.inc_by(count);
-                    tracing::debug!(receiver = %receiver.uri, %reason, "span export failed");
-                }
-                Err(_) => {
-                    counters.failed.inc_by(count);
-                    tracing::debug!(receiver = %receiver.uri, "span export timed out");
+        tokio::time::sleep(BATCH_WAIT).await;
+        loop {
+            while batch.len() < BATCH_SPANS {
+                match spans.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
                 }
             }
+            let count = batch.len() as u64;
+            let body = Bytes::from(export_request(&resource, batch.drain(..)).encode_to_vec());
+            for (receiver, connection) in receivers.iter().zip(&mut connections) {
+                let sent =
+                    tokio::time::timeout(EXPORT_TIMEOUT, post(receiver, connection, body.clone()))
+                        .await;
+                match sent {
+                    Ok(Ok(())) => {
+                        counters.exported.inc_by(count);
+                    }
+                    Ok(Err(reason)) => {
+                        counters.failed.inc_by(count);
+                        tracing::debug!(receiver = %receiver.uri, %reason, "span export failed");
+                    }
+                    Err(_) => {
+                        // Whatever the connection was doing is abandoned with it.
+                        *connection = None;
+                        counters.failed.inc_by(count);
+                        tracing::debug!(receiver = %receiver.uri, "span export timed out");
+                    }
+                };
+            }
+            if spans.is_empty() {
+                break;
+            }
         }
-        batch.clear();
     }
 }
 
-/// POSTs one protobuf batch to `receiver` on a connection of its own; a 2xx reply is success.
-async fn post(receiver: &Receiver, body: Bytes) -> Result<(), String> {
+/// A kept-alive HTTP/1 connection to a receiver.
+type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// POSTs one protobuf batch to `receiver`, on `connection` if it is still open, else on
+/// a new one kept there; a 2xx reply is success.
+async fn post(
+    receiver: &Receiver,
+    connection: &mut Option<Connection>,
+    body: Bytes,
+) -> Result<(), String> {
     let Some(authority) = receiver.uri.authority() else {
         return Err("no host".into());
     };
-    let address = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(80)
-    );
-    let stream = tokio::net::TcpStream::connect(address)
-        .await
-        .map_err(|err| format!("connect: {err}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|err| format!("handshake: {err}"))?;
-    tokio::spawn(connection);
+    let reusable = match connection.take() {
+        Some(mut open) => open.ready().await.is_ok().then_some(open),
+        None => None,
+    };
+    let mut sender = match reusable {
+        Some(open) => open,
+        None => connect(authority).await?,
+    };
     let path = receiver
         .uri
         .path_and_query()
@@ -157,15 +175,36 @@ async fn post(receiver: &Receiver, body: Bytes) -> Result<(), String> {
         .await
         .map_err(|err| format!("send: {err}"))?;
     let status = response.status();
-    // Read (a bounded part of) the reply, so that the receiver sees the exchange end.
-    let _ = http_body_util::Limited::new(response.into_body(), REPLY_LIMIT)
+    // Read (a bounded part of) the reply, so that the connection can carry the next.
+    let whole = http_body_util::Limited::new(response.into_body(), REPLY_LIMIT)
         .collect()
-        .await;
+        .await
+        .is_ok();
+    if whole {
+        *connection = Some(sender);
+    }
     if status.is_success() {
         Ok(())
     } else {
         Err(format!("the receiver answered {status}"))
     }
+}
+
+/// A new HTTP/1 connection to `authority` (port 80 if it names none).
+async fn connect(authority: &http::uri::Authority) -> Result<Connection, String> {
+    let address = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|err| format!("connect: {err}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| format!("handshake: {err}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 #[cfg(test)]

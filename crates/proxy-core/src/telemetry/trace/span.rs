@@ -62,10 +62,10 @@ pub struct Record {
     pub attributes: Vec<(&'static str, Value)>,
 }
 
-/// The spans of one export, under the resource that names the proxy's service.
+/// The spans of one export (moved in), under the resource that names the proxy's service.
 pub fn export_request(
     resource: &[(String, String)],
-    spans: &[Record],
+    spans: impl Iterator<Item = Record>,
 ) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -82,7 +82,7 @@ pub fn export_request(
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     ..InstrumentationScope::default()
                 }),
-                spans: spans.iter().map(otlp_span).collect(),
+                spans: spans.map(otlp_span).collect(),
                 schema_url: String::new(),
             }],
             schema_url: String::new(),
@@ -90,8 +90,8 @@ pub fn export_request(
     }
 }
 
-/// One record as an OTLP span.
-pub fn otlp_span(record: &Record) -> Span {
+/// One record as an OTLP span; its strings move over.
+pub fn otlp_span(record: Record) -> Span {
     let kind = match record.kind {
         Kind::Server => span::SpanKind::Server,
         Kind::Client => span::SpanKind::Client,
@@ -105,14 +105,14 @@ pub fn otlp_span(record: &Record) -> Span {
         trace_id: record.trace_id.0.to_vec(),
         span_id: record.span_id.0.to_vec(),
         parent_span_id: record.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
-        name: record.name.clone(),
+        name: record.name,
         kind: kind as i32,
         start_time_unix_nano: record.start_unix_nanos,
         end_time_unix_nano: record.end_unix_nanos.max(record.start_unix_nanos),
         attributes: record
             .attributes
-            .iter()
-            .map(|(key, value)| key_value(key, value.clone()))
+            .into_iter()
+            .map(|(key, value)| key_value(key, value))
             .collect(),
         status: Some(Status {
             code: code as i32,

@@ -31,7 +31,7 @@ fn record(error: bool, parent: Option<SpanId>) -> Record {
 fn spans_encode_to_otlp_and_back() {
     let resource = [("service.name".to_string(), "cart".to_string())];
     let spans = [record(true, Some(SpanId([2; 8]))), record(false, None)];
-    let bytes = export_request(&resource, &spans).encode_to_vec();
+    let bytes = export_request(&resource, spans.into_iter()).encode_to_vec();
     let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
     let resource_spans = &decoded.resource_spans[0];
     let attribute = &resource_spans.resource.as_ref().unwrap().attributes[0];
@@ -91,5 +91,5 @@ fn spans_encode_to_otlp_and_back() {
 fn an_end_before_the_start_is_clamped() {
     let mut early = record(false, None);
     early.end_unix_nanos = 10;
-    assert_eq!(otlp_span(&early).end_time_unix_nano, 1_000);
+    assert_eq!(otlp_span(early).end_time_unix_nano, 1_000);
 }
