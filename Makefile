@@ -51,7 +51,7 @@ endef
 
 .PHONY: help setup tools system-deps rust-tools venv go-tools lock build lint fmt schema \
 	check-schema stubtest check-lock openapi check-openapi test test-db test-rust test-python \
-	test-latest test-lowest check-fresh fuzz bench-setup bench demo clean jaeger
+	test-latest test-lowest check-fresh fuzz bench-setup bench demo clean jaeger interop-tracing
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -195,6 +195,9 @@ bench-traffic: bench-setup build ## the two-sidecar path with routes, retries an
 .PHONY: bench-slowclients
 bench-slowclients: bench-setup build ## slow head, body and read at 1,000 connections vs nginx and HAProxy (~40 min)
 	$(PY) benches/slow_clients.py --write-readme
+
+interop-tracing: build $(JAEGER) ## not in CI: one request's spans through a mesh into Jaeger v1.75.0, read back and checked
+	$(PY) -m tests.interop.tracing_jaeger --jaeger $(JAEGER)
 
 demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that meshpy rollout rolls back, a live table
 	$(BIN)/meshpy demo --duration 30
