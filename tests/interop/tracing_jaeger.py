@@ -9,7 +9,8 @@ passes the trace headers on) over mTLS, each with ``OTEL_EXPORTER_OTLP_ENDPOINT`
 Jaeger. One request with a known ``traceparent`` goes loadgen → cart → payment; the trace is
 then read back from Jaeger's query API (``GET /api/traces/<trace id>``) and checked: four
 spans, loadgen client → cart server → cart client → payment server, each the child of the
-one before, with the callers' and callees' SPIFFE IDs in the tags.
+one before, with the callers' and callees' SPIFFE IDs in the tags. A second request, to a
+service that does not exist, checks that Jaeger shows the failed span's error status.
 
 Prints each check, the tree Jaeger returned and PASS or FAIL; the working folder (logs,
 configs, the trace as Jaeger returned it) is kept unless the run passed. Exit status: 0
@@ -35,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import yaml
@@ -55,6 +56,7 @@ STOP_TIMEOUT_S = 15.0
 _JAEGER_READY = "Everything is ready"
 
 Span = dict[str, Any]
+T = TypeVar("T")
 
 
 class SetupError(Exception):
@@ -176,6 +178,15 @@ class Run:
     jaeger: Jaeger | None = None
     server: ServerProcess | None = None
     sidecars: dict[str, ProxyProcess] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds each step took, in order."""
+
+    def timed(self, what: str, step: Callable[[], T]) -> T:
+        """``step()``, its time recorded as ``what``."""
+        began = time.monotonic()
+        result = step()
+        self.timings[what] = time.monotonic() - began
+        return result
 
     def stop(self) -> None:
         # Sidecars drain for a while: SIGTERM to all, then wait for each.
@@ -288,8 +299,13 @@ def describe(trace: dict[str, Any], root_parent: str) -> Iterator[str]:
             f"  {'  ' * depth}{service} {t.get('span.kind', '?')} {span['operationName']!r}"
             f"  span {span['spanID']} parent {up_text}"
             f"  +{(span['startTime'] - start) / 1000:.2f} ms {span['duration'] / 1000:.2f} ms"
-            f"  status {t.get('http.response.status_code', '?')} mtls {t.get('meshpy.mtls', '?')}"
+            f"  http {t.get('http.response.status_code', '?')} mtls {t.get('meshpy.mtls', '?')}"
             f"  {who}"
+            + "".join(
+                f"  {key}={t[key]}"
+                for key in ("otel.status_code", "error", "meshpy.error")
+                if key in t
+            )
         )
         for child in sorted(children.get(span["spanID"], []), key=lambda s: s["startTime"]):
             yield from lines(child, depth + 1)
@@ -299,12 +315,11 @@ def describe(trace: dict[str, Any], root_parent: str) -> Iterator[str]:
 
 
 def check_trace(
-    trace: dict[str, Any] | None, trace_id: str, root_parent: str, request_id: str
-) -> Checks:
+    checks: Checks, trace: dict[str, Any] | None, trace_id: str, root_parent: str, request_id: str
+) -> None:
     """The tree of test_tracing_mesh.py, as Jaeger shows it."""
-    checks = Checks()
     if not checks.check("Jaeger returned the trace", trace is not None):
-        return checks
+        return
     assert trace is not None
     spans: list[Span] = trace.get("spans") or []
     processes = trace.get("processes") or {}
@@ -323,7 +338,7 @@ def check_trace(
         found == expected,
         f"got {found}",
     ):
-        return checks
+        return
     one = {(service(s), tags(s.get("tags")).get("span.kind")): s for s in spans}
     out_of_loadgen = one["loadgen", "client"]
     into_cart = one["cart", "server"]
@@ -365,7 +380,6 @@ def check_trace(
         and out_of_loadgen["startTime"] + out_of_loadgen["duration"]
         >= into_payment["startTime"] + into_payment["duration"],
     )
-    return checks
 
 
 def jaeger_module_version(exe: Path) -> str:
@@ -384,24 +398,37 @@ def jaeger_module_version(exe: Path) -> str:
     return "unknown"
 
 
-def timed(what: str, timings: dict[str, float], step: Callable[[], Any]) -> Any:
-    began = time.monotonic()
-    result = step()
-    timings[what] = time.monotonic() - began
-    return result
-
-
 def interop(run: Run, exe: Path) -> int:
-    timings: dict[str, float] = {}
     version = jaeger_module_version(exe)
     print(f"Jaeger {version} ({exe})")
     if version != JAEGER_VERSION and not version.startswith("unknown"):
         print(f"  not the version tools/jaeger/go.mod pins ({JAEGER_VERSION}): run `make jaeger`")
-    jaeger = run.jaeger = timed("jaeger start", timings, lambda: start_jaeger(exe, run.work))
+    jaeger = run.jaeger = run.timed("jaeger start", lambda: start_jaeger(exe, run.work))
     print(f"  OTLP/HTTP receiver {jaeger.otlp_endpoint}, query API {jaeger.query_url}")
-    timed("mesh start", timings, lambda: start_mesh(run, jaeger.otlp_endpoint))
+    run.timed("mesh start", lambda: start_mesh(run, jaeger.otlp_endpoint))
     print("meshpy: control plane and sidecars loadgen, cart, payment ready")
 
+    loadgen = run.sidecars["loadgen"].addresses["outbound"]
+    checks = Checks()
+    with httpx.Client(base_url=f"http://{loadgen}", timeout=15, trust_env=False) as client:
+        one_request(run, jaeger, client, checks)
+        one_failure(run, jaeger, client, checks)
+    print(
+        "timings: "
+        + ", ".join(f"{what} {seconds * 1000:.0f} ms" for what, seconds in run.timings.items())
+    )
+    if checks.failed:
+        print(f"FAIL: {len(checks.failed)} of {checks.count} checks failed with Jaeger {version}")
+        return 1
+    print(f"PASS: {checks.count} checks, Jaeger {version} shows the mesh's traces as meshpy does")
+    return 0
+
+
+def send(
+    run: Run, client: httpx.Client, path: str, what: str
+) -> tuple[httpx.Response, str, str, str]:
+    """GET ``path`` from loadgen to cart with a new sampled trace; the answer, trace id,
+    the caller's span id (the first sidecar's parent) and the request id."""
     trace_id, root_parent = secrets.token_hex(16), secrets.token_hex(8)
     request_id = f"interop-{secrets.token_hex(4)}"
     headers = {
@@ -409,35 +436,71 @@ def interop(run: Run, exe: Path) -> int:
         "traceparent": f"00-{trace_id}-{root_parent}-01",
         "x-request-id": request_id,
     }
-    url = f"http://{run.sidecars['loadgen'].addresses['outbound']}/call/payment/charge"
-    print(f"request: loadgen → cart /call/payment/charge, traceparent {headers['traceparent']}")
-    with httpx.Client(timeout=15, trust_env=False) as client:
-        answer = timed("request", timings, lambda: client.get(url, headers=headers))
+    print(f"\nrequest: loadgen → cart {path}, traceparent {headers['traceparent']}")
+    answer = run.timed(what, lambda: client.get(path, headers=headers))
     print(f"  answer {answer.status_code}: {answer.text[:200]}")
-    if answer.status_code != 200:
-        print("FAIL: the request itself failed")
-        return 1
+    return answer, trace_id, root_parent, request_id
 
-    trace, status = timed("spans in Jaeger", timings, lambda: read_trace(jaeger, trace_id, 4))
+
+def fetch_trace(
+    run: Run, jaeger: Jaeger, trace_id: str, spans: int, what: str
+) -> dict[str, Any] | None:
+    """The trace from Jaeger once it has ``spans`` spans, saved in the working folder."""
+    trace, status = run.timed(what, lambda: read_trace(jaeger, trace_id, spans))
     print(f"Jaeger GET /api/traces/{trace_id}: {status}")
-    (run.work / "jaeger-trace.json").write_text(json.dumps(trace, indent=2))
-    checks = check_trace(trace, trace_id, root_parent, request_id)
-    if trace is not None:
-        print("the trace in Jaeger:")
-        for line in describe(trace, root_parent):
-            print(line)
-        for span in trace.get("spans") or []:
-            if span.get("warnings"):
-                print(f"  Jaeger's warnings on span {span['spanID']}: {span['warnings']}")
-    print(
-        "timings: "
-        + ", ".join(f"{what} {seconds * 1000:.0f} ms" for what, seconds in timings.items())
+    (run.work / f"jaeger-trace-{trace_id}.json").write_text(json.dumps(trace, indent=2))
+    return trace
+
+
+def show(trace: dict[str, Any] | None, root_parent: str) -> None:
+    if trace is None:
+        return
+    print("the trace in Jaeger:")
+    for line in describe(trace, root_parent):
+        print(line)
+    for span in trace.get("spans") or []:
+        if span.get("warnings"):
+            print(f"  Jaeger's warnings on span {span['spanID']}: {span['warnings']}")
+
+
+def one_request(run: Run, jaeger: Jaeger, client: httpx.Client, checks: Checks) -> None:
+    """loadgen → cart → payment: the four spans of test_tracing_mesh.py."""
+    answer, trace_id, root_parent, request_id = send(run, client, "/call/payment/charge", "request")
+    if not checks.check("the request is answered 200", answer.status_code == 200):
+        return
+    trace = fetch_trace(run, jaeger, trace_id, 4, "its 4 spans in Jaeger")
+    check_trace(checks, trace, trace_id, root_parent, request_id)
+    show(trace, root_parent)
+
+
+def one_failure(run: Run, jaeger: Jaeger, client: httpx.Client, checks: Checks) -> None:
+    """loadgen → cart → a service that does not exist: cart's sidecar fails the call
+    (502, no_route), and its client span carries an error status, which Jaeger shows
+    as its ``error`` and ``otel.status_code`` tags."""
+    answer, trace_id, root_parent, _ = send(run, client, "/call/nowhere/x", "failing request")
+    if not checks.check("the failing request is answered 502", answer.status_code == 502):
+        return
+    trace = fetch_trace(run, jaeger, trace_id, 3, "its 3 spans in Jaeger")
+    spans: list[Span] = (trace or {}).get("spans") or []
+    processes = (trace or {}).get("processes") or {}
+    out_of_cart = [
+        s
+        for s in spans
+        if processes.get(s.get("processID"), {}).get("serviceName") == "cart"
+        and tags(s.get("tags")).get("span.kind") == "client"
+    ]
+    got = tags(out_of_cart[0].get("tags")) if out_of_cart else {}
+    checks.check(
+        "the failed trace has cart's client span", bool(out_of_cart), f"{len(spans)} spans"
     )
-    if checks.failed:
-        print(f"FAIL: {len(checks.failed)} of {checks.count} checks failed with Jaeger {version}")
-        return 1
-    print(f"PASS: {checks.count} checks, Jaeger {version} shows the mesh's trace as meshpy does")
-    return 0
+    checks.check(
+        "cart client: error status (error true, otel.status_code ERROR), meshpy.error no_route",
+        got.get("error") is True
+        and got.get("otel.status_code") == "ERROR"
+        and got.get("meshpy.error") == "no_route",
+        f"tags {got}",
+    )
+    show(trace, root_parent)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> NoReturn:
