@@ -196,7 +196,7 @@ bench-traffic: bench-setup build ## the two-sidecar path with routes, retries an
 bench-slowclients: bench-setup build ## slow head, body and read at 1,000 connections vs nginx and HAProxy (~40 min)
 	$(PY) benches/slow_clients.py --write-readme
 
-interop-tracing: build $(JAEGER) ## not in CI: one request's spans through a mesh into Jaeger v1.75.0, read back and checked
+interop-tracing: build $(JAEGER) ## not in CI: a mesh's spans sent to Jaeger v1.75.0, read back from its query API and checked
 	$(PY) -m tests.interop.tracing_jaeger --jaeger $(JAEGER)
 
 demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that meshpy rollout rolls back, a live table

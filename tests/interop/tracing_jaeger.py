@@ -531,10 +531,10 @@ def main() -> int:
         print(f"FAIL: could not set up the run: {err}")
     finally:
         run.stop()
-    if rc == 0 and not options.keep:
-        shutil.rmtree(run.work, ignore_errors=True)
-    else:
-        print(f"logs and configs: {run.work}")
+        if rc == 0 and not options.keep:
+            shutil.rmtree(run.work, ignore_errors=True)
+        else:
+            print(f"logs and configs: {run.work}")
     return rc
 
 
