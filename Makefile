@@ -19,11 +19,13 @@ APT_BENCH_PACKAGES := nginx haproxy wrk slowhttptest
 
 # Pinned tools. Python: uv (pinned with hashes in tools/uv.txt) installs .venv exactly as
 # uv.lock says; `make lock` refreshes the lock. Go: the programs tests and benchmarks run
-# (h2spec, fortio) are `tool` lines of tools/go.mod, checked against tools/go.sum.
+# (h2spec, fortio) are `tool` lines of tools/go.mod, checked against tools/go.sum; Jaeger,
+# which only `make interop-tracing` runs, is the one tool of tools/jaeger/go.mod.
 TOOLS     := .tools
 UV        := $(TOOLS)/uv/bin/uv
 GO        ?= go
 GO_BIN    := $(TOOLS)/bin
+JAEGER    := $(GO_BIN)/jaeger
 UV_SYNC   := $(UV) sync --locked --no-install-project
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -49,7 +51,7 @@ endef
 
 .PHONY: help setup tools system-deps rust-tools venv go-tools lock build lint fmt schema \
 	check-schema stubtest check-lock openapi check-openapi test test-db test-rust test-python \
-	test-latest test-lowest check-fresh fuzz bench-setup bench demo clean
+	test-latest test-lowest check-fresh fuzz bench-setup bench demo clean jaeger interop-tracing
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,6 +93,17 @@ go-tools: $(GO_BIN)/.installed ## build the pinned Go tools (tools/go.mod) into 
 
 $(GO_BIN)/.installed: tools/go.mod tools/go.sum
 	GOBIN=$(abspath $(GO_BIN)) $(GO) -C tools install tool
+	@touch $@
+
+jaeger: $(JAEGER) ## not in CI: build the pinned Jaeger (tools/jaeger/go.mod) into .tools/bin; large, slow to compile
+
+# A module of its own: in tools/go.mod it would move the dependencies that fortio and h2spec
+# share with it (grpc, protobuf, x/exp, ...) and be built by every `make test`.
+$(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
+	@command -v $(GO) >/dev/null 2>&1 || { \
+		echo "Jaeger is built from source with Go, and '$(GO)' was not found:" \
+			"install Go (tools/jaeger/go.mod names the version) or pass GO=/path/to/go"; exit 1; }
+	GOBIN=$(abspath $(GO_BIN)) $(GO) -C tools/jaeger install tool
 	@touch $@
 
 build: tools ## cargo build --release, then maturin develop --release into .venv
@@ -186,6 +199,9 @@ bench-traffic: bench-setup build ## the two-sidecar path with routes, retries an
 .PHONY: bench-slowclients
 bench-slowclients: bench-setup build ## slow head, body and read at 1,000 connections vs nginx and HAProxy (~40 min)
 	$(PY) benches/slow_clients.py --write-readme
+
+interop-tracing: build $(JAEGER) ## not in CI: a mesh's spans sent to Jaeger v1.75.0, read back from its query API and checked
+	$(PY) -m tests.interop.tracing_jaeger --jaeger $(JAEGER)
 
 demo: build ## run the demo shop for 30 s: sidecars over mTLS, a canary that meshpy rollout rolls back, a live table
 	$(BIN)/meshpy demo --duration 30

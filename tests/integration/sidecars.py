@@ -44,11 +44,13 @@ def spawn_sidecar(
     name: str | None = None,
     app: tuple[str, ...] | None = None,
     token: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ProxyProcess:
     """Start the sidecar of ``service`` (with its own join token), without waiting for it.
 
     With ``app``, ``meshpy run ... -- app`` (the sidecar runs the app); else
     ``meshpy proxy run --service``. ``token``: a join token, else a new one is made.
+    ``env``: more environment variables for the sidecar (and its app).
     """
     name = name or service
     log_path, out_path = tmp / f"{name}.sidecar.stderr", tmp / f"{name}.sidecar.stdout"
@@ -60,6 +62,7 @@ def spawn_sidecar(
         **os.environ,
         "MESHPY_TOKEN": token or join_token(server, service),
         "PYTHONPATH": str(REPO),
+        **(env or {}),
     }
     with log_path.open("wb") as err, out_path.open("wb") as out:
         proc = subprocess.Popen(
