@@ -391,9 +391,13 @@ fn insert(headers: &mut HeaderMap, name: &HeaderName, value: &[u8]) {
     headers.insert(name.clone(), header_value(value));
 }
 
-/// Hex digits are always a valid header value.
+/// A trace header's value (hex digits are always a valid one), marked sensitive: a
+/// value new on every request must not be indexed in HTTP/2's HPACK table, where it
+/// would only push out the headers that do repeat.
 fn header_value(text: &[u8]) -> HeaderValue {
-    HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut value = HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("0"));
+    value.set_sensitive(true);
+    value
 }
 
 /// `N` bytes as `H` (= 2N) lower-case hex digits.

@@ -353,6 +353,13 @@ fn inject_writes_traceparent_and_the_b3_form_that_came_in() {
 }
 
 #[test]
+fn trace_headers_written_are_never_indexed_by_hpack() {
+    let mut map = HeaderMap::new();
+    inject(&start(Incoming::None, Chance::Always, counter()), &mut map);
+    assert!(map[&TRACEPARENT].is_sensitive());
+}
+
+#[test]
 fn hex_is_lower_case_and_round_trips() {
     let bytes = [0x00, 0x0f, 0xa0, 0xff];
     assert_eq!(&hex::<4, 8>(&bytes), b"000fa0ff");
