@@ -141,11 +141,17 @@ async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState
     return state
 
 
+STOP_WAIT_S = 5.0
+"""How long shutdown waits for a transaction still running in a worker thread."""
+
+
 async def _stop(state: AppState) -> None:
     for task in state.tasks:
         task.cancel()
     await asyncio.gather(*state.tasks, return_exceptions=True)
-    state.store.close()
+    # A background task's transaction (the trace trimmer runs one as the server starts)
+    # may still be running in a worker thread.
+    await state.store.aclose(wait_s=STOP_WAIT_S)
     state.store.db.dispose()
 
 

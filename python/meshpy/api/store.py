@@ -69,6 +69,14 @@ class Store:
         """Stop the worker threads (waiting for none: a hung one must not block shutdown)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self, wait_s: float) -> None:
+        """Stop the worker threads, and wait up to ``wait_s`` for one still in a
+        transaction: its connection then goes back to the pool before the pool is
+        disposed, instead of being left open (a hung one still does not block shutdown)."""
+        self.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(self._executor.shutdown, wait=True), wait_s)
+
     async def _call(
         self,
         write: bool,
