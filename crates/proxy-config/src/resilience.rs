@@ -121,7 +121,7 @@ pub struct FaultAbort {
     pub status: u16,
 }
 
-fn check_percent(percent: f64, path: String) -> Result<(), ConfigError> {
+pub(crate) fn check_percent(percent: f64, path: String) -> Result<(), ConfigError> {
     if percent.is_finite() && (0.0..=100.0).contains(&percent) {
         Ok(())
     } else {

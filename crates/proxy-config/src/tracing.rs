@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{resilience, ConfigError};
 
 /// Most OTLP receivers one proxy sends its spans to.
 pub const MAX_EXPORTS: usize = 4;
@@ -70,13 +70,7 @@ pub struct OtlpExport {
 
 /// Checks the `tracing` section.
 pub fn validate_tracing(tracing: &Tracing) -> Result<(), ConfigError> {
-    let percent = tracing.sample_percent;
-    if !(percent.is_finite() && (0.0..=100.0).contains(&percent)) {
-        return Err(ConfigError::new(
-            "tracing.sample_percent",
-            "must be between 0 and 100",
-        ));
-    }
+    resilience::check_percent(tracing.sample_percent, "tracing.sample_percent".into())?;
     if tracing.service.is_empty() || tracing.service.len() > 253 {
         return Err(ConfigError::new(
             "tracing.service",

@@ -361,9 +361,9 @@ impl Lease {
         }
     }
 
-    /// The address of the endpoint held.
-    pub fn address(&self) -> SocketAddr {
-        self.endpoint.key.addr
+    /// The endpoint held.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// The response ended cleanly: its HTTP/1 connection may carry another request

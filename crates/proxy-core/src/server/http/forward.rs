@@ -241,7 +241,7 @@ async fn forward(
         }
     };
     if let (Some(facts), Ok((_, lease))) = (facts, &sent) {
-        facts.endpoint = Some(lease.address());
+        facts.endpoint = Some(lease.endpoint().addr());
     }
     respond(sent, route, plan.filters)
 }
