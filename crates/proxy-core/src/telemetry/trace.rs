@@ -69,7 +69,7 @@ impl Tracer {
 
     /// This hop's span of a request with `headers`: its trace continued, or started.
     pub fn start(&self, headers: &HeaderMap) -> Hop {
-        context::start(context::extract(headers), self.sample, rng::next_u64)
+        context::start(context::read(headers), self.sample, rng::next_u64)
     }
 
     /// The span of a finished request, if it is to be kept: sampled, or failed (5xx
@@ -96,8 +96,9 @@ pub struct Facts {
     pub hop: Hop,
     /// Server (inbound listener) or client (outbound listener).
     pub kind: Kind,
-    /// When it arrived: wall clock, for the span's start, and monotonic, for its length.
-    pub started: (SystemTime, Instant),
+    /// When it arrived. The span's wall-clock start is worked out from its length when
+    /// it is recorded, which spares most requests, whose spans are not kept, a clock read.
+    pub started: Instant,
     /// Its method.
     pub method: Method,
     /// Its target as it arrived (a cheap clone; only its path is recorded).
@@ -226,9 +227,9 @@ impl Drop for OpenSpan {
             return;
         };
         let facts = &self.facts;
-        let (wall, monotonic) = facts.started;
-        let start = unix_nanos(wall);
-        let length = u64::try_from(monotonic.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let end = unix_nanos(SystemTime::now());
+        let length = u64::try_from(facts.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let start = end.saturating_sub(length);
         exporter.record(Record {
             trace_id: facts.hop.trace_id,
             span_id: facts.hop.span_id,
@@ -236,7 +237,7 @@ impl Drop for OpenSpan {
             kind: facts.kind,
             name: span_name(&facts.method, host(facts)),
             start_unix_nanos: start,
-            end_unix_nanos: start.saturating_add(length),
+            end_unix_nanos: end,
             error: facts.status >= 500 || facts.proxy_error.is_some(),
             attributes: attributes(facts),
         });

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -105,7 +105,7 @@ impl Tries<'_> {
                     // A retry's span starts with it; the first try's, with the request.
                     facts.hop.span_id = SpanId::random(rng::next_u64);
                     facts.retry_attempt = retries;
-                    facts.started = (SystemTime::now(), Instant::now());
+                    facts.started = Instant::now();
                 }
                 context::inject(&facts.hop, req.headers_mut());
             }

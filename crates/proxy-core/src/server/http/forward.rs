@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
@@ -95,7 +95,7 @@ fn arrival(
     Facts {
         hop: tracer.start(req.headers()),
         kind,
-        started: (SystemTime::now(), started),
+        started,
         method: req.method().clone(),
         uri: req.uri().clone(),
         host: req.headers().get(header::HOST).cloned(),

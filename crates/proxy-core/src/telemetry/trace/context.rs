@@ -100,21 +100,122 @@ pub enum Incoming {
     Malformed,
 }
 
-/// Reads the trace context of a request: W3C first, then B3 single, then B3 multi.
-pub fn extract(headers: &HeaderMap) -> Incoming {
+/// The trace headers, in the order of [`Seen`]'s bits.
+static TRACE_HEADERS: [&HeaderName; 8] = [
+    &TRACEPARENT,
+    &TRACESTATE,
+    &B3,
+    &X_B3_TRACEID,
+    &X_B3_SPANID,
+    &X_B3_PARENTSPANID,
+    &X_B3_SAMPLED,
+    &X_B3_FLAGS,
+];
+
+/// The position of a trace header in [`TRACE_HEADERS`], or None for any other header.
+fn trace_header(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        "traceparent" => Some(0),
+        "tracestate" => Some(1),
+        "b3" => Some(2),
+        "x-b3-traceid" => Some(3),
+        "x-b3-spanid" => Some(4),
+        "x-b3-parentspanid" => Some(5),
+        "x-b3-sampled" => Some(6),
+        "x-b3-flags" => Some(7),
+        _ => None,
+    }
+}
+
+/// Which trace headers a request came with, one bit per name of [`TRACE_HEADERS`]:
+/// what writing the context back must remove, and whether it can leave them alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen(u16);
+
+impl Seen {
+    /// Any B3 header, single or multi.
+    const B3_ANY: u16 = 0b1111_1100;
+
+    /// Whether the request had `name` (one of the trace headers).
+    pub fn has(self, name: &HeaderName) -> bool {
+        trace_header(name).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    fn any_b3(self) -> bool {
+        self.0 & Self::B3_ANY != 0
+    }
+}
+
+/// A request's trace headers, found in one pass over its headers (cheaper than a
+/// lookup by name for each of the nine, on every request).
+#[derive(Debug, Default)]
+struct TraceHeaders<'h> {
+    /// The value of each name seen once; `None` for none, or for several.
+    values: [Option<&'h HeaderValue>; 8],
+    seen: Seen,
+    repeated: u16,
+}
+
+impl<'h> TraceHeaders<'h> {
+    fn scan(headers: &'h HeaderMap) -> Self {
+        let mut found = Self::default();
+        for (name, value) in headers {
+            let Some(i) = trace_header(name) else {
+                continue;
+            };
+            if found.seen.0 & (1 << i) != 0 {
+                found.repeated |= 1 << i;
+            }
+            found.seen.0 |= 1 << i;
+            found.values[i] = Some(value);
+        }
+        found
+    }
+
+    /// `Some(Some(value))` for one header `name`, `Some(None)` for several (which the
+    /// formats refuse) or a value that is not text, `None` for none.
+    fn single(&self, name: &HeaderName) -> Option<Option<&'h str>> {
+        let i = trace_header(name)?;
+        if self.seen.0 & (1 << i) == 0 {
+            return None;
+        }
+        if self.repeated & (1 << i) != 0 {
+            return Some(None);
+        }
+        Some(self.values[i].and_then(|value| value.to_str().ok()))
+    }
+}
+
+/// The trace context of a request (W3C first, then B3 single, then B3 multi), and
+/// which trace headers it came with.
+pub fn read(headers: &HeaderMap) -> (Incoming, Seen) {
+    let found = TraceHeaders::scan(headers);
+    (parse(&found), found.seen)
+}
+
+fn parse(found: &TraceHeaders<'_>) -> Incoming {
+    if found.seen == Seen::default() {
+        return Incoming::None;
+    }
     let mut malformed = false;
-    match single(headers, &TRACEPARENT).map(|value| value.and_then(parse_traceparent)) {
+    match found
+        .single(&TRACEPARENT)
+        .map(|value| value.and_then(parse_traceparent))
+    {
         Some(Some(parent)) => return Incoming::Parent(parent),
         Some(None) => malformed = true,
         None => {}
     }
-    match single(headers, &B3).map(|value| value.and_then(parse_b3_single)) {
+    match found
+        .single(&B3)
+        .map(|value| value.and_then(parse_b3_single))
+    {
         Some(Some(found)) => return found,
         Some(None) => malformed = true,
         None => {}
     }
-    if headers.contains_key(&X_B3_TRACEID) || headers.contains_key(&X_B3_SPANID) {
-        match parse_b3_multi(headers) {
+    if found.seen.has(&X_B3_TRACEID) || found.seen.has(&X_B3_SPANID) {
+        match parse_b3_multi(found) {
             Some(parent) => return Incoming::Parent(parent),
             None => malformed = true,
         }
@@ -124,17 +225,6 @@ pub fn extract(headers: &HeaderMap) -> Incoming {
     } else {
         Incoming::None
     }
-}
-
-/// `Some(Some(value))` for one header `name`, `Some(None)` for several (which the
-/// formats refuse) or a value that is not text, `None` for none.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<Option<&'h str>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    if values.next().is_some() {
-        return Some(None);
-    }
-    Some(first.to_str().ok())
 }
 
 /// Parses `traceparent` (W3C Trace Context §3.2): lower-case hex only, version `ff`
@@ -199,14 +289,14 @@ pub fn parse_b3_single(value: &str) -> Option<Incoming> {
 }
 
 /// Parses the `x-b3-*` headers: trace and span ids both required, each once.
-pub fn parse_b3_multi(headers: &HeaderMap) -> Option<Parent> {
-    let (trace_id, short) = parse_b3_trace_id(single(headers, &X_B3_TRACEID)??)?;
-    let span_id = SpanId(hex_array(single(headers, &X_B3_SPANID)??.as_bytes())?);
+fn parse_b3_multi(headers: &TraceHeaders<'_>) -> Option<Parent> {
+    let (trace_id, short) = parse_b3_trace_id(headers.single(&X_B3_TRACEID)??)?;
+    let span_id = SpanId(hex_array(headers.single(&X_B3_SPANID)??.as_bytes())?);
     if span_id.0 == [0; 8] {
         return None;
     }
-    let debug = single(headers, &X_B3_FLAGS).flatten() == Some("1");
-    let sampled = match single(headers, &X_B3_SAMPLED) {
+    let debug = headers.single(&X_B3_FLAGS).flatten() == Some("1");
+    let sampled = match headers.single(&X_B3_SAMPLED) {
         None => None,
         Some(value) => Some(match value? {
             "1" | "true" => true,
@@ -249,15 +339,31 @@ fn b3_sampling(state: &str) -> Option<bool> {
     }
 }
 
+/// The value of each byte as a lower-case hex digit; 0xff for any other byte. A table,
+/// rather than ranges, because every continued trace parses 50 digits per request.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        let ascii = if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        };
+        table[ascii as usize] = digit;
+        digit += 1;
+    }
+    table
+};
+
 /// One byte of two lower-case hex digits.
 fn hex_byte(pair: &[u8]) -> Option<u8> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     match pair {
-        [high, low] => Some(digit(*high)? << 4 | digit(*low)?),
+        [high, low] => {
+            let (high, low) = (HEX_VALUE[usize::from(*high)], HEX_VALUE[usize::from(*low)]);
+            // A digit's value fits in 4 bits; 0xff does not.
+            ((high | low) < 16).then_some(high << 4 | low)
+        }
         _ => None,
     }
 }
@@ -268,10 +374,17 @@ fn hex_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
+    // Checked once at the end rather than per digit: no branch in the loop.
+    let mut any = 0u8;
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = hex_byte(pair)?;
+        let (high, low) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        any |= high | low;
+        *byte = high << 4 | (low & 0xf);
     }
-    Some(out)
+    (any < 16).then_some(out)
 }
 
 /// This hop's span in a trace.
@@ -291,11 +404,27 @@ pub struct Hop {
     pub short_b3_trace_id: bool,
     /// The request's `tracestate` is kept (it came with a valid `traceparent`).
     pub keep_tracestate: bool,
+    /// The trace headers the request came with.
+    pub seen: Seen,
+}
+
+impl Hop {
+    /// Whether the request's trace headers go on as they came: a W3C trace that the
+    /// caller did not sample, without B3. Nothing of this hop is recorded unless it
+    /// fails, and then its span's parent is still the caller's, so rewriting the
+    /// headers would only cost every unsampled request.
+    pub fn passes_through(&self) -> bool {
+        !self.sampled && self.keep_tracestate && self.b3.is_none() && !self.seen.any_b3()
+    }
 }
 
 /// Starts this hop's span: continues `incoming`'s trace, or starts one sampled at
 /// `sample` (rolled with a draw of `next`, which also draws the new ids).
-pub fn start(incoming: Incoming, sample: Chance, mut next: impl FnMut() -> u64) -> Hop {
+pub fn start(
+    (incoming, seen): (Incoming, Seen),
+    sample: Chance,
+    mut next: impl FnMut() -> u64,
+) -> Hop {
     let span_id = SpanId::random(&mut next);
     let roll = |next: &mut dyn FnMut() -> u64| match sample {
         Chance::Never => false,
@@ -311,6 +440,7 @@ pub fn start(incoming: Incoming, sample: Chance, mut next: impl FnMut() -> u64) 
             b3: (parent.format != Format::W3c).then_some(parent.format),
             short_b3_trace_id: parent.short_b3_trace_id,
             keep_tracestate: parent.format == Format::W3c,
+            seen,
         },
         Incoming::SamplingOnly(sampled) => Hop {
             trace_id: TraceId::random(&mut next),
@@ -320,6 +450,7 @@ pub fn start(incoming: Incoming, sample: Chance, mut next: impl FnMut() -> u64) 
             b3: Some(Format::B3Single),
             short_b3_trace_id: false,
             keep_tracestate: false,
+            seen,
         },
         Incoming::None | Incoming::Malformed => Hop {
             trace_id: TraceId::random(&mut next),
@@ -329,26 +460,26 @@ pub fn start(incoming: Incoming, sample: Chance, mut next: impl FnMut() -> u64) 
             b3: None,
             short_b3_trace_id: false,
             keep_tracestate: false,
+            seen,
         },
     }
 }
 
 /// Writes `hop`'s context into the request's headers for the next hop: `traceparent`
 /// always, B3 in the form it came in, and no trace header left from before that
-/// this hop did not validate.
+/// this hop did not validate; or, for a hop that [passes through](Hop::passes_through),
+/// nothing.
 pub fn inject(hop: &Hop, headers: &mut HeaderMap) {
-    for name in [
-        &B3,
-        &X_B3_TRACEID,
-        &X_B3_SPANID,
-        &X_B3_PARENTSPANID,
-        &X_B3_SAMPLED,
-        &X_B3_FLAGS,
-    ] {
-        headers.remove(name);
+    if hop.passes_through() {
+        return;
     }
-    if !hop.keep_tracestate {
-        headers.remove(&TRACESTATE);
+    // Only the names the request came with: most come with none. `traceparent`
+    // is overwritten below.
+    for (i, &name) in TRACE_HEADERS.iter().enumerate().skip(1) {
+        let kept = name == TRACESTATE && hop.keep_tracestate;
+        if hop.seen.0 & (1 << i) != 0 && !kept {
+            headers.remove(name);
+        }
     }
     headers.insert(TRACEPARENT.clone(), traceparent(hop));
     let trace_hex = hex::<16, 32>(&hop.trace_id.0);

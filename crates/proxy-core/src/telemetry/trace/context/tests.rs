@@ -198,7 +198,7 @@ fn extract_prefers_w3c_then_b3_and_flags_what_does_not_parse() {
         (vec![("b3", "1"), ("b3", "0")], Incoming::Malformed),
     ];
     for (pairs, expected) in cases {
-        assert_eq!(extract(&headers(&pairs)), expected, "{pairs:?}");
+        assert_eq!(read(&headers(&pairs)).0, expected, "{pairs:?}");
     }
 }
 
@@ -230,7 +230,7 @@ fn a_hop_keeps_the_callers_decision_and_rolls_its_own_for_new_traces() {
         (Incoming::None, half, true),
     ];
     for (incoming, chance, sampled) in cases {
-        let hop = start(incoming, chance, counter());
+        let hop = start((incoming, Seen::default()), chance, counter());
         assert_eq!(hop.sampled, sampled, "{incoming:?} at {chance:?}");
         assert_ne!(hop.span_id.0, [0; 8]);
     }
@@ -239,17 +239,31 @@ fn a_hop_keeps_the_callers_decision_and_rolls_its_own_for_new_traces() {
         unreachable!()
     };
     deferred.sampled = None;
-    assert!(start(Incoming::Parent(deferred), always, counter()).sampled);
-    assert!(!start(Incoming::Parent(deferred), never, counter()).sampled);
+    assert!(
+        start(
+            (Incoming::Parent(deferred), Seen::default()),
+            always,
+            counter()
+        )
+        .sampled
+    );
+    assert!(
+        !start(
+            (Incoming::Parent(deferred), Seen::default()),
+            never,
+            counter()
+        )
+        .sampled
+    );
     // A continued trace keeps its id and names the caller's span as the parent.
-    let hop = start(w3c(true), never, counter());
+    let hop = start((w3c(true), Seen::default()), never, counter());
     assert_eq!(
         (hop.trace_id, hop.parent),
         (trace_id(TRACE), Some(span_id(SPAN)))
     );
     assert_ne!(hop.span_id, span_id(SPAN));
     // A new one has none.
-    let hop = start(Incoming::Malformed, never, counter());
+    let hop = start((Incoming::Malformed, Seen::default()), never, counter());
     assert_eq!(hop.parent, None);
     assert_ne!(hop.trace_id.0, [0; 16]);
 }
@@ -344,7 +358,7 @@ fn inject_writes_traceparent_and_the_b3_form_that_came_in() {
     ];
     for (pairs, expected) in cases {
         let mut map = headers(&pairs);
-        let hop = start(extract(&map), Chance::Never, counter());
+        let hop = start(read(&map), Chance::Never, counter());
         inject(&hop, &mut map);
         for (name, value) in expected {
             assert_eq!(header(&map, name), value.as_deref(), "{pairs:?}: {name}");
@@ -353,9 +367,67 @@ fn inject_writes_traceparent_and_the_b3_form_that_came_in() {
 }
 
 #[test]
+fn an_unsampled_w3c_trace_passes_through_untouched() {
+    let unsampled = format!("00-{TRACE}-{SPAN}-00");
+    let sampled = format!("00-{TRACE}-{SPAN}-01");
+    let cases: Vec<(Headers, bool)> = vec![
+        // (request's headers, passed through as they came)
+        (vec![("traceparent", &unsampled)], true),
+        (
+            vec![("traceparent", &unsampled), ("tracestate", "a=1")],
+            true,
+        ),
+        (vec![("traceparent", &sampled)], false),
+        // B3 beside W3C is dropped, so the headers change.
+        (
+            vec![("traceparent", &unsampled), ("x-b3-sampled", "0")],
+            false,
+        ),
+        (vec![("traceparent", &unsampled), ("b3", "0")], false),
+        // A new trace is written even when it is not sampled.
+        (vec![], false),
+        (vec![("traceparent", "00-bad")], false),
+    ];
+    for (pairs, untouched) in cases {
+        let before = headers(&pairs);
+        let mut map = before.clone();
+        let hop = start(read(&map), Chance::Never, counter());
+        assert_eq!(hop.passes_through(), untouched, "{pairs:?}");
+        inject(&hop, &mut map);
+        assert_eq!(map == before, untouched, "{pairs:?}: {map:?}");
+    }
+}
+
+#[test]
+fn only_the_trace_headers_a_request_came_with_are_seen() {
+    let map = headers(&[
+        ("x-b3-flags", "1"),
+        ("content-type", "text/plain"),
+        ("tracestate", "a=1"),
+    ]);
+    let (_, seen) = read(&map);
+    for name in [&X_B3_FLAGS, &TRACESTATE] {
+        assert!(seen.has(name), "{name}");
+    }
+    for name in [
+        &TRACEPARENT,
+        &B3,
+        &X_B3_TRACEID,
+        &X_B3_SPANID,
+        &X_B3_SAMPLED,
+    ] {
+        assert!(!seen.has(name), "{name}");
+    }
+    assert!(!seen.has(&http::header::CONTENT_TYPE));
+}
+
+#[test]
 fn trace_headers_written_are_never_indexed_by_hpack() {
     let mut map = HeaderMap::new();
-    inject(&start(Incoming::None, Chance::Always, counter()), &mut map);
+    inject(
+        &start((Incoming::None, Seen::default()), Chance::Always, counter()),
+        &mut map,
+    );
     assert!(map[&TRACEPARENT].is_sensitive());
 }
 
