@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration", "parse_seconds"]
+__all__ = [
+    "DURATION_PATTERN",
+    "approximate_duration",
+    "format_duration",
+    "parse_duration",
+    "parse_seconds",
+]
 
 _UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
 _PART = re.compile(r"(\d+)\s*(ms|s|m|h)")
@@ -58,3 +64,24 @@ def format_duration(value: timedelta) -> str:
         if ms and ms % _UNITS_MS[unit] == 0:
             return f"{ms // _UNITS_MS[unit]}{unit}"
     return f"{ms}ms"
+
+
+_SPAN_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+
+
+def approximate_duration(value: timedelta) -> str:
+    """Return ``value`` for people, rounded down to two adjacent units at most: "364d5h",
+    "1h59m", "45s"; under 10 s with a tenth: "0.3s". The sign is dropped."""
+    seconds = abs(value.total_seconds())
+    if seconds < 10:
+        return f"{int(seconds * 10) / 10:.1f}s"
+    left = int(seconds)
+    for i, (unit, size) in enumerate(_SPAN_UNITS):
+        if left >= size:
+            text = f"{left // size}{unit}"
+            if i + 1 < len(_SPAN_UNITS):
+                next_unit, next_size = _SPAN_UNITS[i + 1]
+                rest = left % size // next_size
+                text += f"{rest}{next_unit}" if rest else ""
+            return text
+    return "0s"  # pragma: no cover - seconds >= 10 always has a unit

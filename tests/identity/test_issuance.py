@@ -254,3 +254,30 @@ def test_list_certificates_filters_newest_first(server: LiveServer, clock: FakeC
     assert listed(namespace="shop") == []
     assert server.admin.get(CERTIFICATES, params={"limit": 0}).status_code == 422
     assert server.client(cart_token).get(CERTIFICATES).status_code == 403
+
+
+def test_proxies_name_each_ones_newest_certificate(server: LiveServer, clock: FakeClock) -> None:
+    token = server.join_token("cart")
+    cart_a, cart_b = server.register("cart")["id"], server.register("cart")["id"]
+    issued = {}
+    for instance in (cart_a, cart_a, None):
+        clock.advance(60)
+        csr, _ = make_csr([CART])
+        response = server.client(token).post(CERTIFICATES, json={"csr": csr, "instance": instance})
+        assert response.status_code == 201, response.text
+        issued[instance] = response.json()
+    proxies = {p["instance"]: p for p in server.admin.get("/api/v1/proxies").json()}
+    newest = issued[cart_a]
+    assert proxies[cart_a]["certificate"] == {
+        "serial": newest["serial"],
+        "not_before": newest["not_before"],
+        "not_after": newest["not_after"],
+    }
+    # Certificates issued to no instance (or to another) are not this one's.
+    assert proxies[cart_b]["certificate"] is None
+    for instance in (cart_a, cart_b):
+        registered = server.admin.get(
+            f"/api/v1/namespaces/default/services/cart/instances/{instance}"
+        ).json()
+        assert proxies[instance]["state"] == registered["state"] == "starting"
+        assert proxies[instance]["lease_expires_at"] == registered["lease_expires_at"]

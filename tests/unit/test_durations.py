@@ -6,7 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from meshpy.durations import format_duration, parse_duration, parse_seconds
+from meshpy.durations import (
+    approximate_duration,
+    format_duration,
+    parse_duration,
+    parse_seconds,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +71,24 @@ def test_parse_seconds_takes_numbers_and_durations(text: str, seconds: float) ->
 def test_parse_seconds_refuses_other_text() -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_seconds("soon")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (timedelta(0), "0.0s"),
+        (timedelta(milliseconds=350), "0.3s"),
+        (timedelta(seconds=9.99), "9.9s"),
+        (timedelta(seconds=45), "45s"),
+        (timedelta(seconds=125), "2m5s"),
+        (timedelta(minutes=2), "2m"),
+        (timedelta(hours=1, minutes=59, seconds=59), "1h59m"),
+        (timedelta(hours=4, minutes=48), "4h48m"),
+        (timedelta(days=1), "1d"),
+        (timedelta(days=1, minutes=59), "1d"),  # two adjacent units at most
+        (timedelta(days=364, hours=23, minutes=59), "364d23h"),
+        (-timedelta(seconds=45), "45s"),
+    ],
+)
+def test_approximate(value: timedelta, expected: str) -> None:
+    assert approximate_duration(value) == expected

@@ -34,6 +34,7 @@ from meshpy.api.routers import (
     resources,
     revision,
     services,
+    status,
     tokens,
     traces,
 )
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         identity,
         traces,
         otlp,
+        status,
     ):
         app.include_router(module.router)
     return app

@@ -2,8 +2,8 @@
 
 A long-poll with ``If-None-Match``: the control plane answers as soon as the snapshot
 differs from the one the proxy runs, else with 304 when the wait ends. A snapshot the core
-rejects is acked with its error (``meshpy proxy status`` shows it) and the proxy keeps
-serving the previous one.
+rejects (invalid, or naming a listener it cannot bind) is acked with its error
+(``meshpy proxy status`` shows it) and the proxy keeps serving the previous one.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class ConfigWatcher:
         body = answer.body.decode()
         try:
             self.proxy.apply(body)
-        except _core.ConfigError as err:
+        except (_core.ConfigError, _core.BindError) as err:
             error = str(err)
             log.error("snapshot %d rejected: %s", version, error)
         # The ETag moves on either way: a rejected snapshot is not fetched again and again.

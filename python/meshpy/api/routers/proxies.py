@@ -8,18 +8,21 @@ for a client, but it is woken by every registry change.) It
 then applies the snapshot and reports with ``PUT .../ack`` (the version and ETag it
 applied, or the error that made it reject the snapshot). ``GET /api/v1/proxies`` shows
 every proxy as ``SYNCED`` (runs the current snapshot), ``STALE`` (runs an older one or
-rejected the current one) or ``NOT SENT`` (never acked a snapshot).
+rejected the current one) or ``NOT SENT`` (never acked a snapshot), with its instance's
+lease and the newest certificate the CA issued to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from meshpy import snapshot
 from meshpy.api import problems
@@ -27,6 +30,7 @@ from meshpy.api.deps import AdminDep, JoinTokenDep, StateDep
 from meshpy.api.state import AppState
 from meshpy.durations import parse_seconds
 from meshpy.registry import repository
+from meshpy.registry.models import ConfigAck
 from meshpy.resources._common import is_dns_label
 
 __all__ = ["MAX_WAIT_S", "router"]
@@ -38,6 +42,7 @@ _GZIP_FROM = 4096
 """Bodies smaller than this are sent as they are."""
 ProxyPath = Annotated[UUID, Path(description="The instance id of the proxy's registration.")]
 SyncStatus = Literal["SYNCED", "STALE", "NOT SENT"]
+InstanceState = Literal["starting", "healthy", "unhealthy", "draining"]
 
 
 class Ack(BaseModel):
@@ -50,8 +55,16 @@ class Ack(BaseModel):
     )
 
 
+class ProxyCertificate(BaseModel):
+    """A certificate the CA issued to a proxy, by its validity."""
+
+    serial: str
+    not_before: datetime
+    not_after: datetime
+
+
 class ProxyStatus(BaseModel):
-    """One proxy's config sync status."""
+    """One proxy's config sync status, lease and certificate."""
 
     instance: str
     namespace: str
@@ -60,6 +73,13 @@ class ProxyStatus(BaseModel):
     acked_version: int | None = Field(description="Version of the snapshot it last acked.")
     current_version: int = Field(description="Revision the current snapshot was built at.")
     error: str | None = Field(description="Why it rejected its last snapshot, if it did.")
+    state: InstanceState = Field(description="Its instance's state.")
+    lease_expires_at: datetime | None = Field(
+        description="When its lease runs out unless renewed; null once it has left."
+    )
+    certificate: ProxyCertificate | None = Field(
+        description="The newest certificate the CA issued to it; null before its first."
+    )
 
 
 def _wait_seconds(text: str) -> float:
@@ -200,7 +220,7 @@ async def list_proxies(
 ) -> list[ProxyStatus]:
     """Every registered proxy with its config sync status."""
     mesh = await state.distributor.mesh()
-    acks = await state.store.read(repository.list_acks)
+    acks, leases, certificates = await state.store.read(_records)
     out = []
     for inst in sorted(mesh.instances, key=lambda i: (i.namespace, i.service, i.id)):
         current = state.distributor.build(mesh, inst.id, outbound_port)
@@ -221,6 +241,28 @@ async def list_proxies(
                 acked_version=ack.version if ack else None,
                 current_version=current.version,
                 error=ack.error if ack else None,
+                state=inst.state,
+                lease_expires_at=leases.get(inst.id),
+                certificate=_certificate(certificates.get(inst.id)),
             )
         )
     return out
+
+
+def _records(
+    session: Session,
+) -> tuple[dict[str, ConfigAck], dict[str, datetime], dict[str, repository.CertificateValidity]]:
+    """Acks, lease ends and newest certificates by instance id, in one transaction."""
+    return (
+        repository.list_acks(session),
+        repository.lease_expiries(session),
+        repository.latest_certificates(session),
+    )
+
+
+def _certificate(found: repository.CertificateValidity | None) -> ProxyCertificate | None:
+    if found is None:
+        return None
+    return ProxyCertificate(
+        serial=found.serial, not_before=found.not_before, not_after=found.not_after
+    )

@@ -2,7 +2,8 @@
 
 ``upgrade(db)`` brings a database to the newest schema (``meshpy db upgrade``; the server
 does it itself on SQLite). ``check(db)`` says whether a database is at the newest schema,
-which the server requires of PostgreSQL before it starts. The repository's
+which the server requires of PostgreSQL before it starts; ``status(connection)`` says the
+same on a connection already open (a running server's, for ``GET /api/v1/status``). The repository's
 ``alembic.ini`` points the ``alembic`` command here, for writing new revisions.
 """
 
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 
 from meshpy.errors import MeshpyError
 from meshpy.registry.db import Database
@@ -27,6 +29,7 @@ __all__ = [
     "check",
     "head",
     "prepare",
+    "status",
     "upgrade",
 ]
 
@@ -110,7 +113,12 @@ def upgrade(db: Database) -> None:
 def check(db: Database) -> SchemaStatus:
     """Read the database's schema revision (raises SQLAlchemy errors if it is unreachable)."""
     with db.engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+        return status(connection)
+
+
+def status(connection: Connection) -> SchemaStatus:
+    """Read the schema revision on ``connection`` (raises SQLAlchemy errors as it fails)."""
+    current = MigrationContext.configure(connection).get_current_revision()
     return SchemaStatus(current=current, head=head())
 
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from meshpy.registry.models import (
+    Instance,
     IssuedCertificate,
 )
 
@@ -67,6 +68,49 @@ def list_certificates(
         query = query.where(IssuedCertificate.instance_id == instance_id)
     query = query.order_by(IssuedCertificate.issued_at.desc(), IssuedCertificate.serial)
     return list(session.scalars(query.limit(limit)))
+
+
+@dataclass(frozen=True)
+class CertificateValidity:
+    """When one issued certificate is valid."""
+
+    serial: str
+    not_before: datetime
+    not_after: datetime
+
+
+def latest_certificates(session: Session) -> dict[str, CertificateValidity]:
+    """The newest certificate issued to each registered instance, by instance id."""
+    newest = (
+        select(
+            IssuedCertificate.instance_id,
+            func.max(IssuedCertificate.issued_at).label("issued_at"),
+        )
+        .join(Instance, Instance.id == IssuedCertificate.instance_id)
+        .group_by(IssuedCertificate.instance_id)
+        .subquery()
+    )
+    query = select(
+        IssuedCertificate.instance_id,
+        IssuedCertificate.serial,
+        IssuedCertificate.not_before,
+        IssuedCertificate.not_after,
+    ).join(
+        newest,
+        and_(
+            IssuedCertificate.instance_id == newest.c.instance_id,
+            IssuedCertificate.issued_at == newest.c.issued_at,
+        ),
+    )
+    found: dict[str, CertificateValidity] = {}
+    for row in session.execute(query):
+        # Issue times are to the second: of two issued in one second, the longer-lived.
+        kept = found.get(str(row.instance_id))
+        if kept is None or row.not_after > kept.not_after:
+            found[str(row.instance_id)] = CertificateValidity(
+                row.serial, row.not_before, row.not_after
+            )
+    return found
 
 
 def prune_certificates(session: Session, *, expired_before: datetime) -> int:

@@ -289,6 +289,12 @@ def list_acks(session: Session) -> dict[str, ConfigAck]:
     return {row.instance_id: row for row in session.scalars(select(ConfigAck))}
 
 
+def lease_expiries(session: Session) -> dict[str, datetime]:
+    """When each registered instance's lease runs out unless renewed, by instance id."""
+    query = select(Instance.id, Instance.lease_expires_at)
+    return {row.id: row.lease_expires_at for row in session.execute(query)}
+
+
 def _remove_instances(session: Session, rows: Sequence[Instance], *, now: datetime) -> None:
     versions = {(r.namespace, r.service, r.version) for r in rows if r.version is not None}
     for row in rows:
