@@ -424,6 +424,25 @@ class RuleTimeouts(TypedDict):
     """
 
 
+class ServiceRef(TypedDict):
+    """
+    A service (and version) of the mesh, as metric labels name it.
+    """
+
+    namespace: str
+    """
+    Its namespace.
+    """
+    service: str
+    """
+    Its name.
+    """
+    version: NotRequired[str | None]
+    """
+    The version, when it is one version's instances only (or the workload's own).
+    """
+
+
 class SlowStart(TypedDict):
     """
     Ramp of the share of an endpoint that joins a cluster already serving.
@@ -582,6 +601,20 @@ class ListenerTls(TypedDict):
     """
 
 
+class Metrics(TypedDict):
+    """
+    Labels of the proxy's edge metrics. Every request is counted on the edge between
+    two services; this section names the end the proxy stands for. Absent, that end
+    is `unknown`.
+    """
+
+    workload: NotRequired[ServiceRef | None]
+    """
+    The workload whose sidecar this proxy is: the source of its outbound
+    requests and the destination of its inbound ones.
+    """
+
+
 class NameValue(TypedDict):
     """
     A name/value condition on a header or query parameter.
@@ -736,6 +769,10 @@ class Cluster(TypedDict):
     retry_budget: NotRequired[RetryBudget]
     """
     How many retries requests to this cluster may cause; always on.
+    """
+    service: NotRequired[ServiceRef | None]
+    """
+    The mesh service its endpoints are: the destination its requests are counted to.
     """
     slow_start: NotRequired[SlowStart | None]
     """
@@ -935,6 +972,10 @@ class Snapshot(TypedDict):
     """
     Sockets to accept connections on.
     """
+    metrics: NotRequired[Metrics | None]
+    """
+    The labels of the per-edge metrics.
+    """
     tracing: NotRequired[Tracing | None]
     """
     Distributed tracing; absent, trace headers pass through untouched.
@@ -972,6 +1013,10 @@ class ProxyConfig(TypedDict):
     """
     Connections open at once on all listeners together; at the limit new ones are
     refused at accept and those open are kept (each listener also has its own).
+    """
+    metrics: NotRequired[Metrics | None]
+    """
+    The labels of the per-edge metrics.
     """
     tracing: NotRequired[Tracing | None]
     """

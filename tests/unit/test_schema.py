@@ -39,6 +39,7 @@ def test_schema_describes_every_field() -> None:
         "clusters",
         "identity",
         "tracing",
+        "metrics",
     }
     assert schema["additionalProperties"] is False
 
@@ -74,5 +75,6 @@ def test_bootstrap_and_snapshot_are_named_types() -> None:
         "listeners",
         "clusters",
         "tracing",
+        "metrics",
     }
     assert tuple(proxyconfig.Bootstrap.__annotations__) == BOOTSTRAP_KEYS

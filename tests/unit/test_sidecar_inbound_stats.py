@@ -20,18 +20,19 @@ from meshpy.sidecar.registration import InstanceSpec, Registrar
 METRICS = """\
 # TYPE meshpy_requests counter
 meshpy_requests_total{listener="inbound",status_class="2xx"} 7
-http_server_request_duration_seconds_count{listener="inbound"} 9
-http_server_request_duration_seconds_bucket{le="0.005",listener="inbound"} 4
-http_server_request_duration_seconds_bucket{le="0.01",listener="inbound"} 8
-http_server_request_duration_seconds_bucket{le="+Inf",listener="inbound"} 9
-http_server_request_duration_seconds_bucket{le="0.005",listener="outbound"} 100
-http_server_request_duration_seconds_bucket{listener="inbound",le="1.0"} 9
+http_server_request_duration_seconds_count{direction="inbound",source_service="a"} 6
+http_server_request_duration_seconds_bucket{direction="inbound",source_service="a",le="0.005"} 4
+http_server_request_duration_seconds_bucket{direction="inbound",source_service="a",le="0.01"} 5
+http_server_request_duration_seconds_bucket{direction="inbound",source_service="a",le="+Inf"} 6
+http_server_request_duration_seconds_bucket{direction="inbound",source_service="b",le="0.01"} 3
+http_server_request_duration_seconds_bucket{direction="inbound",source_service="b",le="+Inf"} 3
+http_server_request_duration_seconds_bucket{le="1.0",direction="inbound",source_service="b"} 3
+http_client_request_duration_seconds_bucket{direction="outbound",le="0.005"} 100
 """
 
 
-def test_duration_buckets_keep_the_inbound_listener_only() -> None:
-    assert duration_buckets(METRICS) == {"0.005": 4, "0.01": 8, "+Inf": 9, "1.0": 9}
-    assert duration_buckets(METRICS, "outbound") == {"0.005": 100}
+def test_duration_buckets_add_up_the_inbound_edges() -> None:
+    assert duration_buckets(METRICS) == {"0.005": 4, "0.01": 8, "+Inf": 9, "1.0": 3}
     assert duration_buckets("") == {}
 
 

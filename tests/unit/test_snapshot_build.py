@@ -86,6 +86,7 @@ def test_the_whole_snapshot_of_a_small_mesh() -> None:
                 "endpoints": ["127.0.0.1:15106"],
                 "lb": "peak_ewma",
                 "protocol": "http1",
+                "service": {"namespace": "default", "service": "cart"},
             },
             {
                 "name": "local-app",
@@ -98,8 +99,10 @@ def test_the_whole_snapshot_of_a_small_mesh() -> None:
                 "endpoints": ["10.0.0.5:15006"],
                 "lb": "peak_ewma",
                 "protocol": "http1",
+                "service": {"namespace": "default", "service": "payment"},
             },
         ],
+        "metrics": {"workload": {"namespace": "default", "service": "cart"}},
     }
 
 

@@ -54,7 +54,8 @@ def test_every_backend_policy_field_reaches_the_cluster() -> None:
     )
     found = clusters(build_snapshot(replace(SHOP, backend_policies=(policy,)), "cart-1"))
     payment = found["payment.default"]
-    assert {k: v for k, v in payment.items() if k not in ("name", "endpoints", "tls")} == {
+    kept_apart = ("name", "endpoints", "tls", "service")
+    assert {k: v for k, v in payment.items() if k not in kept_apart} == {
         "lb": "ring_hash",
         "protocol": "http1",
         "hash_on": {"cookie": "session"},

@@ -88,3 +88,25 @@ def test_service_keys_include_version_services() -> None:
         ("default", "redis"),
         ("billing", "ledger"),
     }
+
+
+def test_edge_metrics_name_the_sidecars_workload_and_each_clusters_service() -> None:
+    assert build_snapshot(SHOP, "pay-3")["metrics"] == {
+        "workload": {"namespace": "default", "service": "payment", "version": "v2"}
+    }
+    snap = build_snapshot(SHOP, "cart-1")
+    assert snap["metrics"] == {"workload": {"namespace": "default", "service": "cart"}}
+    found = clusters(snap)
+    assert found["payment.default"]["service"] == {"namespace": "default", "service": "payment"}
+    # A version service is its parent's version.
+    assert found["payment-v2.default"]["service"] == {
+        "namespace": "default",
+        "service": "payment",
+        "version": "v2",
+    }
+    assert "service" not in found["local-app"]
+
+
+def test_a_workload_name_metrics_cannot_take_is_left_unknown() -> None:
+    odd = replace(SHOP, instances=(inst("odd-1", "Odd_Name", "10.0.0.50"),))
+    assert build_snapshot(odd, "odd-1")["metrics"] == {}

@@ -16,12 +16,18 @@ meshpy_requests_total{{listener="inbound",status_class="2xx"}} {ok}
 meshpy_requests_total{{listener="inbound",status_class="5xx"}} {failed}
 meshpy_requests_total{{listener="outbound",status_class="2xx"}} {sent}
 # TYPE http_server_request_duration_seconds histogram
-http_server_request_duration_seconds_sum{{listener="inbound"}} 1.0
-http_server_request_duration_seconds_count{{listener="inbound"}} {total}
-http_server_request_duration_seconds_bucket{{le="0.001",listener="inbound"}} {fast}
-http_server_request_duration_seconds_bucket{{le="0.01",listener="inbound"}} {total}
-http_server_request_duration_seconds_bucket{{le="+Inf",listener="inbound"}} {total}
-http_server_request_duration_seconds_bucket{{le="+Inf",listener="outbound"}} 999
+http_server_request_duration_seconds_sum{{code="200"}} 1.0
+http_server_request_duration_seconds_count{{code="200"}} {ok}
+http_server_request_duration_seconds_bucket{{code="200",le="0.001"}} {fast}
+http_server_request_duration_seconds_bucket{{code="200",le="0.01"}} {ok}
+http_server_request_duration_seconds_bucket{{code="200",le="+Inf"}} {ok}
+http_server_request_duration_seconds_sum{{code="503"}} 0.1
+http_server_request_duration_seconds_count{{code="503"}} {failed}
+http_server_request_duration_seconds_bucket{{code="503",le="0.001"}} 0
+http_server_request_duration_seconds_bucket{{code="503",le="0.01"}} {failed}
+http_server_request_duration_seconds_bucket{{code="503",le="+Inf"}} {failed}
+# TYPE http_client_request_duration_seconds histogram
+http_client_request_duration_seconds_bucket{{direction="outbound",le="+Inf"}} 999
 # TYPE meshpy_tls_requests counter
 meshpy_tls_requests_total{{listener="inbound",tls="mtls"}} {total}
 meshpy_tls_requests_total{{listener="inbound",tls="plaintext"}} 0
@@ -35,7 +41,7 @@ def scrape(at: float, ok: int, failed: int, fast: int, sent: int = 0) -> Scrape:
     return parse_metrics(text, at)
 
 
-def test_parse_keeps_the_inbound_listener() -> None:
+def test_parse_adds_up_the_inbound_edges() -> None:
     s = scrape(0.0, ok=90, failed=10, fast=50, sent=7)
     assert s.requests == 100
     assert s.inbound["5xx"] == 10

@@ -208,6 +208,9 @@ pub struct CircuitBreakers {
 /// Checks the balancing fields of cluster `i`.
 pub(super) fn validate_cluster(i: usize, cluster: &Cluster) -> Result<(), ConfigError> {
     let at = |field: &str| format!("clusters[{i}].{field}");
+    if let Some(service) = &cluster.service {
+        super::metrics::validate_service_ref(service, &at("service"))?;
+    }
     for (j, endpoint) in cluster.endpoints.iter().enumerate() {
         let address = endpoint.address;
         let at_endpoint = format!("clusters[{i}].endpoints[{j}]");

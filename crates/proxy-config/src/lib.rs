@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 mod authz;
 mod cluster;
 mod listener;
+mod metrics;
 pub mod path;
 mod resilience;
 mod route;
@@ -36,6 +37,7 @@ pub use cluster::{
 pub use listener::{
     Direction, Listener, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader,
 };
+pub use metrics::{Metrics, ServiceRef};
 pub use resilience::{
     Fault, FaultAbort, FaultDelay, RequestMirror, Retry, RetryBudget, MAX_RETRY_ATTEMPTS,
 };
@@ -131,6 +133,9 @@ pub struct Snapshot {
     /// Distributed tracing; absent, trace headers pass through untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// The labels of the per-edge metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
 }
 
 impl Snapshot {
@@ -231,6 +236,9 @@ pub struct Cluster {
     /// Delays and errors injected into requests to this cluster (for testing resilience).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// The mesh service its endpoints are: the destination its requests are counted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -344,6 +352,9 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ConfigError> {
             ));
         }
         listener::validate_listener(i, listener, &cluster_names)?;
+    }
+    if let Some(workload) = snapshot.metrics.as_ref().and_then(|m| m.workload.as_ref()) {
+        metrics::validate_service_ref(workload, "metrics.workload")?;
     }
     if let Some(tracing) = &snapshot.tracing {
         tracing::validate_tracing(tracing)?;

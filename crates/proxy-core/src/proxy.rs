@@ -210,10 +210,12 @@ impl Proxy {
         }
         let started = control.phase == Phase::Started;
         let reuse = cluster::endpoints_by_key(&control.clusters);
+        let workload = snapshot.metrics.as_ref().and_then(|m| m.workload.as_ref());
         let ctx = cluster::Context {
             identity: &self.shared.identity,
             metrics: &self.shared.metrics,
             mirror_gate: &self.shared.mirror_gate,
+            workload,
         };
         let clusters: HashMap<&str, Arc<Cluster>> = snapshot
             .clusters
@@ -242,7 +244,13 @@ impl Proxy {
         // bind the rest now so that a bind error leaves everything as it was.
         let mut plan = Vec::with_capacity(snapshot.listeners.len());
         for cfg in &snapshot.listeners {
-            let route = ListenerRoute::new(cfg, &clusters, tracer.clone(), &self.shared.metrics);
+            let route = ListenerRoute::new(
+                cfg,
+                &clusters,
+                tracer.clone(),
+                &self.shared.metrics,
+                workload,
+            );
             let kept = control
                 .listeners
                 .iter()

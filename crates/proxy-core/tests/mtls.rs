@@ -418,3 +418,74 @@ fn tcp_relays_over_mtls_on_both_hops() {
         r#"meshpy_tls_handshakes_total{listener="web",result="ok"} 1"#,
     );
 }
+
+/// Counts requests on both ends of the edge A → B: A's outbound edge names its own
+/// workload and B's service; B's inbound edge names A by its verified identity.
+#[test]
+fn each_request_is_counted_once_on_each_end_of_its_edge() {
+    let pki = pki();
+    let rt = client_runtime();
+    let backend = rt.block_on(http_backend("app"));
+    let b_config = inbound("http", "strict", backend).replacen(
+        r#"{"listeners""#,
+        r#"{"metrics":{"workload":{"namespace":"default","service":"b","version":"v2"}},"listeners""#,
+        1,
+    );
+    let (b, b_addr) = start(&b_config);
+    set(&b, &pki.b, &pki.root.pem);
+    let a_config = outbound("http", b_addr.get("web"), B_ID)
+        .replacen(
+            r#"{"listeners""#,
+            r#"{"metrics":{"workload":{"namespace":"default","service":"a","version":"v1"}},"listeners""#,
+            1,
+        )
+        .replacen(r#""protocol":"http","#, r#""protocol":"http","direction":"outbound","#, 1)
+        .replacen(
+            r#""tls":{"identity""#,
+            r#""service":{"namespace":"default","service":"b","version":"v2"},"tls":{"identity""#,
+            1,
+        );
+    let (a, a_addr) = start(&a_config);
+    set(&a, &pki.a, &pki.root.pem);
+    rt.block_on(async {
+        let mut client = H1Client::connect(a_addr.get("web")).await;
+        for _ in 0..5 {
+            assert_eq!(client.get("/").await.status, 200);
+        }
+        for _ in 0..3 {
+            let post = http::Request::builder()
+                .method("POST")
+                .uri("/")
+                .header("host", "svc")
+                .body(Default::default())
+                .unwrap();
+            assert_eq!(client.send(post).await.unwrap().status, 200);
+        }
+    });
+    let outbound = "direction=\"outbound\",source_namespace=\"default\",source_service=\"a\",\
+        source_version=\"v1\",source_identity=\"\",destination_namespace=\"default\",\
+        destination_service=\"b\",destination_version=\"v2\",mtls=\"true\"";
+    let inbound = format!(
+        "direction=\"inbound\",source_namespace=\"default\",source_service=\"a\",\
+        source_version=\"unknown\",source_identity=\"{A_ID}\",destination_namespace=\"default\",\
+        destination_service=\"b\",destination_version=\"v2\",mtls=\"true\""
+    );
+    for (method, count) in [("GET", 5), ("POST", 3)] {
+        let labels = format!("http_request_method=\"{method}\",http_response_status_code=\"200\"");
+        assert_metric(
+            &a,
+            &format!("http_client_request_duration_seconds_count{{{outbound},{labels}}} {count}"),
+        );
+        assert_metric(
+            &b,
+            &format!("http_server_request_duration_seconds_count{{{inbound},{labels}}} {count}"),
+        );
+    }
+    // Each request is on one edge only: A has no server series, B no client one.
+    assert!(!a
+        .metrics_text()
+        .contains("http_server_request_duration_seconds_count{"));
+    assert!(!b
+        .metrics_text()
+        .contains("http_client_request_duration_seconds_count{"));
+}

@@ -73,12 +73,19 @@ def _digest(parts: list[str]) -> str:
 
 
 def etag_of(
-    outbound_digest: str, own_listeners: list[str], own_clusters: list[str], tracing: str = ""
+    outbound_digest: str,
+    own_listeners: list[str],
+    own_clusters: list[str],
+    tracing: str = "",
+    metrics: str = "",
 ) -> str:
     """The ETag of a snapshot: its shared part's digest plus the sidecar's own part (its
-    listeners, clusters and tracing section)."""
+    listeners, clusters, tracing and metrics sections)."""
     own_tracing = ["|", tracing] if tracing else []
-    return _digest([outbound_digest, *own_listeners, "|", *own_clusters, *own_tracing])
+    own_metrics = ["|metrics", metrics] if metrics else []
+    return _digest(
+        [outbound_digest, *own_listeners, "|", *own_clusters, *own_tracing, *own_metrics]
+    )
 
 
 class Distributor:
@@ -151,13 +158,15 @@ class Distributor:
             _encode(item) for item in snapshot.build_upstreams(mesh, own.namespace, ports)
         ]
         tracing = "" if mesh.tracing is None else _encode(snapshot.build_tracing(mesh, own))
-        body = '{"version":%d,"listeners":[%s],"clusters":[%s]%s}' % (  # noqa: UP031
+        metrics = _encode(snapshot.build_metrics(own))
+        body = '{"version":%d,"listeners":[%s],"clusters":[%s],"metrics":%s%s}' % (  # noqa: UP031
             mesh.revision,
             ",".join([*own_listeners, listener, *upstream_listeners]),
             clusters,
+            metrics,
             f',"tracing":{tracing}' if tracing else "",
         )
-        etag = etag_of(outbound.digest, own_listeners, own_clusters, tracing)
+        etag = etag_of(outbound.digest, own_listeners, own_clusters, tracing, metrics)
         return Built(mesh.revision, etag, body.encode())
 
     def _outbound_part(

@@ -33,8 +33,9 @@ class StatsSource(Protocol):
     def metrics(self) -> str: ...
 
 
-def duration_buckets(metrics: str, listener: str = INBOUND) -> dict[str, int]:
-    """The cumulative request duration buckets of ``listener``: ``{le: count}``.
+def duration_buckets(metrics: str) -> dict[str, int]:
+    """The cumulative duration buckets of the inbound requests, every edge, method and
+    status added up: ``{le: count}``.
 
     ``le`` is kept as the core writes it ("0.005", "1.0", "+Inf").
     """
@@ -44,12 +45,13 @@ def duration_buckets(metrics: str, listener: str = INBOUND) -> dict[str, int]:
         if match is None:
             continue
         labels = dict(_LABEL.findall(match.group(1)))
-        if labels.get("listener") != listener or "le" not in labels:
+        if labels.get("direction") != "inbound" or "le" not in labels:
             continue
         try:
-            buckets[labels["le"]] = int(float(match.group(2)))
+            count = int(float(match.group(2)))
         except ValueError:
             continue
+        buckets[labels["le"]] = buckets.get(labels["le"], 0) + count
     return buckets
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from meshpy import proxyconfig
 from meshpy.authz import inbound_authorization
 from meshpy.resources import TracingPolicySpec
+from meshpy.resources._common import is_dns_label
 from meshpy.snapshot.clusters import LOCAL_APP_CLUSTER, cluster_name, new_cluster, service_clusters
 from meshpy.snapshot.routes import virtual_hosts
 from meshpy.snapshot.state import InstanceInfo, MeshState, MeshTracing, version_service_name
@@ -17,6 +18,7 @@ __all__ = [
     "SidecarPorts",
     "Upstream",
     "build_inbound",
+    "build_metrics",
     "build_outbound",
     "build_snapshot",
     "build_tracing",
@@ -60,10 +62,22 @@ def build_snapshot(
         "version": state.revision,
         "listeners": [*inbound.listeners, *outbound.listeners, *upstreams],
         "clusters": [clusters[name] for name in sorted(clusters)],
+        "metrics": build_metrics(own),
     }
     if state.tracing is not None:
         snapshot["tracing"] = build_tracing(state, own)
     return snapshot
+
+
+def build_metrics(own: InstanceInfo) -> proxyconfig.Metrics:
+    """The labels of the sidecar's edge metrics: its own workload (none for names the
+    metrics cannot take, which then say ``unknown``)."""
+    if not (is_dns_label(own.namespace) and is_dns_label(own.service)):
+        return {}
+    workload: proxyconfig.ServiceRef = {"namespace": own.namespace, "service": own.service}
+    if own.version and is_dns_label(own.version):
+        workload["version"] = own.version
+    return {"workload": workload}
 
 
 def build_tracing(state: MeshState, own: InstanceInfo) -> proxyconfig.Tracing:

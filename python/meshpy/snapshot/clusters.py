@@ -1,6 +1,7 @@
 """A snapshot's clusters: one per service and version service, with its BackendPolicy and mTLS.
 
-A cluster ``<name>.<namespace>`` holds the ``healthy`` instances' ``address:inbound_port``
+A cluster ``<name>.<namespace>`` names the service it is (the destination of the edge metrics)
+and holds the ``healthy`` instances' ``address:inbound_port``
 (starting, unhealthy and draining ones are left out). It takes its service's BackendPolicy
 (the oldest one targeting the service, else the one of the service a version service
 belongs to): ``lb`` (``peak_ewma`` without a policy), ``hash_on``, ``outlier_detection``,
@@ -52,6 +53,7 @@ def service_clusters(state: MeshState, zone: str | None) -> dict[str, proxyconfi
     clusters: dict[str, proxyconfig.Cluster] = {}
     for (ns, name), service in services.items():
         cluster = new_cluster(cluster_name(ns, name), _endpoints(service.endpoints))
+        cluster["service"] = _service_ref(ns, name, service)
         policy = policies.get((ns, name))
         if policy is not None:
             _apply_policy(cluster, policy)
@@ -64,6 +66,15 @@ def service_clusters(state: MeshState, zone: str | None) -> dict[str, proxyconfi
             }
         clusters[cluster_name(ns, name)] = cluster
     return clusters
+
+
+def _service_ref(namespace: str, name: str, service: MeshService) -> proxyconfig.ServiceRef:
+    """The service a cluster's requests are counted to: a version service is its parent's
+    version (``payment-v2``: ``payment``, ``v2``)."""
+    if service.parent is None:
+        return {"namespace": namespace, "service": name}
+    version = name.removeprefix(f"{service.parent}-")
+    return {"namespace": namespace, "service": service.parent, "version": version}
 
 
 def new_cluster(

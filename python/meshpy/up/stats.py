@@ -54,7 +54,7 @@ def parse_metrics(text: str, at: float) -> Scrape:
 
     inbound: dict[str, float] = {}
     outbound: dict[str, float] = {}
-    buckets: list[tuple[float, float]] = []
+    buckets: dict[float, float] = {}
     mtls = plaintext = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -66,15 +66,15 @@ def parse_metrics(text: str, at: float) -> Scrape:
                     cls = labels.get("status_class", "")
                     target[cls] = target.get(cls, 0.0) + sample.value
             elif sample.name == "http_server_request_duration_seconds_bucket":
-                if listener == INBOUND:
-                    buckets.append((float(labels["le"]), sample.value))
+                # One series per edge, method and status: added up by bucket.
+                le = float(labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
             elif sample.name == "meshpy_tls_requests_total" and listener == INBOUND:
                 if labels.get("tls") == "mtls":
                     mtls += sample.value
                 elif labels.get("tls") == "plaintext":
                     plaintext += sample.value
-    buckets.sort()
-    return Scrape(at, inbound, tuple(buckets), outbound, mtls, plaintext)
+    return Scrape(at, inbound, tuple(sorted(buckets.items())), outbound, mtls, plaintext)
 
 
 def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:

@@ -16,6 +16,7 @@ fn the_schema_describes_the_whole_file_and_refuses_unknown_keys() {
             "identity",
             "listeners",
             "max_connections",
+            "metrics",
             "tracing",
             "version",
             "workers"

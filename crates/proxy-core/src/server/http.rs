@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use crate::server::inbound::{self, PeerIdentity};
 use crate::server::io::{self, ClientStream, Detected};
 use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::server::slow::{GatedBody, HeadTimer, Progress, WriteGate};
-use crate::telemetry::metrics::Wire;
+use crate::telemetry::metrics::{EdgeRequests, Wire};
 
 pub mod forward;
 
@@ -40,6 +40,9 @@ struct Connection {
     started: AtomicU64,
     /// Requests whose response headers are not sent yet.
     active: AtomicUsize,
+    /// On an inbound listener, the edge from this client, found on its first request.
+    /// A reload that renames the workload shows on the connections opened after it.
+    inbound_edge: OnceLock<Arc<EdgeRequests>>,
 }
 
 impl Connection {
@@ -60,6 +63,7 @@ impl Connection {
             peer,
             started: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            inbound_edge: OnceLock::new(),
         })
     }
 

@@ -8,12 +8,15 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    self, Direction, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, TlsMode,
+    self, Direction, ListenerLimits, ListenerProtocol, ListenerTimeouts, ProxyHeader, ServiceRef,
+    TlsMode,
 };
 use crate::identity::store::IdentityStore;
 use crate::policy::authz::{AuthzRequest, Decision};
 use crate::policy::plan::ListenerPolicy;
-use crate::telemetry::metrics::{AuthzCounters, ListenerMetrics, Metrics};
+use crate::telemetry::metrics::{
+    AuthzCounters, EdgeRequests, InboundEdges, ListenerMetrics, Metrics,
+};
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::Tracer;
 use crate::upstream::cluster::Cluster;
@@ -40,17 +43,41 @@ pub struct ListenerRoute {
     pub tracer: Option<Arc<Tracer>>,
     /// The kind of this listener's spans: server (inbound) or client (outbound).
     pub span_kind: Kind,
+    /// The edges its requests are counted on.
+    pub edges: ListenerEdges,
+}
+
+/// Where a listener's requests are counted: inbound, on the edge from each caller;
+/// outbound, on the edge to the cluster a request was sent to (see `Cluster::edge`),
+/// or on `unrouted` when it was sent to none.
+#[derive(Debug)]
+pub enum ListenerEdges {
+    /// Requests into the workload.
+    Inbound(InboundEdges),
+    /// Requests out of it.
+    Outbound {
+        /// Requests that reached no cluster (no route, refused).
+        unrouted: Arc<EdgeRequests>,
+    },
 }
 
 impl ListenerRoute {
     /// Combines a listener's config with its compiled clusters (validated to exist),
-    /// its authorization, compiled with its counters, and the snapshot's tracing.
+    /// its authorization, compiled with its counters, the snapshot's tracing, and the
+    /// edges of `workload` its requests are counted on.
     pub fn new(
         cfg: &config::Listener,
         clusters: &HashMap<&str, Arc<Cluster>>,
         tracer: Option<Arc<Tracer>>,
         metrics: &Metrics,
+        workload: Option<&ServiceRef>,
     ) -> Self {
+        let edges = match cfg.direction {
+            Direction::Inbound => ListenerEdges::Inbound(metrics.edges.inbound(workload)),
+            Direction::Outbound => ListenerEdges::Outbound {
+                unrouted: metrics.edges.outbound(workload, None, false),
+            },
+        };
         Self {
             protocol: cfg.protocol,
             policy: ListenerPolicy::compile(cfg, |name| clusters.get(name).cloned()),
@@ -67,6 +94,7 @@ impl ListenerRoute {
                 Direction::Inbound => Kind::Server,
                 Direction::Outbound => Kind::Client,
             },
+            edges,
         }
     }
 

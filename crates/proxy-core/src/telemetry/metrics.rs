@@ -2,7 +2,8 @@
 //!
 //! [`Metrics`] holds the registry, every family and their label sets; the handles it
 //! resolves are in its children: one listener's (`listener`), mTLS counters (`tls`),
-//! one cluster's (`cluster`) and authorization counters (`authz`).
+//! one cluster's (`cluster`), authorization counters (`authz`) and the per-edge
+//! request durations (`edge`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -15,10 +16,12 @@ use prometheus_client::registry::Registry;
 
 mod authz;
 mod cluster;
+pub mod edge;
 mod listener;
 mod tls;
 pub use authz::AuthzCounters;
 pub use cluster::{MirrorCounters, OutlierMetrics, RetryCounters};
+pub use edge::{EdgeFamilies, EdgeRequests, InboundEdges};
 pub use listener::ListenerMetrics;
 pub use tls::{Handshakes, Wire};
 
@@ -126,7 +129,8 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    duration: Family<ListenerLabel, Histogram, fn() -> Histogram>,
+    /// Request durations per edge, inbound and outbound.
+    pub edges: EdgeFamilies,
     connections_open: Family<ListenerLabel, Gauge>,
     connections_total: Family<ListenerLabel, Counter>,
     connections_rejected: Family<ListenerLabel, Counter>,
@@ -179,8 +183,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration: Family<ListenerLabel, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
+        let edges = EdgeFamilies::new();
         let connections_open = Family::<ListenerLabel, Gauge>::default();
         let connections_total = Family::<ListenerLabel, Counter>::default();
         let connections_rejected = Family::<ListenerLabel, Counter>::default();
@@ -228,11 +231,7 @@ impl Metrics {
             "HTTP requests served, by listener and status class",
             requests.clone(),
         );
-        registry.register(
-            "http_server_request_duration_seconds",
-            "Time from receiving a request to sending its response headers",
-            duration.clone(),
-        );
+        edges.register(&mut registry);
         registry.register(
             "meshpy_connections_open",
             "Downstream connections open now",
@@ -318,7 +317,7 @@ impl Metrics {
         Self {
             registry,
             requests,
-            duration,
+            edges,
             connections_open,
             connections_total,
             connections_rejected,

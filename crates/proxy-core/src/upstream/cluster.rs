@@ -16,12 +16,12 @@ use http::HeaderMap;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::clock;
-use crate::config::{self, HashOn, LbPolicy, UpstreamProtocol};
+use crate::config::{self, HashOn, LbPolicy, ServiceRef, UpstreamProtocol};
 use crate::identity::store::IdentityStore;
 use crate::policy::balance::{self, weight, Tables, View};
 use crate::rng;
 use crate::spiffe::SpiffeId;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{EdgeRequests, Metrics};
 use crate::upstream::breaker::{Counters, Limits};
 use crate::upstream::endpoint::{Endpoint, EndpointKey, Link};
 use crate::upstream::outlier;
@@ -37,6 +37,8 @@ pub struct Context<'a> {
     pub metrics: &'a Metrics,
     /// The proxy's count of mirrored requests in flight.
     pub mirror_gate: &'a Arc<MirrorGate>,
+    /// The workload the proxy serves, the source of its outbound edges.
+    pub workload: Option<&'a ServiceRef>,
 }
 
 /// What the clusters being replaced leave to the new ones: endpoints (with
@@ -144,6 +146,8 @@ pub struct Cluster {
     link: Arc<Link>,
     /// Retry budget, faults and their counters (see `resilience`).
     traffic: Traffic,
+    /// The edge its requests are counted on when an outbound listener sends them.
+    edge: Arc<EdgeRequests>,
 }
 
 impl Cluster {
@@ -252,7 +256,16 @@ impl Cluster {
             ramp_until_ms,
             link,
             traffic: Traffic::compile(cfg, ctx.metrics, ctx.mirror_gate),
+            edge: ctx
+                .metrics
+                .edges
+                .outbound(ctx.workload, cfg.service.as_ref(), cfg.tls.is_some()),
         }
+    }
+
+    /// The edge an outbound listener counts requests to this cluster on.
+    pub fn edge(&self) -> &EdgeRequests {
+        &self.edge
     }
 
     /// The retry budget, faults and counters of the cluster.

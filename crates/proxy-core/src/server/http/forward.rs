@@ -21,9 +21,10 @@ use crate::policy::plan::{self, Ask, Plan, Refusal};
 use crate::policy::route::RequestView;
 use crate::rng;
 use crate::server::inbound::PeerIdentity;
-use crate::server::listener::ListenerRoute;
+use crate::server::listener::{ListenerEdges, ListenerRoute};
 use crate::server::response_body::ProxyBody;
 use crate::spiffe::SpiffeId;
+use crate::telemetry::metrics::edge::{self, EdgeRequests};
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
 use crate::upstream::cluster::Cluster;
@@ -53,7 +54,9 @@ pub(super) async fn handle(
         .tracer
         .as_ref()
         .map(|tracer| arrival(tracer, &req, conn, route.span_kind, started));
-    let response = match forward(req, &route, conn, facts.as_mut()).await {
+    let method = edge::method_index(req.method());
+    let mut sent_to = None;
+    let response = match forward(req, &route, conn, facts.as_mut(), &mut sent_to).await {
         Ok(response) => response,
         Err(err) => {
             metrics.error(err.reason());
@@ -64,8 +67,9 @@ pub(super) async fn handle(
             error_response(&err)
         }
     };
-    metrics.request(response.status().as_u16());
-    metrics.duration.observe(started.elapsed().as_secs_f64());
+    let status = response.status().as_u16();
+    metrics.request(status);
+    edge_of(&route, conn, sent_to).observe(method, status, started.elapsed().as_secs_f64());
     let span = route
         .tracer
         .as_ref()
@@ -75,6 +79,21 @@ pub(super) async fn handle(
             tracer.open(facts)
         });
     (response, span)
+}
+
+/// The edge a request is counted on: inbound, the one from the connection's client;
+/// outbound, the one to the cluster it was `sent_to`, if any.
+fn edge_of<'r>(
+    route: &'r ListenerRoute,
+    conn: &'r Connection,
+    sent_to: Option<&'r EdgeRequests>,
+) -> &'r EdgeRequests {
+    match &route.edges {
+        ListenerEdges::Inbound(edges) => conn
+            .inbound_edge
+            .get_or_init(|| edges.of_caller(conn.peer.as_ref().map(|PeerIdentity(id)| id))),
+        ListenerEdges::Outbound { unrouted } => sent_to.unwrap_or(unrouted),
+    }
 }
 
 /// What a span needs to know of a request as it arrives: this hop in its trace,
@@ -126,11 +145,12 @@ fn own_identity(conn: &Connection) -> Option<SpiffeId> {
 
 /// Plans the request (authorization, route), then executes the plan: sends it to an
 /// endpoint of the planned cluster, with retries and mirrors, and streams the response back.
-async fn forward(
+async fn forward<'r>(
     mut req: Request<Incoming>,
-    route: &ListenerRoute,
+    route: &'r ListenerRoute,
     conn: &Connection,
     mut facts: Option<&mut Facts>,
+    sent_to: &mut Option<&'r EdgeRequests>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Err(reason) = headers::check_http1_target(&mut req) {
         // The client's framing of what it wants is in doubt: answer, then close.
@@ -153,6 +173,7 @@ async fn forward(
     }
     let plan = plan_request(&req, route, conn)?;
     let cluster = plan.cluster;
+    *sent_to = Some(cluster.edge());
     if let Some(filters) = plan.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
         // authority, and no filter can put back a header the proxy strips or owns.

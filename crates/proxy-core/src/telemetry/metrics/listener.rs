@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 
 use super::tls::TlsListenerMetrics;
 use super::{
@@ -47,7 +46,6 @@ impl Metrics {
         ListenerMetrics {
             requests,
             errors,
-            duration: self.duration.get_or_create(&label).clone(),
             connections_open: self.connections_open.get_or_create(&label).clone(),
             connections_total: self.connections_total.get_or_create(&label).clone(),
             connections_rejected: self.connections_rejected.get_or_create(&label).clone(),
@@ -65,8 +63,6 @@ impl Metrics {
 pub struct ListenerMetrics {
     requests: [Counter; 5],
     errors: [Counter; ERROR_REASONS.len()],
-    /// Request latency to response headers, in seconds.
-    pub duration: Histogram,
     /// Connections open now.
     pub connections_open: Gauge,
     /// Connections accepted.

@@ -19,6 +19,7 @@ fn compile(cfg: &config::Cluster, reuse: &EndpointReuse) -> Cluster {
             identity: &identity,
             metrics: &metrics,
             mirror_gate: &mirror_gate,
+            workload: None,
         },
     )
 }
@@ -144,6 +145,7 @@ fn ejected_endpoints_are_skipped_by_every_balancer_within_max_percent() {
             identity: &identity,
             metrics: &metrics,
             mirror_gate: &mirror_gate,
+            workload: None,
         };
         let cluster = Cluster::compile(&json_cluster(json), &EndpointReuse::new(), ctx);
         fail(&cluster, 1, 2);

@@ -1,0 +1,317 @@
+//! Per-edge request metrics: each request observed, with its duration, on the edge
+//! between the two services it went between, under OpenTelemetry's HTTP names.
+//!
+//! An edge's labels come only from the snapshot (the proxy's workload, a cluster's
+//! service) and from a peer's verified SPIFFE ID, never from what a client sends, so a
+//! client can't grow the series with headers or paths: methods outside HTTP's own are
+//! `_OTHER`, and past [`MAX_PEERS`] callers a listener counts the rest as `unknown`.
+//! Each [`EdgeRequests`] resolves its handle for a (method, status code) pair once;
+//! after that a request costs an index and the histogram's observation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use http::Method;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::latency_histogram;
+use crate::config::ServiceRef;
+use crate::spiffe::SpiffeId;
+
+/// The most callers an inbound listener labels by identity; later ones are `unknown`.
+pub const MAX_PEERS: usize = 1024;
+
+/// What a label says when the snapshot does not know.
+const UNKNOWN: &str = "unknown";
+
+/// Methods with a label of their own (OpenTelemetry's list); any other is `_OTHER`.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+
+/// Status codes whose handles are kept per edge; others are looked up in the family.
+const CODES: [u16; 28] = [
+    200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 412, 413,
+    415, 422, 429, 431, 500, 501, 502, 503, 504,
+];
+
+/// The index of `method` in [`METHODS`].
+pub fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::CONNECT => 5,
+        Method::OPTIONS => 6,
+        Method::TRACE => 7,
+        Method::PATCH => 8,
+        _ => 9,
+    }
+}
+
+/// Which way a request crossed the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Into the proxy's workload: counted under `http_server_request_duration_seconds`.
+    Inbound,
+    /// Out of it, to another service: `http_client_request_duration_seconds`.
+    Outbound,
+}
+
+/// Both ends of an edge, as labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct EdgeLabels {
+    direction: &'static str,
+    source_namespace: Arc<str>,
+    source_service: Arc<str>,
+    source_version: Arc<str>,
+    source_identity: Arc<str>,
+    destination_namespace: Arc<str>,
+    destination_service: Arc<str>,
+    destination_version: Arc<str>,
+    mtls: &'static str,
+}
+
+/// One end of an edge: namespace, service and version.
+#[derive(Clone, Debug)]
+struct End {
+    namespace: Arc<str>,
+    service: Arc<str>,
+    version: Arc<str>,
+}
+
+impl End {
+    fn unknown() -> Self {
+        let unknown: Arc<str> = Arc::from(UNKNOWN);
+        Self {
+            namespace: Arc::clone(&unknown),
+            service: Arc::clone(&unknown),
+            version: unknown,
+        }
+    }
+
+    fn of(service: Option<&ServiceRef>) -> Self {
+        service.map_or_else(Self::unknown, |service| Self {
+            namespace: Arc::from(service.namespace.as_str()),
+            service: Arc::from(service.service.as_str()),
+            version: Arc::from(service.version.as_deref().unwrap_or(UNKNOWN)),
+        })
+    }
+
+    /// The caller an mTLS identity names: the mesh's CA issues
+    /// `spiffe://<trust domain>/ns/<namespace>/sa/<service>`. Its version is not in it.
+    fn of_identity(id: &SpiffeId) -> Self {
+        let path = id.as_str().splitn(4, '/').nth(3).unwrap_or("");
+        match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["ns", namespace, "sa", service] => Self {
+                namespace: Arc::from(*namespace),
+                service: Arc::from(*service),
+                version: Arc::from(UNKNOWN),
+            },
+            _ => Self::unknown(),
+        }
+    }
+}
+
+impl EdgeLabels {
+    fn new(
+        direction: Direction,
+        source: End,
+        identity: &str,
+        destination: End,
+        mtls: bool,
+    ) -> Self {
+        Self {
+            direction: match direction {
+                Direction::Inbound => "inbound",
+                Direction::Outbound => "outbound",
+            },
+            source_namespace: source.namespace,
+            source_service: source.service,
+            source_version: source.version,
+            source_identity: Arc::from(identity),
+            destination_namespace: destination.namespace,
+            destination_service: destination.service,
+            destination_version: destination.version,
+            mtls: if mtls { "true" } else { "false" },
+        }
+    }
+}
+
+/// An edge's labels, shared by every series of the edge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Edge(Arc<EdgeLabels>);
+
+impl EncodeLabelSet for Edge {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct RequestLabels {
+    #[prometheus(flatten)]
+    edge: Edge,
+    http_request_method: &'static str,
+    http_response_status_code: u16,
+}
+
+type DurationFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// The request families every edge is recorded in, registered once per proxy.
+#[derive(Debug, Clone)]
+pub struct EdgeFamilies {
+    server: DurationFamily,
+    client: DurationFamily,
+}
+
+impl EdgeFamilies {
+    /// Families to be registered in a registry.
+    pub(super) fn new() -> Self {
+        Self {
+            server: Family::new_with_constructor(latency_histogram),
+            client: Family::new_with_constructor(latency_histogram),
+        }
+    }
+
+    /// Registers the families in `registry`.
+    pub(super) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_server_request_duration_seconds",
+            "Inbound requests: time from receiving one to sending its response headers, \
+             by edge (source and destination service, version, identity, mTLS), method \
+             and status code",
+            self.server.clone(),
+        );
+        registry.register(
+            "http_client_request_duration_seconds",
+            "Outbound requests: time from receiving one to sending its response headers, \
+             by edge (source and destination service and version, mTLS), method and \
+             status code",
+            self.client.clone(),
+        );
+    }
+
+    fn edge(&self, labels: EdgeLabels) -> Arc<EdgeRequests> {
+        let family = match labels.direction {
+            "inbound" => self.server.clone(),
+            _ => self.client.clone(),
+        };
+        Arc::new(EdgeRequests {
+            family,
+            edge: Edge(Arc::new(labels)),
+            slots: (0..METHODS.len() * CODES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        })
+    }
+
+    /// The edge of requests an outbound listener sends to a cluster of `destination`
+    /// (None: not a mesh service, or no cluster at all), from `workload`.
+    pub fn outbound(
+        &self,
+        workload: Option<&ServiceRef>,
+        destination: Option<&ServiceRef>,
+        mtls: bool,
+    ) -> Arc<EdgeRequests> {
+        self.edge(EdgeLabels::new(
+            Direction::Outbound,
+            End::of(workload),
+            "",
+            End::of(destination),
+            mtls,
+        ))
+    }
+
+    /// The edges of an inbound listener to `workload`, one per caller.
+    pub fn inbound(&self, workload: Option<&ServiceRef>) -> InboundEdges {
+        InboundEdges {
+            families: self.clone(),
+            workload: End::of(workload),
+            unknown: self.edge(EdgeLabels::new(
+                Direction::Inbound,
+                End::unknown(),
+                "",
+                End::of(workload),
+                false,
+            )),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One edge's request durations, by method and status code.
+#[derive(Debug)]
+pub struct EdgeRequests {
+    family: DurationFamily,
+    edge: Edge,
+    /// A handle per (method, one of [`CODES`]), resolved on first use.
+    slots: Box<[OnceLock<Histogram>]>,
+}
+
+impl EdgeRequests {
+    /// Records one request: its method (see [`method_index`]), status and duration.
+    pub fn observe(&self, method: usize, status: u16, seconds: f64) {
+        let method = method.min(METHODS.len() - 1);
+        let resolve = || {
+            self.family.get_or_create_owned(&RequestLabels {
+                edge: self.edge.clone(),
+                http_request_method: METHODS[method],
+                http_response_status_code: status,
+            })
+        };
+        match CODES.iter().position(|code| *code == status) {
+            Some(code) => self.slots[method * CODES.len() + code]
+                .get_or_init(resolve)
+                .observe(seconds),
+            // A rare code: found in the family, which takes its lock.
+            None => resolve().observe(seconds),
+        }
+    }
+}
+
+/// An inbound listener's edges: one per calling identity, up to [`MAX_PEERS`].
+#[derive(Debug)]
+pub struct InboundEdges {
+    families: EdgeFamilies,
+    workload: End,
+    unknown: Arc<EdgeRequests>,
+    peers: Mutex<HashMap<SpiffeId, Arc<EdgeRequests>>>,
+}
+
+impl InboundEdges {
+    /// The edge from the client of a connection: by its verified identity over mTLS,
+    /// else `unknown`. Called once per connection, not per request.
+    pub fn of_caller(&self, peer: Option<&SpiffeId>) -> Arc<EdgeRequests> {
+        let Some(peer) = peer else {
+            return Arc::clone(&self.unknown);
+        };
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(edge) = peers.get(peer) {
+            return Arc::clone(edge);
+        }
+        if peers.len() >= MAX_PEERS {
+            return Arc::clone(&self.unknown);
+        }
+        let edge = self.families.edge(EdgeLabels::new(
+            Direction::Inbound,
+            End::of_identity(peer),
+            peer.as_str(),
+            self.workload.clone(),
+            true,
+        ));
+        peers.insert(peer.clone(), Arc::clone(&edge));
+        edge
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! Tests of edge metrics: label values from the snapshot and identities only, bounded
+//! methods and callers, and counts landing on the right series.
+
+use super::*;
+use crate::telemetry::metrics::Metrics;
+
+fn service(namespace: &str, name: &str, version: Option<&str>) -> ServiceRef {
+    ServiceRef {
+        namespace: namespace.into(),
+        service: name.into(),
+        version: version.map(Into::into),
+    }
+}
+
+fn id(text: &str) -> SpiffeId {
+    SpiffeId::parse(text).unwrap()
+}
+
+#[test]
+fn methods_outside_http_s_own_share_one_label() {
+    let cases = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PATCH, "PATCH"),
+        (Method::from_bytes(b"PURGE").unwrap(), "_OTHER"),
+        (Method::from_bytes(b"X-ANYTHING").unwrap(), "_OTHER"),
+    ];
+    for (method, label) in cases {
+        assert_eq!(METHODS[method_index(&method)], label, "{method}");
+    }
+}
+
+#[test]
+fn a_callers_identity_names_its_namespace_and_service() {
+    let cases = [
+        ("spiffe://mesh.local/ns/shop/sa/cart", ("shop", "cart")),
+        ("spiffe://td/ns/default/sa/payment", ("default", "payment")),
+        // Not the mesh CA's shape: the caller is unknown, its identity still shown.
+        ("spiffe://td/workload/cart", (UNKNOWN, UNKNOWN)),
+        (
+            "spiffe://td/ns/default/sa/payment/extra",
+            (UNKNOWN, UNKNOWN),
+        ),
+    ];
+    for (text, (namespace, name)) in cases {
+        let end = End::of_identity(&id(text));
+        assert_eq!(
+            (&*end.namespace, &*end.service),
+            (namespace, name),
+            "{text}"
+        );
+        assert_eq!(&*end.version, UNKNOWN);
+    }
+}
+
+#[test]
+fn requests_land_on_their_edge_method_and_code() {
+    let metrics = Metrics::new();
+    let cart = service("shop", "cart", Some("v1"));
+    let payment = service("shop", "payment", Some("v2"));
+    let out = metrics.edges.outbound(Some(&cart), Some(&payment), true);
+    out.observe(method_index(&Method::GET), 200, 0.002);
+    out.observe(method_index(&Method::GET), 200, 0.004);
+    out.observe(method_index(&Method::POST), 503, 0.1);
+    // A code without a slot of its own is counted all the same.
+    out.observe(method_index(&Method::GET), 299, 0.001);
+    let inbound = metrics.edges.inbound(Some(&payment));
+    let caller = id("spiffe://mesh.local/ns/shop/sa/cart");
+    inbound
+        .of_caller(Some(&caller))
+        .observe(method_index(&Method::GET), 200, 0.001);
+    inbound
+        .of_caller(None)
+        .observe(method_index(&Method::DELETE), 404, 0.001);
+    let text = metrics.render();
+    let outbound = "direction=\"outbound\",source_namespace=\"shop\",source_service=\"cart\",\
+         source_version=\"v1\",source_identity=\"\",destination_namespace=\"shop\",\
+         destination_service=\"payment\",destination_version=\"v2\",mtls=\"true\"";
+    let expected = [
+        format!(
+            "http_client_request_duration_seconds_count{{{outbound},http_request_method=\"GET\",http_response_status_code=\"200\"}} 2"
+        ),
+        format!(
+            "http_client_request_duration_seconds_count{{{outbound},http_request_method=\"POST\",http_response_status_code=\"503\"}} 1"
+        ),
+        format!(
+            "http_client_request_duration_seconds_count{{{outbound},http_request_method=\"GET\",http_response_status_code=\"299\"}} 1"
+        ),
+        "http_server_request_duration_seconds_count{direction=\"inbound\",source_namespace=\"shop\",\
+         source_service=\"cart\",source_version=\"unknown\",\
+         source_identity=\"spiffe://mesh.local/ns/shop/sa/cart\",destination_namespace=\"shop\",\
+         destination_service=\"payment\",destination_version=\"v2\",mtls=\"true\",\
+         http_request_method=\"GET\",http_response_status_code=\"200\"} 1"
+            .to_string(),
+        "http_server_request_duration_seconds_count{direction=\"inbound\",source_namespace=\"unknown\",\
+         source_service=\"unknown\",source_version=\"unknown\",source_identity=\"\",\
+         destination_namespace=\"shop\",destination_service=\"payment\",destination_version=\"v2\",\
+         mtls=\"false\",http_request_method=\"DELETE\",http_response_status_code=\"404\"} 1"
+            .to_string(),
+    ];
+    for line in expected {
+        assert!(text.contains(&line), "missing {line}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn callers_past_the_limit_are_counted_as_unknown() {
+    let metrics = Metrics::new();
+    let inbound = metrics.edges.inbound(None);
+    for i in 0..MAX_PEERS {
+        let caller = id(&format!("spiffe://td/ns/default/sa/caller-{i}"));
+        inbound.of_caller(Some(&caller)).observe(0, 200, 0.001);
+    }
+    let late = id("spiffe://td/ns/default/sa/one-too-many");
+    let edge = inbound.of_caller(Some(&late));
+    assert!(Arc::ptr_eq(&edge, &inbound.of_caller(None)));
+    // A caller already seen keeps its edge.
+    let first = id("spiffe://td/ns/default/sa/caller-0");
+    assert!(!Arc::ptr_eq(&inbound.of_caller(Some(&first)), &edge));
+    assert!(!metrics.render().contains("one-too-many"));
+}
+
+#[test]
+fn without_a_workload_the_proxys_end_is_unknown() {
+    let metrics = Metrics::new();
+    metrics
+        .edges
+        .outbound(None, None, false)
+        .observe(0, 200, 0.001);
+    assert!(metrics.render().contains(
+        "http_client_request_duration_seconds_count{direction=\"outbound\",source_namespace=\"unknown\",\
+         source_service=\"unknown\",source_version=\"unknown\",source_identity=\"\",\
+         destination_namespace=\"unknown\",destination_service=\"unknown\",\
+         destination_version=\"unknown\",mtls=\"false\",http_request_method=\"GET\",\
+         http_response_status_code=\"200\"} 1"
+    ));
+}
