@@ -151,3 +151,28 @@ def test_a_refusal_by_the_callers_sidecar_is_the_answer(monkeypatch: pytest.Monk
         'answer       404 no_route from the caller\'s sidecar: no route: no rule of "payment" '
         "matches GET /b",
     ]
+
+
+def test_patterns_are_shown_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    regex = to_payment(
+        {
+            "matches": [
+                {"headers": [{"name": "x-user", "value": "[/a-z]+", "type": "RegularExpression"}]}
+            ],
+            "backendRefs": [{"name": "payment-v2"}],
+        },
+        {"backendRefs": [{"name": "payment-v1"}]},
+    )
+    question = {
+        "source": {"service": "cart"},
+        "destination": {"service": "payment"},
+        "method": "GET",
+        "path": "/[x]",
+    }
+    answer = explain(replace(SHOP, routes=(regex,)), ExplainRequest.model_validate(question))
+    lines = explanation_text(answer.model_dump()).splitlines()
+    assert lines[0] == "GET /[x] from default/cart (plaintext, no identity) to payment"
+    assert lines[2] == (
+        "passed over  HTTPRoute default/r rule 0, match 0: fails header x-user ~ [/a-z]+"
+    )

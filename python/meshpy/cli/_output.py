@@ -45,13 +45,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def render(*renderables: RenderableType) -> str:
     """Rich renderables as text: coloured on a terminal, as wide as it is (else 160 columns);
-    plain text, without trailing spaces, when stdout is not a terminal."""
+    plain text, without trailing spaces, when stdout is not a terminal. Strings are shown
+    as they are, never read as markup: they hold names and patterns such as ``[0-9]+``."""
     from rich.console import Console
 
     terminal = sys.stdout.isatty()
     out = io.StringIO()
     width = shutil.get_terminal_size((160, 24)).columns
-    console = Console(file=out, width=width, force_terminal=terminal, highlight=False)
+    console = Console(file=out, width=width, force_terminal=terminal, highlight=False, markup=False)
     for renderable in renderables:
         console.print(renderable)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
