@@ -40,6 +40,7 @@ from meshpy.explain.model import (
     SkippedMatch,
     Target,
 )
+from meshpy.resources import Resource
 from meshpy.snapshot import InstanceInfo, MeshState, Part, build_inbound, build_outbound
 from meshpy.snapshot.clusters import backend_policies, cluster_name
 from meshpy.snapshot.routes import RuleOrigin, rule_origins
@@ -148,6 +149,11 @@ class _Mesh:
         return {cluster_name(ns, name): (ns, name) for ns, name in self.state.service_index()}
 
     @functools.cached_property
+    def policies(self) -> dict[tuple[str, str], Resource]:
+        """The BackendPolicy in force for each service that has one."""
+        return backend_policies(self.state)
+
+    @functools.cached_property
     def default(self) -> str:
         """The mesh default of authorization."""
         settings = self.state.identity
@@ -228,7 +234,7 @@ class _Mesh:
     def backend(self, sent: dict[str, Any], total: int, cluster: proxyconfig.Cluster) -> Backend:
         """One backend of the chosen rule: its share, its cluster's policy, its destinations."""
         key = self.by_cluster.get(sent["cluster"])
-        policy = backend_policies(self.state).get(key) if key is not None else None
+        policy = self.policies.get(key) if key is not None else None
         fields: dict[str, Any] = dict(cluster)
         endpoints = len(fields.get("endpoints", []))
         destinations: list[Destination] = []
