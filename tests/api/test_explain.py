@@ -6,6 +6,7 @@ snapshots are, so a resource applied shows at once in the next explanation.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -180,3 +181,21 @@ def test_the_command_refuses_an_unknown_service_with_exit_2(shop: LiveServer) ->
     done = meshpy(shop, "--from", "cart", "--to", "payments", "GET", "/")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "error: --to: no service default/payments\n"
+
+
+def test_the_destination_is_in_the_callers_namespace_unless_named(api: LiveServer) -> None:
+    for service in ("cart", "payment"):
+        reg = api.register(service, "shop", app_port=8080)
+        lease = f"/api/v1/namespaces/shop/services/{service}/instances/{reg['id']}/lease"
+        assert api.admin.put(lease, json={"health": "passing"}).status_code == 200
+    done = meshpy(api, "--from", "cart.shop", "--to", "payment", "-o", "json", "GET", "/")
+    assert done.returncode == 0, done.stderr
+    explained = json.loads(done.stdout)
+    assert explained["destination"] == {
+        "namespace": "shop",
+        "service": "payment",
+        "host": "payment",
+    }
+    assert explained["route"]["virtual_host"] == "payment.shop"
+    other = meshpy(api, "--from", "cart.shop", "--to", "payment.default", "GET", "/")
+    assert (other.returncode, other.stderr) == (2, "error: --to: no service default/payment\n")

@@ -34,7 +34,8 @@ def explain(
         ...,
         "--to",
         metavar="SERVICE[.NAMESPACE]",
-        help="The service called by name (the request's host).",
+        help="The service called by name (the request's host); without a namespace, one "
+        "in --from's, as its app would call it.",
     ),
     headers: list[str] = typer.Option(
         [], "--header", "-H", metavar="NAME:VALUE", help="A request header. Repeatable."
@@ -44,7 +45,7 @@ def explain(
         "--namespace",
         "-n",
         metavar="NS",
-        help="Namespace of --from (and of --to) when it names none.",
+        help="Namespace of --from when it names none.",
     ),
     output: Format = OUTPUT_OPTION,
     server: str | None = SERVER_OPTION,
@@ -58,9 +59,10 @@ def explain(
     from meshpy.cli.explanation import explanation_text
     from meshpy.explain import ExplainRequest
 
+    caller = _service(source, namespace)
     question: dict[str, Any] = {
-        "source": _service(source, namespace),
-        "destination": _service(destination, namespace),
+        "source": caller,
+        "destination": _service(destination, caller["namespace"]),
         "method": method,
         "path": path,
         "headers": [_header(i, text) for i, text in enumerate(headers)],
