@@ -12,7 +12,7 @@
 //! input into routes and a request.
 
 use arbitrary::{Arbitrary, Unstructured};
-use proxy_core::policy::route::{RouteTable, Rule};
+use proxy_core::policy::route::{Found, Miss, RequestView, RouteTable, Rule};
 
 mod build;
 mod model;
@@ -157,7 +157,7 @@ pub fn run(data: &[u8]) {
         return;
     }
     // A rule's backends are (rule, backend) by global rule index; a rule is known
-    // by its request timeout, `rule + 1` ms (its own timeout is all `Found` shows).
+    // by its request timeout, `rule + 1` ms: the model counts rules across hosts.
     let table: RouteTable<(usize, usize)> = RouteTable::compile(&vhosts, |name| {
         let (rule, backend) = name.strip_prefix('c')?.split_once('_')?;
         Some((rule.parse().ok()?, backend.parse().ok()?))
@@ -165,6 +165,7 @@ pub fn run(data: &[u8]) {
     let request = build_request(&input.request);
     let view = request.view();
     let got = table.find_match(&view);
+    check_trail(&table, &view, &got);
     let want = model(&vhosts, &view);
     match (got, want) {
         (Err(got), Err(want)) => assert_eq!(got, want, "{view:?}"),
@@ -203,6 +204,30 @@ pub fn run(data: &[u8]) {
             "{view:?}: the table says {:?}, the model {:?}",
             got.map(|f| f.matched_prefix),
             want.map(|w| (w.rule, w.prefix))
+        ),
+    }
+}
+
+/// The trail of matches that `meshpy explain` shows ends at the match that routes the
+/// request, every one before it failed; with no match, every one failed.
+fn check_trail(
+    table: &RouteTable<(usize, usize)>,
+    view: &RequestView<'_>,
+    got: &Result<Found<'_, (usize, usize)>, Miss>,
+) {
+    match (table.trail(view), got) {
+        (Ok(trail), Ok(found)) => {
+            let (last, before) = trail.tried.split_last().expect("a match was tried");
+            assert_eq!((last.at, last.failed), (found.at, None), "{view:?}");
+            assert!(before.iter().all(|t| t.failed.is_some()), "{view:?}");
+        }
+        (Ok(trail), Err(Miss::NoRule)) => {
+            assert!(trail.tried.iter().all(|t| t.failed.is_some()), "{view:?}");
+        }
+        (Err(Miss::NoHost), Err(Miss::NoHost)) => {}
+        (trail, got) => panic!(
+            "{view:?}: the trail {trail:?} and the route {:?} disagree",
+            got.as_ref().map(|found| found.at)
         ),
     }
 }

@@ -28,6 +28,7 @@ __all__ = [
     "check_bootstrap",
     "check_snapshot",
     "config_schema",
+    "explain",
     "generate_csr",
     "regex_problem",
 ]
@@ -86,6 +87,31 @@ def check_bootstrap(bootstrap_json: str) -> None:
 
 def check_snapshot(snapshot_json: str) -> None:
     """Raise ConfigError unless ``Proxy.apply(snapshot_json)`` would take the document."""
+
+def explain(
+    snapshot_json: str,
+    listener: str,
+    *,
+    host: str,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    identity: str | None,
+) -> dict[str, Any]:
+    """What the listener ``listener`` of a snapshot does with a request, and why, as the
+    proxy's own planning decides it: ``path`` (as planned: normalised on a listener with
+    authorization), ``authorization`` (``default``, ``audited`` policy names, ``decision``:
+    ``allowed``, ``by`` (``policy``, ``no_allow_match`` or ``default``), ``policy``, ``rule``;
+    None on a listener without one), ``route`` (``{"cluster"}`` on a listener with one, else
+    ``virtual_host``, the matches ``tried`` in precedence order with the condition that
+    ``failed``, and the one ``matched``: ``{"rule", "match"}`` indexes of the config),
+    ``refused`` (``status``, ``reason``, ``detail`` the client gets; None when the request goes
+    on), and for a request that goes on ``backends`` (each ``cluster``, ``weight``, ``path`` and
+    ``host`` it is sent with, ``mirrors``), ``timeout_ms``, ``backend_timeout_ms``, ``retry``.
+
+    Raises ConfigError for a snapshot the proxy would refuse, ValueError for a question that
+    is no request (unknown or TCP listener, bad method, path or header).
+    """
 
 def config_schema() -> str:
     """The JSON Schema of a proxy config file, derived from the Rust config types (indented)."""

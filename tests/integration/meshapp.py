@@ -1,7 +1,8 @@
 """A tiny app for `meshpy run` tests: ``python -m tests.integration.meshapp [echo]``.
 
-It listens on ``$PORT`` and answers every request with JSON naming itself (service,
-version, pid) and what it got (path, client id, ``x-test-*`` headers).
+It listens on ``$PORT`` and answers GET, POST, PUT and DELETE requests with JSON naming
+itself (service, version, pid) and what it got (method, path, client id, ``x-test-*``
+headers).
 ``/call/<service>/<path>`` calls another service by name through the sidecar
 (``HTTP_PROXY``), as a real app would with any HTTP client, passing the request's trace
 headers on, and answers with what it got.
@@ -61,6 +62,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
 
     def do_GET(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)  # read whole, so the connection can serve the next
         if _failures.delay:
             time.sleep(_failures.delay)
         if _failures.next():
@@ -77,6 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "service": os.environ.get("MESHPY_SERVICE"),
                     "version": os.environ.get("MESHPY_VERSION"),
                     "pid": os.getpid(),
+                    "method": self.command,
                     "path": self.path,
                     "client_id": self.headers.get("x-meshpy-client-id"),
                     "headers": {
@@ -92,6 +97,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        self.do_GET()
+
+    def do_PUT(self) -> None:
+        self.do_GET()
+
+    def do_DELETE(self) -> None:
+        self.do_GET()
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -79,6 +81,39 @@ def wait_sidecar_ready(sidecar: ProxyProcess, timeout: float = READY_TIMEOUT_S) 
         if addresses is not None:
             sidecar.addresses = addresses
     return sidecar
+
+
+def admin_stats(sidecar: ProxyProcess) -> dict[str, Any]:
+    """``GET /stats`` of the sidecar's admin listener."""
+    answer = httpx.get(f"http://{sidecar.addresses['admin']}/stats", timeout=5)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll ``predicate`` until it holds; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_applied(server: ServerProcess, *sidecars: ProxyProcess) -> None:
+    """Wait until every sidecar serves the registry's current revision."""
+    revision = server.client().get("/api/v1/revision").json()["revision"]
+    for sidecar in sidecars:
+
+        def applied(sidecar: ProxyProcess = sidecar) -> bool:
+            return bool(admin_stats(sidecar)["version"] >= revision)
+
+        wait_until(applied, "the new config applied")
+
+
+def cluster_endpoints(sidecar: ProxyProcess, cluster: str) -> int:
+    """How many endpoints the sidecar has in ``cluster``."""
+    return len(admin_stats(sidecar)["clusters"].get(cluster, {}).get("endpoints", []))
 
 
 def serials(sidecar: ProxyProcess) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,15 @@ import pytest
 from tests.integration.conftest import FAST_LEASES, StartServer, StartSidecar
 from tests.integration.proxyproc import ProxyProcess
 from tests.integration.serverproc import ServerProcess
-from tests.integration.sidecars import APP, Load, wait_sidecar_ready
+from tests.integration.sidecars import (
+    APP,
+    Load,
+    admin_stats,
+    cluster_endpoints,
+    wait_applied,
+    wait_sidecar_ready,
+    wait_until,
+)
 
 PAYMENT = {"group": "", "kind": "Service", "name": "payment"}
 
@@ -48,39 +55,9 @@ def _apply(server: ServerProcess, plural: str, name: str, spec: dict[str, Any]) 
     assert answer.status_code in (200, 201), answer.text
 
 
-def _stats(sidecar: ProxyProcess) -> dict[str, Any]:
-    answer = httpx.get(f"http://{sidecar.addresses['admin']}/stats", timeout=5)
-    answer.raise_for_status()
-    result: dict[str, Any] = answer.json()
-    return result
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _wait_applied(server: ServerProcess, *sidecars: ProxyProcess) -> None:
-    """Wait until every sidecar serves the registry's current revision."""
-    revision = server.client().get("/api/v1/revision").json()["revision"]
-    for sidecar in sidecars:
-
-        def applied(sidecar: ProxyProcess = sidecar) -> bool:
-            return bool(_stats(sidecar)["version"] >= revision)
-
-        _wait(applied, "the new config applied")
-
-
-def _endpoints(sidecar: ProxyProcess, cluster: str) -> int:
-    return len(_stats(sidecar)["clusters"].get(cluster, {}).get("endpoints", []))
-
-
 def _served(sidecar: ProxyProcess) -> int:
     """Requests the sidecar's inbound listener answered (its app's share of traffic)."""
-    return sum(_stats(sidecar)["listeners"]["inbound"]["requests"].values())
+    return sum(admin_stats(sidecar)["listeners"]["inbound"]["requests"].values())
 
 
 def _client(cart: ProxyProcess) -> httpx.Client:
@@ -97,12 +74,14 @@ def test_a_90_10_split_lands_within_one_and_a_half_points_over_10000_requests(
     v1 = start_sidecar("payment", "--version", "v1", app=APP, name="payment-v1")
     v2 = start_sidecar("payment", "--version", "v2", app=APP, name="payment-v2")
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment-v2.default") == 1, "both versions registered")
+    wait_until(
+        lambda: cluster_endpoints(cart, "payment-v2.default") == 1, "both versions registered"
+    )
     rule = {
         "backendRefs": [{"name": "payment-v1", "weight": 90}, {"name": "payment-v2", "weight": 10}]
     }
     _apply(server, "httproutes", "payment-split", {"parentRefs": [PAYMENT], "rules": [rule]})
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     before = _served(v1), _served(v2)
     # h2load sends exactly 10,000 requests over 8 keep-alive HTTP/1.1 connections; each
@@ -138,7 +117,7 @@ def test_retries_hide_a_replica_failing_half_its_requests(
     flaky = (*APP, "--fail-rate", "0.5", "--fail-status", "503")
     bad = start_sidecar("payment", app=flaky, name="payment-flaky")
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 2, "both replicas")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 2, "both replicas")
     rule = {"backendRefs": [{"name": "payment"}], "retry": {"attempts": 2, "codes": [503]}}
     _apply(server, "httproutes", "payment-retry", {"parentRefs": [PAYMENT], "rules": [rule]})
     # Round robin, so that the flaky replica surely gets half of the first tries.
@@ -147,7 +126,7 @@ def test_retries_hide_a_replica_failing_half_its_requests(
         "loadBalancer": {"type": "round_robin"},
     }
     _apply(server, "backendpolicies", "payment", policy)
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     with Load(f"http://{cart.addresses['outbound']}/", "payment", rate=40, threads=4) as load:
         time.sleep(10)
@@ -161,10 +140,10 @@ def test_the_retry_budget_caps_retries_when_everything_fails(
 ) -> None:
     broken = start_sidecar("payment", app=(*APP, "--fail-rate", "1"), name="payment-broken")
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 1, "the replica")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 1, "the replica")
     rule = {"backendRefs": [{"name": "payment"}], "retry": {"attempts": 3, "codes": [500]}}
     _apply(server, "httproutes", "payment-retry", {"parentRefs": [PAYMENT], "rules": [rule]})
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     started = time.monotonic()
 
@@ -190,7 +169,7 @@ def test_outlier_detection_ejects_a_failing_replica_and_lets_it_back_once_healed
     start_sidecar("payment", app=APP, name="payment-a")
     start_sidecar("payment", name="payment-b", app=(*APP, "--fail-file", str(fail_file)))
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 2, "both replicas")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 2, "both replicas")
     policy = {
         "targetRefs": [{"kind": "Service", "name": "payment"}],
         "loadBalancer": {"type": "round_robin"},
@@ -202,7 +181,7 @@ def test_outlier_detection_ejects_a_failing_replica_and_lets_it_back_once_healed
         },
     }
     _apply(server, "backendpolicies", "payment", policy)
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     fail_file.touch()
     with _client(cart) as client:
@@ -211,7 +190,7 @@ def test_outlier_detection_ejects_a_failing_replica_and_lets_it_back_once_healed
         assert 1 <= len(failures) <= 3, statuses
         assert max(failures) < 10, f"still reaching the failing replica at request {max(failures)}"
         ejected = [
-            e for e in _stats(cart)["clusters"]["payment.default"]["endpoints"] if e["ejected"]
+            e for e in admin_stats(cart)["clusters"]["payment.default"]["endpoints"] if e["ejected"]
         ]
         assert len(ejected) == 1
 
@@ -224,7 +203,7 @@ def test_outlier_detection_ejects_a_failing_replica_and_lets_it_back_once_healed
             pids.add(answer.json()["pid"])
             return len(pids) == 2
 
-        _wait(both_answer, "the healed replica to get requests again", timeout=15)
+        wait_until(both_answer, "the healed replica to get requests again", timeout=15)
 
 
 def test_a_200ms_request_timeout_cuts_a_2s_backend(
@@ -232,10 +211,10 @@ def test_a_200ms_request_timeout_cuts_a_2s_backend(
 ) -> None:
     start_sidecar("payment", app=APP)
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 1, "the replica")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 1, "the replica")
     rule = {"backendRefs": [{"name": "payment"}], "timeouts": {"request": "200ms"}}
     _apply(server, "httproutes", "payment-timeout", {"parentRefs": [PAYMENT], "rules": [rule]})
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     with _client(cart) as client:
         assert _get(client, "/sleep/0.01").status_code == 200
@@ -251,13 +230,13 @@ def test_ring_hash_keeps_keys_in_place_when_one_of_ten_endpoints_leaves(
 ) -> None:
     replicas = _replicas(start_sidecar, 10)
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 10, "ten replicas", timeout=60)
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 10, "ten replicas", timeout=60)
     policy = {
         "targetRefs": [{"kind": "Service", "name": "payment"}],
         "loadBalancer": {"type": "ring_hash", "hashOn": {"header": "x-user"}},
     }
     _apply(server, "backendpolicies", "payment", policy)
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
     keys = [f"user-{i}" for i in range(1000)]
 
     def owners() -> dict[str, int]:
@@ -269,7 +248,9 @@ def test_ring_hash_keeps_keys_in_place_when_one_of_ten_endpoints_leaves(
     assert len(set(before.values())) == 10, "every endpoint owns some keys"
 
     replicas[3].stop()
-    _wait(lambda: _endpoints(cart, "payment.default") == 9, "the replica gone", timeout=30)
+    wait_until(
+        lambda: cluster_endpoints(cart, "payment.default") == 9, "the replica gone", timeout=30
+    )
     after = owners()
     gone = set(before.values()) - set(after.values())
     assert len(gone) == 1
@@ -289,14 +270,14 @@ def test_mirroring_sends_its_share_and_the_client_never_sees_the_shadow(
     slow_and_failing = (*APP, "--fail-rate", "1", "--delay", "1")
     shadow = start_sidecar("payment", "--version", "v2", app=slow_and_failing, name="payment-v2")
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment-v2.default") == 1, "both versions")
+    wait_until(lambda: cluster_endpoints(cart, "payment-v2.default") == 1, "both versions")
     mirror = {"backendRef": {"name": "payment-v2"}, "percent": 50}
     rule = {
         "backendRefs": [{"name": "payment-v1"}],
         "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
     }
     _apply(server, "httproutes", "payment-mirror", {"parentRefs": [PAYMENT], "rules": [rule]})
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     times = []
     with _client(cart) as client:
@@ -308,7 +289,7 @@ def test_mirroring_sends_its_share_and_the_client_never_sees_the_shadow(
             assert answer.json()["version"] == "v1"
     assert max(times) < 0.5, f"slowest answer {max(times):.3f}s: the shadow's delay leaked"
     assert statistics.median(times) < 0.05
-    _wait(lambda: _served(shadow) >= 60, "mirrored requests at the shadow", timeout=10)
+    wait_until(lambda: _served(shadow) >= 60, "mirrored requests at the shadow", timeout=10)
     time.sleep(1.5)  # the last mirrors finish
     mirrored = _served(shadow)
     assert 70 <= mirrored <= 130, f"{mirrored} of 200 requests mirrored at 50%"
@@ -319,7 +300,7 @@ def test_fault_injection_aborts_and_delays_a_share_of_requests(
 ) -> None:
     app = start_sidecar("payment", app=APP)
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 1, "the replica")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 1, "the replica")
     policy = {
         "targetRefs": [{"kind": "Service", "name": "payment"}],
         "faultInjection": {
@@ -328,7 +309,7 @@ def test_fault_injection_aborts_and_delays_a_share_of_requests(
         },
     }
     _apply(server, "backendpolicies", "payment", policy)
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     aborted = delayed = 0
     with _client(cart) as client:
@@ -351,13 +332,13 @@ def test_circuit_breaking_fails_fast_over_the_limit(
 ) -> None:
     start_sidecar("payment", app=APP)
     cart = start_sidecar("cart")
-    _wait(lambda: _endpoints(cart, "payment.default") == 1, "the replica")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 1, "the replica")
     policy = {
         "targetRefs": [{"kind": "Service", "name": "payment"}],
         "connectionLimits": {"maxRequests": 2},
     }
     _apply(server, "backendpolicies", "payment", policy)
-    _wait_applied(server, cart)
+    wait_applied(server, cart)
 
     def slow(_: int) -> tuple[int, str | None, float]:
         started = time.monotonic()
@@ -384,11 +365,11 @@ def test_callers_prefer_their_zone_and_fail_over_to_another(
     near = start_sidecar("payment", "--zone", "zone-a", app=APP, name="payment-a")
     start_sidecar("payment", "--zone", "zone-b", app=APP, name="payment-b")
     cart = start_sidecar("cart", "--zone", "zone-a")
-    _wait(lambda: _endpoints(cart, "payment.default") == 2, "both replicas")
+    wait_until(lambda: cluster_endpoints(cart, "payment.default") == 2, "both replicas")
     with _client(cart) as client:
         zones = {_get(client).json()["pid"] for _ in range(50)}
         near.stop()
-        _wait(lambda: _endpoints(cart, "payment.default") == 1, "the near replica gone")
+        wait_until(lambda: cluster_endpoints(cart, "payment.default") == 1, "the near replica gone")
         answers = [_get(client) for _ in range(20)]
     assert [a.status_code for a in answers] == [200] * 20
     assert {a.json()["pid"] for a in answers}.isdisjoint(zones), "served from the other zone"

@@ -21,6 +21,7 @@ EXPORTS = {
     "regex_problem",
     "check_bootstrap",
     "check_snapshot",
+    "explain",
     "config_schema",
 }
 

@@ -8,6 +8,7 @@ import pytest
 
 from meshpy.resources import HTTPPathMatch, HTTPRouteSpec, compute_status
 from meshpy.snapshot import UNRESOLVED_CLUSTER, build_snapshot
+from meshpy.snapshot.routes import RuleOrigin, rule_origins
 from tests.unit.snapshots import (
     CATCH_ALL,
     SHOP,
@@ -160,6 +161,14 @@ def test_consumer_routes_apply_only_in_their_namespace() -> None:
     from_billing = vhost(build_snapshot(state, "ledger-1"), "payment.default")["rules"]
     assert [r["backends"][0]["cluster"] for r in from_default] == ["payment-v1.default"]
     assert [r["backends"][0]["cluster"] for r in from_billing] == ["ledger.billing"]
+    services = state.service_index()
+    payment = ("default", "payment")
+    assert rule_origins(state.routes, services, "default", payment) == [RuleOrigin(producer, 0)]
+    assert rule_origins(state.routes, services, "billing", payment) == [RuleOrigin(consumer, 0)]
+    # A service no route attaches to has its own rule.
+    assert rule_origins(state.routes, services, "default", ("default", "cart")) == [
+        RuleOrigin(None, 0)
+    ]
 
 
 def test_regular_expression_matches_are_sent() -> None:
@@ -209,6 +218,10 @@ def test_stored_rules_with_refused_regular_expressions_are_left_out() -> None:
     snap = build_snapshot(replace(SHOP, routes=(stored,)), "cart-1")
     rules = vhost(snap, "payment.default")["rules"]
     assert [r["backends"][0]["cluster"] for r in rules] == ["payment-v1.default"]
+    # The rule left out leaves no gap in where the rules sent come from.
+    assert rule_origins((stored,), SHOP.service_index(), "default", ("default", "payment")) == [
+        RuleOrigin(stored, 1)
+    ]
     status = compute_status(stored, SHOP.service_keys())
     [partly] = [c for c in status["parents"][0]["conditions"] if c["type"] == "PartiallyInvalid"]
     assert partly["message"].startswith("Dropped Rule rules[0]: a RegularExpression match")

@@ -110,3 +110,25 @@ def test_edge_metrics_name_the_sidecars_workload_and_each_clusters_service() -> 
 def test_a_workload_name_metrics_cannot_take_is_left_unknown() -> None:
     odd = replace(SHOP, instances=(inst("odd-1", "Odd_Name", "10.0.0.50"),))
     assert build_snapshot(odd, "odd-1")["metrics"] == {}
+
+
+def test_endpoint_instances_are_those_a_cluster_holds() -> None:
+    state = replace(
+        SHOP,
+        instances=(
+            *SHOP.instances,
+            inst("pay-4", "payment", "10.0.0.8", version="v2", state="draining"),
+            inst("pay-5", "payment", "0.0.0.0", version="v2"),
+        ),
+    )
+    names = ("payment", "payment-v2", "cart", "ledger")
+    ids = {name: [i.id for i in state.endpoint_instances("default", name)] for name in names}
+    assert ids == {
+        "payment": ["pay-1", "pay-2", "pay-3"],
+        "payment-v2": ["pay-3"],
+        "cart": ["cart-1"],
+        "ledger": [],
+    }
+    # The same instances as the cluster's endpoints.
+    cluster = clusters(build_snapshot(state, "cart-1"))["payment-v2.default"]
+    assert addresses(cluster) == ["10.0.0.7:15006"]

@@ -1,7 +1,7 @@
 //! `meshpy._core`: the Python binding of the proxy core, kept thin — parse, call, map errors.
 //!
 //! Exports (and nothing else): `Proxy`, `generate_csr`, `certificate_info`,
-//! `regex_problem`, `check_bootstrap`, `check_snapshot`, `config_schema`, `MeshpyError`, `ConfigError`, `BindError`, `StateError`, `IdentityError`,
+//! `regex_problem`, `check_bootstrap`, `check_snapshot`, `explain`, `config_schema`, `MeshpyError`, `ConfigError`, `BindError`, `StateError`, `IdentityError`,
 //! `__version__`. Rust errors become Python exceptions in exactly one function,
 //! `to_py_err`. Every call that may wait releases the GIL; the proxy's own
 //! threads never take it.
@@ -194,6 +194,40 @@ fn check_snapshot(py: Python<'_>, snapshot_json: &str) -> PyResult<()> {
         .map_err(|e| config_error(py, &e))
 }
 
+/// What the listener named `listener` of a snapshot would do with a request, and why, as
+/// a dict (`proxy_core::policy::explain`): the proxy's own planning, run on a question. A
+/// snapshot the proxy would refuse raises `ConfigError`, a question that is no request
+/// `ValueError`. The GIL is released meanwhile: a mesh's snapshot takes a while to compile.
+#[pyfunction]
+#[pyo3(signature = (snapshot_json, listener, *, host, method, target, headers, identity))]
+#[allow(clippy::too_many_arguments)]
+fn explain<'py>(
+    py: Python<'py>,
+    snapshot_json: &str,
+    listener: &str,
+    host: &str,
+    method: &str,
+    target: &str,
+    headers: Vec<(String, String)>,
+    identity: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let snapshot = py
+        .detach(|| proxy_core::config::parse_snapshot(snapshot_json))
+        .map_err(|e| config_error(py, &e))?;
+    let question = proxy_core::policy::explain::Question {
+        host,
+        method,
+        target,
+        headers: &headers,
+        identity,
+    };
+    let answer = py
+        .detach(|| proxy_core::policy::explain::explain(&snapshot, listener, &question))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    py.import("json")?
+        .call_method1("loads", (answer.to_string(),))
+}
+
 /// The JSON Schema of a proxy config file, as indented JSON.
 #[pyfunction]
 fn config_schema() -> PyResult<String> {
@@ -250,6 +284,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(regex_problem, m)?)?;
     m.add_function(wrap_pyfunction!(check_bootstrap, m)?)?;
     m.add_function(wrap_pyfunction!(check_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(explain, m)?)?;
     m.add_function(wrap_pyfunction!(config_schema, m)?)?;
     m.add("MeshpyError", py.get_type::<MeshpyError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -26,6 +26,7 @@ from meshpy.api.distribution import Distributor
 from meshpy.api.metrics import Metrics, MetricsMiddleware
 from meshpy.api.ratelimit import TokenBuckets
 from meshpy.api.routers import (
+    explain,
     health,
     identity,
     instances,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         traces,
         otlp,
         status,
+        explain,
     ):
         app.include_router(module.router)
     return app

@@ -11,6 +11,7 @@ import typer
 from meshpy.cli import db, identity, proxy, resources, script, service, token, traces
 from meshpy.cli.analyze import analyze
 from meshpy.cli.check import check
+from meshpy.cli.explain import explain
 from meshpy.cli.rollout import rollout
 from meshpy.cli.run import run
 from meshpy.cli.server import server
@@ -36,6 +37,7 @@ app.command("describe")(resources.describe)
 app.command("delete")(resources.delete)
 app.command("analyze")(analyze)
 app.command("check")(check)
+app.command("explain")(explain)
 app.command("rollout")(rollout)
 app.command("traces")(traces.list_traces)
 app.command("trace")(traces.show_trace)

@@ -1,15 +1,22 @@
-"""Output of data on stdout: ``-o table`` (aligned columns), ``-o json`` or ``-o yaml``."""
+"""Output of data on stdout: ``-o table`` (aligned columns, or rich renderables), ``-o json``
+or ``-o yaml``."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
+import sys
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-__all__ = ["OUTPUT_OPTION", "Format", "emit", "table"]
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+__all__ = ["OUTPUT_OPTION", "Format", "emit", "render", "table"]
 
 
 class Format(StrEnum):
@@ -34,6 +41,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         line = "   ".join(value.ljust(widths[i]) for i, value in enumerate(row))
         lines.append(line.rstrip())
     return "\n".join(lines) + "\n"
+
+
+def render(*renderables: RenderableType) -> str:
+    """Rich renderables as text: coloured on a terminal, as wide as it is (else 160 columns);
+    plain text, without trailing spaces, when stdout is not a terminal. Strings are shown
+    as they are, never read as markup: they hold names and patterns such as ``[0-9]+``."""
+    from rich.console import Console
+
+    terminal = sys.stdout.isatty()
+    out = io.StringIO()
+    width = shutil.get_terminal_size((160, 24)).columns
+    console = Console(file=out, width=width, force_terminal=terminal, highlight=False, markup=False)
+    for renderable in renderables:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
 
 
 def _cell(value: object) -> str:

@@ -4,17 +4,13 @@ draw the API's answers with rich."""
 
 from __future__ import annotations
 
-import io
 import re
-import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rich.table import Table
+from meshpy.cli._output import render
 
 __all__ = [
     "Row",
@@ -154,7 +150,7 @@ def waterfall_table(trace: dict[str, Any]) -> str:
             _status(span),
             _identities(span["attributes"]),
         )
-    text = _render(table)
+    text = render(table)
     if trace.get("truncated"):
         text += "(more spans than shown: the trace was cut)\n"
     return text
@@ -178,16 +174,4 @@ def traces_table(data: dict[str, Any]) -> str:
             "error" if t["error"] else "",
             ", ".join(t["services"]),
         )
-    return _render(table)
-
-
-def _render(table: Table) -> str:
-    """The table as text: coloured on a terminal, as wide as it is (else 160 columns)."""
-    from rich.console import Console
-
-    terminal = sys.stdout.isatty()
-    out = io.StringIO()
-    width = shutil.get_terminal_size((160, 24)).columns
-    console = Console(file=out, width=width, force_terminal=terminal, highlight=False)
-    console.print(table)
-    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+    return render(table)

@@ -219,6 +219,21 @@ HeaderName = Annotated[
 ]
 """An HTTP header (or query parameter) name: RFC 7230 token characters, no ':'."""
 
+MethodToken = Annotated[
+    str,
+    _text_check(_HEADER_NAME, "an HTTP method (a token, such as GET)", 32),
+    _text_schema(_HEADER_NAME, 32),
+]
+"""Any HTTP method, extension methods included: a token (RFC 9110), e.g. GET or PROPFIND."""
+
+_ORIGIN_FORM = r"/[!-~]*"
+RequestTarget = Annotated[
+    str,
+    _text_check(_ORIGIN_FORM, "a request path (it starts with '/' and has no spaces)", 8192),
+    _text_schema(_ORIGIN_FORM, 8192),
+]
+"""A request target in origin form: a path starting with '/', with a query or not."""
+
 _HEADER_VALUE = r"[!-~]+([\t ]?[!-~]+)*"
 HeaderValue = Annotated[
     str,

@@ -26,6 +26,7 @@ from meshpy.snapshot.state import MeshService, MeshState
 __all__ = [
     "LOCAL_APP_CLUSTER",
     "UNRESOLVED_CLUSTER",
+    "backend_policies",
     "cluster_name",
     "empty_cluster",
     "new_cluster",
@@ -48,15 +49,15 @@ def cluster_name(namespace: str, name: str) -> str:
 def service_clusters(state: MeshState, zone: str | None) -> dict[str, proxyconfig.Cluster]:
     """Every service's and version service's cluster, by name, ``local_zone`` ``zone``."""
     services = state.service_index()
-    policies = _backend_policies(state.backend_policies, services)
+    policies = backend_policies(state)
     mtls = state.mtls
     clusters: dict[str, proxyconfig.Cluster] = {}
     for (ns, name), service in services.items():
         cluster = new_cluster(cluster_name(ns, name), _endpoints(service.endpoints))
         cluster["service"] = _service_ref(ns, name, service)
         policy = policies.get((ns, name))
-        if policy is not None:
-            _apply_policy(cluster, policy)
+        if policy is not None and isinstance(policy.spec, BackendPolicySpec):
+            _apply_policy(cluster, policy.spec)
         if zone is not None:
             cluster["local_zone"] = zone
         if mtls is not None:
@@ -98,17 +99,16 @@ def empty_cluster(name: str, clusters: dict[str, proxyconfig.Cluster]) -> str:
     return name
 
 
-def _backend_policies(
-    policies: tuple[Resource, ...], services: Mapping[tuple[str, str], MeshService]
-) -> dict[tuple[str, str], BackendPolicySpec]:
-    """Each service's BackendPolicy: the oldest policy targeting it, else its parent's (a
-    version service follows its service)."""
-    chosen: dict[tuple[str, str], BackendPolicySpec] = {}
-    for policy in policies:
+def backend_policies(state: MeshState) -> dict[tuple[str, str], Resource]:
+    """The BackendPolicy in force for each service that has one: the oldest policy
+    targeting it, else its parent's (a version service follows its service)."""
+    services = state.service_index()
+    chosen: dict[tuple[str, str], Resource] = {}
+    for policy in state.backend_policies:
         if not isinstance(policy.spec, BackendPolicySpec):
             continue
         for target in policy.spec.target_refs:
-            chosen.setdefault((policy.effective_namespace, target.name), policy.spec)
+            chosen.setdefault((policy.effective_namespace, target.name), policy)
     for (ns, name), service in services.items():
         if (ns, name) not in chosen and service.parent and (ns, service.parent) in chosen:
             chosen[(ns, name)] = chosen[(ns, service.parent)]

@@ -23,12 +23,13 @@ left out; each try bounded by ``timeouts.backend_request``) and RequestMirror fi
 ``percent``, from ``percent`` or ``fraction``, 100 when neither is given).
 
 Not sent to the data plane: ``parentRefs[].port`` (a route applies to every port of its
-Service).
+Service). ``rule_origins`` says which HTTPRoute rule each rule of a virtual host comes from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from meshpy import proxyconfig
@@ -48,7 +49,7 @@ from meshpy.resources.status import backend_problem
 from meshpy.snapshot.clusters import UNRESOLVED_CLUSTER, cluster_name, empty_cluster
 from meshpy.snapshot.state import MeshService
 
-__all__ = ["virtual_hosts"]
+__all__ = ["RuleOrigin", "rule_origins", "virtual_hosts"]
 
 _NO_TIMEOUT = timedelta(hours=24)
 _RETRY_ATTEMPTS = 2
@@ -73,10 +74,8 @@ def virtual_hosts(
         rules: list[proxyconfig.RouteRule]
         if service_routes:
             rules = [
-                _rule(rule, route_ns, services, clusters)
-                for route_ns, spec in service_routes
-                for rule in spec.rules
-                if not refused_regular_expressions(rule)
+                _rule(rule, route.effective_namespace, services, clusters)
+                for route, _, rule in _served_rules(service_routes)
             ]
         else:
             catch_all: proxyconfig.RouteMatch = {"path": {"type": "PathPrefix", "value": "/"}}
@@ -90,19 +89,54 @@ def virtual_hosts(
     return vhosts
 
 
+@dataclass(frozen=True)
+class RuleOrigin:
+    """Where a rule of a service's virtual host comes from."""
+
+    route: Resource | None
+    """The HTTPRoute; None for the rule of a service no route attaches to (its own cluster)."""
+    index: int
+    """The rule's index in the route's ``spec.rules`` (0 without a route)."""
+
+
+def rule_origins(
+    routes: tuple[Resource, ...],
+    services: Mapping[tuple[str, str], MeshService],
+    namespace: str,
+    service: tuple[str, str],
+) -> list[RuleOrigin]:
+    """Where each rule of ``service``'s virtual host comes from, in the order
+    ``virtual_hosts`` gives them to sidecars in ``namespace``."""
+    service_routes = _attached_routes(routes, services, namespace).get(service)
+    if not service_routes:
+        return [RuleOrigin(None, 0)]
+    return [RuleOrigin(route, index) for route, index, _ in _served_rules(service_routes)]
+
+
+def _served_rules(routes: list[Resource]) -> list[tuple[Resource, int, HTTPRouteRule]]:
+    """The rules of ``routes`` that sidecars get, in order, with their route and index."""
+    return [
+        (route, index, rule)
+        for route in routes
+        if isinstance(route.spec, HTTPRouteSpec)
+        for index, rule in enumerate(route.spec.rules)
+        if not refused_regular_expressions(rule)
+    ]
+
+
 def _attached_routes(
     routes: tuple[Resource, ...],
     services: Mapping[tuple[str, str], MeshService],
     sidecar_namespace: str,
-) -> dict[tuple[str, str], list[tuple[str, HTTPRouteSpec]]]:
-    """Accepted routes (namespace and spec) per service, as this sidecar sees them.
+) -> dict[tuple[str, str], list[Resource]]:
+    """Accepted routes per service, as this sidecar sees them.
 
     A route in the service's namespace is a producer route and applies to every client; one
     in another namespace is a consumer route and applies only to clients in that namespace,
     instead of the producer routes (GEP-1426).
     """
-    producer: dict[tuple[str, str], list[tuple[str, HTTPRouteSpec]]] = {}
-    consumer: dict[tuple[str, str], list[tuple[str, HTTPRouteSpec]]] = {}
+    producer: dict[tuple[str, str], list[Resource]] = {}
+    consumer: dict[tuple[str, str], list[Resource]] = {}
     for route in routes:
         spec = route.spec
         if not isinstance(spec, HTTPRouteSpec):
@@ -117,9 +151,9 @@ def _attached_routes(
                 continue
             seen.add(key)
             if key[0] == route_ns:
-                producer.setdefault(key, []).append((route_ns, spec))
+                producer.setdefault(key, []).append(route)
             elif route_ns == sidecar_namespace:
-                consumer.setdefault(key, []).append((route_ns, spec))
+                consumer.setdefault(key, []).append(route)
     return {key: consumer.get(key) or producer[key] for key in producer.keys() | consumer.keys()}
 
 

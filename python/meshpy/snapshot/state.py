@@ -108,6 +108,17 @@ class MeshState:
             self.__dict__["_service_index"] = cached
         return cached
 
+    def endpoint_instances(self, namespace: str, name: str) -> list[InstanceInfo]:
+        """The instances that are endpoints of a service or version service (``payment-v2``):
+        healthy, with an address traffic can reach."""
+        return [
+            inst
+            for inst in self.instances
+            if inst.namespace == namespace
+            and name in (inst.service, version_service_name(inst.service, inst.version))
+            and _endpoint(inst) is not None
+        ]
+
     def instance(self, instance_id: str) -> InstanceInfo:
         """The instance with this id; raises UnknownInstanceError."""
         index: dict[str, InstanceInfo] | None = self.__dict__.get("_instance_index")

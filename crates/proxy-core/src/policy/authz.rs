@@ -65,6 +65,8 @@ pub struct Decision {
     pub allowed: bool,
     /// Which policy decided, or the default.
     pub by: Decider,
+    /// The index, in its policy's `rules`, of the rule that matched, when a policy decided.
+    pub rule: Option<usize>,
 }
 
 /// A listener's policies, compiled: grouped by action, paths normalised.
@@ -136,31 +138,29 @@ impl Authorizer {
     /// Decides on `req`; `audited(i)` is called for each audit policy that matches.
     pub fn evaluate(&self, req: &AuthzRequest<'_>, mut audited: impl FnMut(usize)) -> Decision {
         for policy in &self.audit {
-            if policy.matches(req, AuthzAction::Audit) {
+            if policy.matching_rule(req, AuthzAction::Audit).is_some() {
                 audited(policy.index);
             }
         }
-        if let Some(policy) = self.deny.iter().find(|p| p.matches(req, AuthzAction::Deny)) {
-            return Decision {
-                allowed: false,
-                by: Decider::Policy(policy.index),
-            };
+        let first_match = |policies: &[Policy], action| {
+            policies.iter().find_map(|policy| {
+                let rule = policy.matching_rule(req, action)?;
+                Some(Decision {
+                    allowed: action == AuthzAction::Allow,
+                    by: Decider::Policy(policy.index),
+                    rule: Some(rule),
+                })
+            })
+        };
+        if let Some(denied) = first_match(&self.deny, AuthzAction::Deny) {
+            return denied;
         }
         if !self.allow.is_empty() {
-            return match self
-                .allow
-                .iter()
-                .find(|p| p.matches(req, AuthzAction::Allow))
-            {
-                Some(policy) => Decision {
-                    allowed: true,
-                    by: Decider::Policy(policy.index),
-                },
-                None => Decision {
-                    allowed: false,
-                    by: Decider::NoAllowMatch,
-                },
-            };
+            return first_match(&self.allow, AuthzAction::Allow).unwrap_or(Decision {
+                allowed: false,
+                by: Decider::NoAllowMatch,
+                rule: None,
+            });
         }
         let allowed = match self.default {
             AuthzDefault::AllUnauthenticated => true,
@@ -170,6 +170,7 @@ impl Authorizer {
         Decision {
             allowed,
             by: Decider::Default,
+            rule: None,
         }
     }
 
@@ -203,8 +204,9 @@ impl Policy {
         Self { index, rules }
     }
 
-    fn matches(&self, req: &AuthzRequest<'_>, action: AuthzAction) -> bool {
-        self.rules.iter().any(|rule| {
+    /// The index of the first rule that matches `req`, if any does.
+    fn matching_rule(&self, req: &AuthzRequest<'_>, action: AuthzAction) -> Option<usize> {
+        self.rules.iter().position(|rule| {
             let source_ok = match &rule.sources {
                 None => true,
                 Some(sources) => req.identity.is_some_and(|id| sources.matches(id)),

@@ -6,14 +6,15 @@
 //! passed in, so it is table-tested without sockets. The cluster type is generic for
 //! the same reason; the server executes the plan.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::config;
 use crate::error::{ErrorKind, ProxyError};
-use crate::policy::authz::{Authorizer, AuthzRequest, Decision, HttpView};
+use crate::policy::authz::{normalize_path, Authorizer, AuthzRequest, Decision, HttpView};
 use crate::policy::filters::Filters;
 use crate::policy::retry::RetryPolicy;
-use crate::policy::route::{Mirror, Miss, RequestView, RouteTable};
+use crate::policy::route::{Found, Mirror, Miss, RequestView, RouteTable};
 
 /// Where a listener's traffic goes.
 #[derive(Debug)]
@@ -48,6 +49,16 @@ impl<C> ListenerPolicy<C> {
             authz: cfg.authorization.as_ref().map(Authorizer::compile),
         }
     }
+
+    /// The path a request is planned and forwarded with: on a listener that authorizes,
+    /// normalised, so that the policies and the app see the same path; elsewhere, as it
+    /// came. A malformed one is refused (400 `invalid-path`).
+    pub fn request_path<'p>(&self, path: &'p str) -> Result<Cow<'p, str>, ProxyError> {
+        if self.authz.is_none() {
+            return Ok(Cow::Borrowed(path));
+        }
+        normalize_path(path).map_err(|err| ProxyError::with_source(ErrorKind::InvalidPath, err))
+    }
 }
 
 /// What planning looks at: the request, on its normalised path, and who sends it.
@@ -70,14 +81,21 @@ pub struct Plan<'r, C> {
     pub backend_timeout: Option<Duration>,
     /// The rule's and backend's filters.
     pub filters: Option<&'r Filters>,
-    /// The PathPrefix that matched, for ReplacePrefixMatch.
-    pub matched_prefix: &'r str,
+    /// The rule and the match that won, on a listener with routes.
+    pub route: Option<Found<'r, C>>,
     /// The rule's retries, when it allows at least one.
     pub retry: Option<&'r RetryPolicy>,
     /// Where copies go, each by its own chance.
     pub mirrors: &'r [Mirror<C>],
     /// The authorization decision, on a listener with `authorization`.
     pub authz: Option<Decision>,
+}
+
+impl<'r, C> Plan<'r, C> {
+    /// The PathPrefix that matched, for ReplacePrefixMatch (empty without one).
+    pub fn matched_prefix(&self) -> &'r str {
+        self.route.as_ref().map_or("", |found| found.matched_prefix)
+    }
 }
 
 /// Why a request gets no plan.
@@ -140,7 +158,7 @@ pub fn plan<'r, C>(
                 timeout: policy.request_timeout,
                 backend_timeout: None,
                 filters: None,
-                matched_prefix: "",
+                route: None,
                 retry: None,
                 mirrors: &[],
                 authz,
@@ -156,7 +174,7 @@ pub fn plan<'r, C>(
         timeout: rule.timeout.unwrap_or(policy.request_timeout),
         backend_timeout: rule.backend_timeout,
         filters: backend.filters.as_ref(),
-        matched_prefix: found.matched_prefix,
+        route: Some(found),
         retry: rule.retry.as_ref().filter(|retry| retry.attempts > 0),
         mirrors: &backend.mirrors,
         authz,

@@ -25,6 +25,50 @@ pub enum Miss {
     NoRule,
 }
 
+/// Where a match sits in the listener's config: what explains a routing decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchedAt {
+    /// The virtual host's index in the listener's `routes`.
+    pub vhost: usize,
+    /// The rule's index in the virtual host's `rules`.
+    pub rule: usize,
+    /// The match's index in the rule's `matches`; `None` for a rule without matches,
+    /// which matches every request.
+    pub matched: Option<usize>,
+}
+
+/// The part of a match that a request does not meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The path condition.
+    Path,
+    /// The method.
+    Method,
+    /// The header condition at this index of the match's `headers`.
+    Header(usize),
+    /// The query parameter condition at this index of the match's `query_params`.
+    Query(usize),
+}
+
+/// A match that routing tried, in precedence order, and what of it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tried {
+    /// Which match it is.
+    pub at: MatchedAt,
+    /// The first condition the request does not meet; `None` for the match that won.
+    pub failed: Option<Condition>,
+}
+
+/// How routing went through a virtual host's matches for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trail {
+    /// The index of the virtual host that serves the request's host.
+    pub vhost: usize,
+    /// The matches tried, in precedence order, up to and including the one that won
+    /// (all of them, each failed, when none did).
+    pub tried: Vec<Tried>,
+}
+
 /// What routing looks at in a request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
@@ -51,8 +95,17 @@ pub struct RouteTable<B> {
 
 #[derive(Debug)]
 struct CompiledHost {
-    /// Every match of every rule, in precedence order, with the index of its rule.
-    candidates: Vec<(Matcher, usize)>,
+    /// Every match of every rule, in precedence order.
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    matcher: Matcher,
+    /// The index of its rule in the table's `rules`.
+    rule: usize,
+    /// Where it is in the config.
+    at: MatchedAt,
 }
 
 /// A backend of a rule: where to send, its share, and the filters on the way.
@@ -89,7 +142,24 @@ pub struct Rule<B> {
     pub retry: Option<RetryPolicy>,
 }
 
+impl<B> Backend<B> {
+    /// Its proportional weight; 0 sends nothing.
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+}
+
 impl<B> Rule<B> {
+    /// Every backend, weight 0 included, in config order.
+    pub fn backends(&self) -> &[Backend<B>] {
+        &self.backends
+    }
+
+    /// The sum of the backends' weights: a backend's share is its weight over this.
+    pub fn total_weight(&self) -> u64 {
+        self.total_weight
+    }
+
     /// A backend chosen by weight, or `None` when every weight is 0.
     pub fn pick(&self, random: impl FnOnce(usize) -> usize) -> Option<&B> {
         self.pick_backend(random).map(|b| &b.target)
@@ -123,6 +193,8 @@ pub struct Found<'a, B> {
     /// The PathPrefix that matched, without a trailing `/` (empty for `/`, and for
     /// Exact and RegularExpression matches): what ReplacePrefixMatch replaces.
     pub matched_prefix: &'a str,
+    /// Where the match that won is in the config.
+    pub at: MatchedAt,
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +295,9 @@ impl Matcher {
         )
     }
 
-    fn matches(&self, req: &RequestView<'_>) -> bool {
+    /// The first condition `req` does not meet, in the order they are checked; `None`
+    /// when the request matches.
+    fn failed(&self, req: &RequestView<'_>) -> Option<Condition> {
         let path_ok = match &self.path {
             PathMatcher::Exact(p) => req.path == p,
             PathMatcher::Prefix(p) => {
@@ -233,22 +307,29 @@ impl Matcher {
             }
             PathMatcher::Regex(regex) => regex.is_match(req.path),
         };
-        path_ok
-            && self.method.as_ref().is_none_or(|m| m == req.method)
-            && self.headers.iter().all(|(name, wanted)| {
-                req.headers.get_all(name).iter().any(|v| match wanted {
-                    ValueMatcher::Exact(value) => v == value,
-                    // A value that is not UTF-8 matches no expression. (`to_str` would
-                    // also refuse UTF-8 beyond visible ASCII, such as `é`.)
-                    ValueMatcher::Regex(regex) => {
-                        std::str::from_utf8(v.as_bytes()).is_ok_and(|v| regex.is_match(v))
-                    }
-                })
+        if !path_ok {
+            return Some(Condition::Path);
+        }
+        if self.method.as_ref().is_some_and(|m| m != req.method) {
+            return Some(Condition::Method);
+        }
+        let header_missing = self.headers.iter().position(|(name, wanted)| {
+            !req.headers.get_all(name).iter().any(|v| match wanted {
+                ValueMatcher::Exact(value) => v == value,
+                // A value that is not UTF-8 matches no expression. (`to_str` would
+                // also refuse UTF-8 beyond visible ASCII, such as `é`.)
+                ValueMatcher::Regex(regex) => {
+                    std::str::from_utf8(v.as_bytes()).is_ok_and(|v| regex.is_match(v))
+                }
             })
-            && self
-                .query
-                .iter()
-                .all(|(name, wanted)| query_has(req.query, name, wanted))
+        });
+        if let Some(index) = header_missing {
+            return Some(Condition::Header(index));
+        }
+        self.query
+            .iter()
+            .position(|(name, wanted)| !query_has(req.query, name, wanted))
+            .map(Condition::Query)
     }
 
     fn matched_prefix(&self) -> &str {
@@ -301,7 +382,7 @@ impl<B> RouteTable<B> {
                 }
             }
             let mut candidates = Vec::new();
-            for rule in &vhost.rules {
+            for (r, rule) in vhost.rules.iter().enumerate() {
                 let index = table.rules.len();
                 let backends: Vec<Backend<B>> = rule
                     .backends
@@ -333,15 +414,27 @@ impl<B> RouteTable<B> {
                     backend_timeout: rule.timeouts.and_then(|t| t.backend_request),
                     retry: rule.retry.as_ref().map(RetryPolicy::compile),
                 });
+                let at = |matched| MatchedAt {
+                    vhost: v,
+                    rule: r,
+                    matched,
+                };
+                let candidate = |matcher, at| Candidate {
+                    matcher,
+                    rule: index,
+                    at,
+                };
                 if rule.matches.is_empty() {
-                    candidates.extend(Matcher::compile(&RouteMatch::default()).map(|m| (m, index)));
+                    candidates.extend(
+                        Matcher::compile(&RouteMatch::default()).map(|m| candidate(m, at(None))),
+                    );
                 }
-                for m in &rule.matches {
-                    candidates.extend(Matcher::compile(m).map(|m| (m, index)));
+                for (j, m) in rule.matches.iter().enumerate() {
+                    candidates.extend(Matcher::compile(m).map(|m| candidate(m, at(Some(j)))));
                 }
             }
             // Stable: equal precedence keeps config order (route age, then rule order).
-            candidates.sort_by_key(|(m, _)| std::cmp::Reverse(m.precedence()));
+            candidates.sort_by_key(|c| std::cmp::Reverse(c.matcher.precedence()));
             table.vhosts.push(CompiledHost { candidates });
         }
         table
@@ -354,28 +447,55 @@ impl<B> RouteTable<B> {
 
     /// The rule a request follows, with the prefix that matched it.
     pub fn find_match(&self, req: &RequestView<'_>) -> Result<Found<'_, B>, Miss> {
-        let host = host_without_port(req.host);
+        let (_, vhost) = self.vhost(req.host)?;
+        vhost
+            .candidates
+            .iter()
+            .find(|candidate| candidate.matcher.failed(req).is_none())
+            .and_then(|candidate| {
+                Some(Found {
+                    rule: self.rules.get(candidate.rule)?,
+                    matched_prefix: candidate.matcher.matched_prefix(),
+                    at: candidate.at,
+                })
+            })
+            .ok_or(Miss::NoRule)
+    }
+
+    /// How [`find_match`](Self::find_match) goes through the matches for `req`, and why
+    /// each one before the winner failed: for explaining a decision, not for making it.
+    pub fn trail(&self, req: &RequestView<'_>) -> Result<Trail, Miss> {
+        let (index, vhost) = self.vhost(req.host)?;
+        let mut tried = Vec::new();
+        for candidate in &vhost.candidates {
+            let failed = candidate.matcher.failed(req);
+            tried.push(Tried {
+                at: candidate.at,
+                failed,
+            });
+            if failed.is_none() {
+                break;
+            }
+        }
+        Ok(Trail {
+            vhost: index,
+            tried,
+        })
+    }
+
+    /// The virtual host serving `host` (port ignored, any case), with its index.
+    fn vhost(&self, host: &str) -> Result<(usize, &CompiledHost), Miss> {
+        let host = host_without_port(host);
         let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             self.by_host.get(&host.to_ascii_lowercase())
         } else {
             self.by_host.get(host)
         };
-        let vhost = found
+        found
             .copied()
             .or(self.wildcard)
-            .and_then(|v| self.vhosts.get(v))
-            .ok_or(Miss::NoHost)?;
-        vhost
-            .candidates
-            .iter()
-            .find(|(matcher, _)| matcher.matches(req))
-            .and_then(|(matcher, rule)| {
-                Some(Found {
-                    rule: self.rules.get(*rule)?,
-                    matched_prefix: matcher.matched_prefix(),
-                })
-            })
-            .ok_or(Miss::NoRule)
+            .and_then(|v| Some((v, self.vhosts.get(v)?)))
+            .ok_or(Miss::NoHost)
     }
 }
 

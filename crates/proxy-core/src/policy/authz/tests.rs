@@ -320,3 +320,69 @@ fn policy_paths_are_normalised_like_request_paths() {
         );
     }
 }
+
+#[test]
+fn a_decision_names_the_rule_that_made_it() {
+    let authz = authorizer(serde_json::json!({"policies": [
+        {"name": "ns/no-admin", "action": "deny", "rules": [
+            {"sources": [{"identity": SHIPPING}]},
+            {"to": [{"paths": [{"prefix": "/admin/"}]}]},
+        ]},
+        {"name": "ns/readers", "action": "allow", "rules": [
+            {"to": [{"methods": ["GET"]}]},
+        ]},
+        {"name": "ns/writers", "action": "allow", "rules": [
+            {"sources": [{"identity": OPS}]},
+            {"sources": [{"identity": CART}], "to": [{"methods": ["POST"]}]},
+        ]},
+    ]}));
+    let cases = [
+        (Some(SHIPPING), "GET /", false, Decider::Policy(0), Some(0)),
+        (
+            Some(CART),
+            "GET /admin/users",
+            false,
+            Decider::Policy(0),
+            Some(1),
+        ),
+        (None, "GET /items", true, Decider::Policy(1), Some(0)),
+        (Some(CART), "POST /items", true, Decider::Policy(2), Some(1)),
+        (
+            Some(OPS),
+            "DELETE /items",
+            true,
+            Decider::Policy(2),
+            Some(0),
+        ),
+        (
+            Some(CART),
+            "DELETE /items",
+            false,
+            Decider::NoAllowMatch,
+            None,
+        ),
+    ];
+    for (identity, target, allowed, by, rule) in cases {
+        let (method, path) = target.split_once(' ').unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let http = Some(HttpView {
+            method: &method,
+            path,
+        });
+        let decision = authz.evaluate(&AuthzRequest { identity, http }, |_| {});
+        assert_eq!(
+            decision,
+            Decision { allowed, by, rule },
+            "{identity:?} {target}"
+        );
+    }
+    let lenient = authorizer(serde_json::json!({"policies": []}));
+    let decision = lenient.evaluate(
+        &AuthzRequest {
+            identity: None,
+            http: None,
+        },
+        |_| {},
+    );
+    assert_eq!(decision.rule, None);
+}

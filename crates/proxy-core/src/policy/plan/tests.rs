@@ -39,7 +39,7 @@ fn summary(plan: &Plan<'_, String>) -> Summary {
         retries: plan.retry.map(|r| r.attempts),
         mirrors: plan.mirrors.iter().map(|m| m.target.clone()).collect(),
         filtered: plan.filters.is_some(),
-        matched_prefix: plan.matched_prefix.to_string(),
+        matched_prefix: plan.matched_prefix().to_string(),
         authz: plan.authz.map(|d| d.allowed),
     }
 }
@@ -227,4 +227,71 @@ fn authorization_decides_before_routing_and_counts_audits() {
         });
         assert_eq!((got, audited), (want, audits), "{identity:?} {target}");
     }
+}
+
+#[test]
+fn a_plan_says_which_rule_and_match_it_follows() {
+    let routes = policy(
+        serde_json::json!({"routes": [{"name": "r", "hosts": ["h"], "rules": [
+            {"matches": [{"path": {"type": "Exact", "value": "/a"}}, {"path": {"type": "PathPrefix", "value": "/b"}}],
+             "backends": [{"cluster": "ab"}]},
+            {"backends": [{"cluster": "rest"}]},
+        ]}]}),
+    );
+    let headers = HeaderMap::new();
+    let cases = [
+        ("/a", "ab", 0, Some(0)),
+        ("/b/1", "ab", 0, Some(1)),
+        ("/c", "rest", 1, None),
+    ];
+    for (path, cluster, rule, matched) in cases {
+        let ask = Ask {
+            request: RequestView {
+                host: "h",
+                method: &Method::GET,
+                path,
+                query: None,
+                headers: &headers,
+            },
+            identity: None,
+        };
+        let plan = plan(&ask, &routes, |_| 0, |_| {}).unwrap();
+        let at = plan.route.as_ref().map(|found| found.at);
+        assert_eq!(plan.cluster, cluster, "{path}");
+        assert_eq!(
+            at,
+            Some(crate::policy::route::MatchedAt {
+                vhost: 0,
+                rule,
+                matched
+            }),
+            "{path}"
+        );
+    }
+    let one = policy(serde_json::json!({"cluster": "app"}));
+    let ask = Ask {
+        request: RequestView {
+            host: "h",
+            method: &Method::GET,
+            path: "/",
+            query: None,
+            headers: &headers,
+        },
+        identity: None,
+    };
+    assert!(plan(&ask, &one, |_| 0, |_| {}).unwrap().route.is_none());
+}
+
+#[test]
+fn paths_are_normalised_only_where_authorization_looks_at_them() {
+    let open = policy(serde_json::json!({"cluster": "app"}));
+    let guarded = policy(serde_json::json!({"cluster": "app", "authorization": {"policies": []}}));
+    assert_eq!(open.request_path("/a/../b").unwrap(), "/a/../b");
+    assert_eq!(guarded.request_path("/a/../b").unwrap(), "/b");
+    assert_eq!(guarded.request_path("//%63harge").unwrap(), "/charge");
+    let err = guarded.request_path("/ch%zzarge").unwrap_err();
+    assert_eq!(
+        (err.status(), err.reason()),
+        (StatusCode::BAD_REQUEST, "invalid-path")
+    );
 }

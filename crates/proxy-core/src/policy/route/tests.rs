@@ -364,3 +364,163 @@ fn backend_timeouts_and_filters_are_carried() {
     assert_eq!(filters.hostname.as_ref().unwrap(), "elsewhere");
     assert_eq!(filters.request.len(), 1);
 }
+
+/// The request `METHOD target` with `headers` on host `host`, for trail tests.
+fn ask<'a>(
+    method: &'a Method,
+    host: &'a str,
+    target: &'a str,
+    headers: &'a HeaderMap,
+) -> RequestView<'a> {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    RequestView {
+        host,
+        method,
+        path,
+        query,
+        headers,
+    }
+}
+
+/// A trail in short: each match tried as (rule, match, failed condition).
+type Steps = Vec<(usize, Option<usize>, Option<Condition>)>;
+
+/// Method, target, headers, and the trail.
+type TrailCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Steps);
+
+#[test]
+fn the_winning_match_says_where_it_is_in_the_config() {
+    let t = table(serde_json::json!([
+        {"name": "a", "hosts": ["a"], "rules": [rule(serde_json::json!([]), "a")]},
+        {"name": "b", "hosts": ["b"], "rules": [
+            rule(serde_json::json!([{"path": {"type": "Exact", "value": "/x"}}]), "x"),
+            rule(serde_json::json!([{"method": "PUT"}, {"path": {"type": "PathPrefix", "value": "/y"}}]), "y"),
+        ]},
+    ]));
+    let headers = HeaderMap::new();
+    let at = |vhost, rule, matched| MatchedAt {
+        vhost,
+        rule,
+        matched,
+    };
+    let cases = [
+        ("a", "GET", "/anything", at(0, 0, None)),
+        ("b", "GET", "/x", at(1, 0, Some(0))),
+        ("b", "PUT", "/z", at(1, 1, Some(0))),
+        ("b", "GET", "/y/1", at(1, 1, Some(1))),
+    ];
+    for (host, method, path, want) in cases {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let found = t.find_match(&ask(&method, host, path, &headers)).unwrap();
+        assert_eq!(found.at, want, "{host} {method} {path}");
+    }
+}
+
+#[test]
+fn a_trail_names_what_failed_in_each_match_tried_before_the_winner() {
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/"}}]), "root"),
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/pay"}, "method": "POST"}]), "post"),
+        rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/pay"},
+            "headers": [{"name": "x-a", "value": "1"}, {"name": "x-b", "value": "2"}],
+            "query_params": [{"name": "dry", "value": "1"}]}]), "checked"),
+    ]}]));
+    let cases: [TrailCase; 5] = [
+        (
+            "GET",
+            "/pay",
+            &[],
+            vec![
+                (1, Some(0), Some(Condition::Method)),
+                (2, Some(0), Some(Condition::Header(0))),
+                (0, Some(0), None),
+            ],
+        ),
+        ("POST", "/pay", &[], vec![(1, Some(0), None)]),
+        (
+            "GET",
+            "/pay/1",
+            &[("x-a", "1")],
+            vec![
+                (1, Some(0), Some(Condition::Path)),
+                (2, Some(0), Some(Condition::Header(1))),
+                (0, Some(0), None),
+            ],
+        ),
+        (
+            "GET",
+            "/pay/1?dry=0",
+            &[("x-a", "1"), ("x-b", "2")],
+            vec![
+                (1, Some(0), Some(Condition::Path)),
+                (2, Some(0), Some(Condition::Query(0))),
+                (0, Some(0), None),
+            ],
+        ),
+        (
+            "GET",
+            "/pay/1?dry=1",
+            &[("x-a", "1"), ("x-b", "2")],
+            vec![(1, Some(0), Some(Condition::Path)), (2, Some(0), None)],
+        ),
+    ];
+    for (method, target, pairs, want) in cases {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let view = ask(&method, "h", target, &headers);
+        let trail = t.trail(&view).unwrap();
+        let steps: Steps = trail
+            .tried
+            .iter()
+            .map(|tried| (tried.at.rule, tried.at.matched, tried.failed))
+            .collect();
+        assert_eq!(
+            (trail.vhost, steps),
+            (0, want),
+            "{method} {target} {pairs:?}"
+        );
+        // The trail ends where routing ends.
+        let found = t.find_match(&view).unwrap();
+        assert_eq!(trail.tried.last().map(|tried| tried.at), Some(found.at));
+    }
+}
+
+#[test]
+fn a_trail_of_a_miss_tries_every_match_and_an_unserved_host_none() {
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        rule(serde_json::json!([{"path": {"type": "Exact", "value": "/a"}}, {"path": {"type": "Exact", "value": "/b"}}]), "ab"),
+    ]}]));
+    let headers = HeaderMap::new();
+    let view = ask(&Method::GET, "h", "/c", &headers);
+    assert_eq!(t.find_match(&view).err(), Some(Miss::NoRule));
+    let trail = t.trail(&view).unwrap();
+    let failed: Vec<_> = trail.tried.iter().map(|tried| tried.failed).collect();
+    assert_eq!(failed, [Some(Condition::Path), Some(Condition::Path)]);
+    let view = ask(&Method::GET, "elsewhere", "/a", &headers);
+    assert_eq!(t.trail(&view), Err(Miss::NoHost));
+}
+
+#[test]
+fn a_rule_lists_every_backend_with_its_weight() {
+    let t = table(serde_json::json!([{"name": "h", "hosts": ["h"], "rules": [
+        {"backends": [{"cluster": "v1", "weight": 90}, {"cluster": "v2", "weight": 10}, {"cluster": "v3", "weight": 0}]},
+    ]}]));
+    let headers = HeaderMap::new();
+    let rule = t.find(&get_root(&headers)).unwrap();
+    let listed: Vec<_> = rule
+        .backends()
+        .iter()
+        .map(|b| (b.target.as_str(), b.weight()))
+        .collect();
+    assert_eq!(listed, [("v1", 90), ("v2", 10), ("v3", 0)]);
+    assert_eq!(rule.total_weight(), 100);
+}

@@ -14,7 +14,7 @@ use super::{ActiveRequest, Connection};
 use crate::body::client::{client_body_failed, ClientBody};
 use crate::body::request::{Prepared, RequestBody, MAX_REPLAY_BYTES};
 use crate::error::{ErrorKind, ProxyError};
-use crate::policy::authz::{self, Decider};
+use crate::policy::authz::Decider;
 use crate::policy::filters::Filters;
 use crate::policy::headers::{self, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
 use crate::policy::plan::{self, Ask, Plan, Refusal};
@@ -167,9 +167,10 @@ async fn forward<'r>(
             "too many request headers\n",
         ));
     }
-    if route.policy.authz.is_some() {
-        // What authorization, routing and the app all see from then on.
-        normalize_path(&mut req)?;
+    // What authorization, routing and the app all see from then on.
+    match route.policy.request_path(req.uri().path())? {
+        Cow::Borrowed(_) => {}
+        Cow::Owned(path) => set_path(&mut req, path)?,
     }
     let plan = plan_request(&req, route, conn)?;
     let cluster = plan.cluster;
@@ -177,7 +178,7 @@ async fn forward<'r>(
     if let Some(filters) = plan.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
         // authority, and no filter can put back a header the proxy strips or owns.
-        apply_request_filters(&mut req, filters, plan.matched_prefix)?;
+        apply_request_filters(&mut req, filters, plan.matched_prefix())?;
     }
     headers::prepare_request(
         &mut req,
@@ -331,15 +332,6 @@ fn respond(
         parts,
         ProxyBody::upstream(body, lease),
     ))
-}
-
-/// Normalises the request's path in place (dot segments, repeated slashes, unreserved escapes).
-fn normalize_path(req: &mut Request<Incoming>) -> Result<(), ProxyError> {
-    match authz::normalize_path(req.uri().path()) {
-        Ok(Cow::Borrowed(_)) => Ok(()),
-        Ok(Cow::Owned(path)) => set_path(req, path),
-        Err(err) => Err(ProxyError::with_source(ErrorKind::InvalidPath, err)),
-    }
 }
 
 /// Replaces the request's path, keeping its query exactly as it came.
