@@ -205,9 +205,7 @@ impl EdgeFamilies {
         Arc::new(EdgeRequests {
             family,
             edge: Edge(Arc::new(labels)),
-            slots: (0..METHODS.len() * CODES.len())
-                .map(|_| OnceLock::new())
-                .collect(),
+            slots: OnceLock::new(),
         })
     }
 
@@ -250,8 +248,10 @@ impl EdgeFamilies {
 pub struct EdgeRequests {
     family: DurationFamily,
     edge: Edge,
-    /// A handle per (method, one of [`CODES`]), resolved on first use.
-    slots: Box<[OnceLock<Histogram>]>,
+    /// A handle per (method, one of [`CODES`]), resolved on first use. The table
+    /// itself is made on the edge's first request: a sidecar has a cluster for every
+    /// service of the mesh, and calls few of them.
+    slots: OnceLock<Box<[OnceLock<Histogram>]>>,
 }
 
 impl EdgeRequests {
@@ -266,12 +266,20 @@ impl EdgeRequests {
             })
         };
         match CODES.iter().position(|code| *code == status) {
-            Some(code) => self.slots[method * CODES.len() + code]
+            Some(code) => self.slots()[method * CODES.len() + code]
                 .get_or_init(resolve)
                 .observe(seconds),
             // A rare code: found in the family, which takes its lock.
             None => resolve().observe(seconds),
         }
+    }
+
+    fn slots(&self) -> &[OnceLock<Histogram>] {
+        self.slots.get_or_init(|| {
+            (0..METHODS.len() * CODES.len())
+                .map(|_| OnceLock::new())
+                .collect()
+        })
     }
 }
 

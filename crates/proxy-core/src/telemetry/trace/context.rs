@@ -4,7 +4,8 @@
 //! W3C Trace Context is read first, then B3 (the single `b3` header, else the
 //! `x-b3-*` headers). A malformed context never fails a request: the hop starts a
 //! new trace instead. The context goes on in every format the request came with
-//! (W3C always), carrying this hop's span id as the parent of the next.
+//! (W3C always), carrying this hop's span id as the parent of the next; a W3C trace
+//! the caller did not sample goes on untouched.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -113,6 +114,8 @@ static TRACE_HEADERS: [&HeaderName; 8] = [
 ];
 
 /// The position of a trace header in [`TRACE_HEADERS`], or None for any other header.
+/// A match on the text rather than a search of the array: it runs for every header of
+/// every request (a table test keeps the two in step).
 fn trace_header(name: &HeaderName) -> Option<usize> {
     match name.as_str() {
         "traceparent" => Some(0),
@@ -147,7 +150,7 @@ impl Seen {
 }
 
 /// A request's trace headers, found in one pass over its headers (cheaper than a
-/// lookup by name for each of the nine, on every request).
+/// lookup by name for each of the eight, on every request).
 #[derive(Debug, Default)]
 struct TraceHeaders<'h> {
     /// The value of each name seen once; `None` for none, or for several.

@@ -135,3 +135,18 @@ fn without_a_workload_the_proxys_end_is_unknown() {
          http_response_status_code=\"200\"} 1"
     ));
 }
+
+#[test]
+fn an_edge_makes_its_table_of_handles_on_its_first_request() {
+    let metrics = Metrics::new();
+    let edge = metrics.edges.outbound(None, None, false);
+    assert!(
+        edge.slots.get().is_none(),
+        "a cluster never called costs no table"
+    );
+    edge.observe(0, 200, 0.001);
+    assert_eq!(
+        edge.slots.get().map(|slots| slots.len()),
+        Some(METHODS.len() * CODES.len())
+    );
+}

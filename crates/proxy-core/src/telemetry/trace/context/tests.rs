@@ -399,6 +399,19 @@ fn an_unsampled_w3c_trace_passes_through_untouched() {
 }
 
 #[test]
+fn each_trace_header_has_its_own_bit() {
+    for (i, name) in TRACE_HEADERS.iter().enumerate() {
+        assert_eq!(trace_header(name), Some(i), "{name}");
+    }
+    assert_eq!(trace_header(&http::header::CONTENT_TYPE), None);
+    assert_eq!(
+        Seen::B3_ANY.count_ones(),
+        6,
+        "b3 and the five x-b3-* headers"
+    );
+}
+
+#[test]
 fn only_the_trace_headers_a_request_came_with_are_seen() {
     let map = headers(&[
         ("x-b3-flags", "1"),
