@@ -29,7 +29,7 @@ def flood_backend() -> Iterator[FloodBackend]:
     try:
         yield FloodBackend(address)
     finally:
-        floodbackend.stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ or not) first, anything else answers a short text at once."""
 from __future__ import annotations
 
 import argparse
-import select
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from tests.security.slowclients import spawn_listening
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # A handler blocked on a peer that neither reads nor writes gives up after this.
@@ -22,7 +23,6 @@ BACKEND_SOCKET_TIMEOUT_S = 30.0
 BIG_BODY_CHUNK = 64 * 1024
 MAX_SLOW_S = 10.0
 START_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 5.0
 
 
 class _FloodHandler(BaseHTTPRequestHandler):
@@ -97,34 +97,9 @@ class _FloodServer(ThreadingHTTPServer):
 
 def start() -> tuple[subprocess.Popen[bytes], str]:
     """Start the backend on a free loopback port: (its process, ``127.0.0.1:port``) once it
-    listens. The caller stops it with ``stop``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.security.floodbackend"],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
-    line = proc.stdout.readline().decode() if ready else ""
-    if not line.startswith("listening on "):
-        stop(proc)
-        msg = f"the flood backend did not start within {START_TIMEOUT_S:g} s: {line!r}"
-        raise RuntimeError(msg)
-    return proc, line.split()[-1]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it does not exit; only this PID is signalled."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)
-    if proc.stdout is not None:
-        proc.stdout.close()
+    listens. The caller stops it by its PID (``slowclients.stop_process``)."""
+    argv = [sys.executable, "-m", "tests.security.floodbackend"]
+    return spawn_listening(argv, "the flood backend", START_TIMEOUT_S, cwd=REPO_ROOT)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from tests.security.slowclients.attack import (
 )
 from tests.security.slowclients.backend import (
     backend_argv,
+    spawn_listening,
     start_backend,
     stop_process,
     wait_http_hello,
@@ -62,6 +63,7 @@ __all__ = [
     "server_side_states",
     "slowhttptest_argv",
     "slowhttptest_cut",
+    "spawn_listening",
     "start_backend",
     "stop_process",
     "success_ratio",

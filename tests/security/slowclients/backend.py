@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from tests.security.slowclients.common import HELLO, LARGE_BYTES, LARGE_PATH, PROGRAM
 
@@ -106,20 +107,26 @@ def start_backend(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the backend on a free loopback port; (its process, ``127.0.0.1:port``) once it
     listens. The caller stops it by its PID."""
-    proc = subprocess.Popen(
-        backend_argv(0, large_bytes), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
-    )
+    proc, address = spawn_listening(backend_argv(0, large_bytes), "the backend", timeout)
+    wait_http_hello(f"http://{address}/", proc, timeout)
+    return proc, address
+
+
+def spawn_listening(
+    argv: list[str], what: str, timeout: float = 15.0, cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Run `argv`, a server that prints ``listening on <address>`` first; (its process, the
+    address) once it has. Raises, with the process stopped, if it does not within
+    `timeout` s."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline().decode() if ready else ""
     if not line.startswith("listening on "):
-        proc.kill()
-        proc.wait()
-        msg = f"the backend did not start within {timeout:g} s: {line!r}"
+        stop_process(proc)
+        msg = f"{what} did not start within {timeout:g} s: {line!r}"
         raise RuntimeError(msg)
-    address = line.split()[-1]
-    wait_http_hello(f"http://{address}/", proc, timeout)
-    return proc, address
+    return proc, line.split()[-1]
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
