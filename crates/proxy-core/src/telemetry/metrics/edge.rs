@@ -197,11 +197,19 @@ impl EdgeFamilies {
         );
     }
 
-    fn edge(&self, labels: EdgeLabels) -> Arc<EdgeRequests> {
-        let family = match labels.direction {
-            "inbound" => self.server.clone(),
-            _ => self.client.clone(),
+    fn edge(
+        &self,
+        direction: Direction,
+        source: End,
+        identity: &str,
+        destination: End,
+        mtls: bool,
+    ) -> Arc<EdgeRequests> {
+        let family = match direction {
+            Direction::Inbound => self.server.clone(),
+            Direction::Outbound => self.client.clone(),
         };
+        let labels = EdgeLabels::new(direction, source, identity, destination, mtls);
         Arc::new(EdgeRequests {
             family,
             edge: Edge(Arc::new(labels)),
@@ -217,13 +225,13 @@ impl EdgeFamilies {
         destination: Option<&ServiceRef>,
         mtls: bool,
     ) -> Arc<EdgeRequests> {
-        self.edge(EdgeLabels::new(
+        self.edge(
             Direction::Outbound,
             End::of(workload),
             "",
             End::of(destination),
             mtls,
-        ))
+        )
     }
 
     /// The edges of an inbound listener to `workload`, one per caller.
@@ -231,13 +239,13 @@ impl EdgeFamilies {
         InboundEdges {
             families: self.clone(),
             workload: End::of(workload),
-            unknown: self.edge(EdgeLabels::new(
+            unknown: self.edge(
                 Direction::Inbound,
                 End::unknown(),
                 "",
                 End::of(workload),
                 false,
-            )),
+            ),
             peers: Mutex::new(HashMap::new()),
         }
     }
@@ -309,13 +317,13 @@ impl InboundEdges {
         if peers.len() >= MAX_PEERS {
             return Arc::clone(&self.unknown);
         }
-        let edge = self.families.edge(EdgeLabels::new(
+        let edge = self.families.edge(
             Direction::Inbound,
             End::of_identity(peer),
             peer.as_str(),
             self.workload.clone(),
             true,
-        ));
+        );
         peers.insert(peer.clone(), Arc::clone(&edge));
         edge
     }
