@@ -7,7 +7,7 @@ import io
 import pytest
 
 from meshpy.up.display import PlainView, Row, fmt_ms, fmt_pct
-from meshpy.up.stats import Rates, Scrape, parse_metrics, quantile, rates
+from meshpy.up.stats import Rates, Scrape, parse_metrics, rates
 
 METRICS = """\
 # HELP meshpy_requests HTTP requests served, by listener and status class.
@@ -64,13 +64,6 @@ def test_rates_are_deltas_over_time() -> None:
 def test_no_requests_means_no_success_rate_or_p99() -> None:
     same = scrape(1.0, ok=5, failed=0, fast=5)
     assert rates(same, scrape(2.0, ok=5, failed=0, fast=5)) == Rates(rps=0.0)
-
-
-def test_quantile_edges() -> None:
-    assert quantile(0.99, []) is None
-    assert quantile(0.99, [(0.1, 0.0), (float("inf"), 0.0)]) is None
-    assert quantile(0.5, [(0.1, 10.0), (float("inf"), 10.0)]) == pytest.approx(0.05)
-    assert quantile(0.99, [(0.1, 1.0), (float("inf"), 10.0)]) == 0.1  # beyond the last bound
 
 
 def test_plain_view_prints_aligned_rows() -> None:

@@ -10,11 +10,12 @@ Prometheus's ``histogram_quantile`` does).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Rates", "Scrape", "parse_metrics", "quantile", "rates", "sum_counts"]
+from meshpy.stats.histogram import histogram_quantile
+
+__all__ = ["Rates", "Scrape", "parse_metrics", "rates", "sum_counts"]
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
@@ -77,24 +78,6 @@ def parse_metrics(text: str, at: float) -> Scrape:
     return Scrape(at, inbound, tuple(sorted(buckets.items())), outbound, mtls, plaintext)
 
 
-def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
-    """The ``q`` quantile of a cumulative histogram, None when it is empty."""
-    ordered = sorted(buckets)
-    if not ordered or ordered[-1][1] <= 0:
-        return None
-    rank = q * ordered[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in ordered:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower  # above the last finite bucket: its bound is what is known
-            if count == below:
-                return bound
-            return lower + (bound - lower) * (rank - below) / (count - below)
-        lower, below = bound, count
-    return lower
-
-
 @dataclass(frozen=True)
 class Rates:
     """Traffic into an instance between two scrapes."""
@@ -120,7 +103,7 @@ def rates(old: Scrape, new: Scrape) -> Rates:
     return Rates(
         rps=requests / elapsed,
         success=(requests - errors) / requests if requests else None,
-        p99=quantile(0.99, delta) if requests else None,
+        p99=histogram_quantile(0.99, delta) if requests else None,
         sent_rps=max(0.0, new.sent - old.sent) / elapsed,
     )
 

@@ -16,9 +16,9 @@ from meshpy.api.schemas import (
     ServicePublic,
     ServiceStats,
     ServiceSummary,
-    bucket_bound,
 )
 from meshpy.registry import repository
+from meshpy.stats.histogram import bucket_bound
 
 __all__ = ["NamespacePath", "ServicePath", "router"]
 
