@@ -20,6 +20,7 @@ def test_register_renew_deregister(api: LiveServer) -> None:
         "address": "10.0.0.7",
         "inbound_port": 15006,
         "app_port": 8080,
+        "admin_address": "10.0.0.7:9901",
         "zone": "zone-a",
         "labels": {"team": "shop", "app.kubernetes.io/name": "cart"},
     }
@@ -47,6 +48,22 @@ def test_register_renew_deregister(api: LiveServer) -> None:
     gone = client.put(_path("cart", reg["id"], "/lease"), json={"health": "passing"})
     assert gone.status_code == 404
     assert client.delete(_path("cart", reg["id"])).status_code == 404
+
+
+def test_admin_address_is_kept_in_canonical_form_and_checked(api: LiveServer) -> None:
+    client = api.client(api.join_token("cart"))
+    base = {"address": "10.0.0.7", "inbound_port": 15006}
+    registered = client.post(_path("cart"), json=base | {"admin_address": "[::0001]:9901"})
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["admin_address"] == "[::1]:9901"
+    without = client.post(_path("cart"), json=base)
+    assert without.json()["admin_address"] is None
+    for bad in ("10.0.0.7", "10.0.0.7:0", "10.0.0.7:65536", "::1:9901", "host:9901", ":9901"):
+        refused = client.post(_path("cart"), json=base | {"admin_address": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert "admin_address" in refused.text
+    endpoints = api.admin.get("/api/v1/namespaces/default/services/cart").json()["endpoints"]
+    assert {e["id"] for e in endpoints} == {registered.json()["id"], without.json()["id"]}
 
 
 def test_health_flips_after_consecutive_reports(api: LiveServer) -> None:

@@ -15,6 +15,29 @@ T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 POLICY = leases.LeasePolicy(ttl=timedelta(seconds=15), removal_grace=timedelta(seconds=60))
 
 
+def _register_at_0002(database: Database) -> str:
+    """An instance of payment v2, written as a 0002 registry holds it (no later columns)."""
+    instance = "6f1c2c1e-0000-4000-8000-000000000002"
+    with database.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO services (namespace, name, protocol, ports, created_at) "
+                "VALUES ('default', 'payment', 'http', '[]', :now)"
+            ),
+            {"now": T0},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO instances (id, namespace, service, version, labels, address, "
+                "inbound_port, state, passing_reports, failing_reports, lease_expires_at, "
+                "registered_at, updated_at) VALUES (:id, 'default', 'payment', 'v2', '{}', "
+                "'10.0.0.7', 15006, 'starting', 0, 0, :expires, :now, :now)"
+            ),
+            {"id": instance, "now": T0, "expires": T0 + timedelta(seconds=15)},
+        )
+    return instance
+
+
 def test_upgrade_from_0002_keeps_instances_and_takes_their_stats(db_url: str) -> None:
     database = Database(db_url)
     try:
@@ -23,12 +46,7 @@ def test_upgrade_from_0002_keeps_instances_and_takes_their_stats(db_url: str) ->
             config.attributes["connection"] = connection
             command.upgrade(config, "0002")
         assert "instance_stats" not in sa.inspect(database.engine).get_table_names()
-        with database.transaction() as session:
-            new = repository.NewInstance(address="10.0.0.7", inbound_port=15006, version="v2")
-            row = repository.register_instance(
-                session, "default", "payment", new, now=T0, policy=POLICY
-            )
-            instance = row.id
+        instance = _register_at_0002(database)
 
         migrations.upgrade(database)
         status = migrations.check(database)

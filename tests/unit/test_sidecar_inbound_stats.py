@@ -14,6 +14,7 @@ import pytest
 
 from meshpy import _core
 from meshpy.sidecar.controlplane import ControlPlaneError, Response
+from meshpy.sidecar.edges import edge_reports
 from meshpy.sidecar.inbound import duration_buckets, inbound_stats
 from meshpy.sidecar.registration import InstanceSpec, Registrar
 
@@ -32,8 +33,70 @@ http_client_request_duration_seconds_bucket{direction="outbound",le="0.005"} 100
 
 
 def test_duration_buckets_add_up_the_inbound_edges() -> None:
-    assert duration_buckets(METRICS) == {"0.005": 4, "0.01": 8, "+Inf": 9, "1.0": 3}
-    assert duration_buckets("") == {}
+    assert duration_buckets(edge_reports(METRICS)) == {"0.005": 4, "0.01": 8, "+Inf": 9, "1.0": 3}
+    assert duration_buckets(edge_reports("")) == {}
+
+
+_EDGE = (
+    'source_namespace="default",source_service="cart",source_version="unknown",'
+    'source_identity="spiffe://mesh.local/ns/default/sa/cart",destination_namespace="default",'
+    'destination_service="payment",destination_version="v2",mtls="true"'
+)
+_OUT = (
+    'source_namespace="default",source_service="payment",source_version="v2",'
+    'source_identity="",destination_namespace="default",destination_service="bank",'
+    'destination_version="unknown",mtls="false"'
+)
+
+
+def _sample(family: str, edge: str, method: str, code: int, value: float, *, le: str = "") -> str:
+    """One line of the core's per-edge histogram: ``_bucket`` with ``le``, else ``_count``."""
+    direction = "inbound" if family.startswith("http_server") else "outbound"
+    labels = f'direction="{direction}",{edge},http_request_method="{method}",'
+    labels += f'http_response_status_code="{code}"'
+    if le:
+        return f'{family}_bucket{{le="{le}",{labels}}} {value}'
+    return f"{family}_count{{{labels}}} {value}"
+
+
+SERVER = "http_server_request_duration_seconds"
+CLIENT = "http_client_request_duration_seconds"
+EDGE_METRICS = "\n".join(
+    [
+        f"# TYPE {SERVER} histogram",
+        _sample(SERVER, _EDGE, "GET", 200, 5),
+        _sample(SERVER, _EDGE, "GET", 200, 4, le="0.005"),
+        _sample(SERVER, _EDGE, "GET", 200, 5, le="+Inf"),
+        _sample(SERVER, _EDGE, "POST", 503, 2),
+        _sample(SERVER, _EDGE, "POST", 503, 0, le="0.005"),
+        _sample(SERVER, _EDGE, "POST", 503, 2, le="+Inf"),
+        f"# TYPE {CLIENT} histogram",
+        _sample(CLIENT, _OUT, "GET", 200, 3),
+        _sample(CLIENT, _OUT, "GET", 200, 3, le="+Inf"),
+        "# EOF",
+    ]
+)
+
+
+def test_edge_reports_add_methods_and_codes_up_per_edge() -> None:
+    assert edge_reports(EDGE_METRICS) == [
+        {
+            "direction": "inbound",
+            "peer": {"namespace": "default", "service": "cart", "version": "unknown"},
+            "identity": "spiffe://mesh.local/ns/default/sa/cart",
+            "mtls": True,
+            "responses": {"200": 5, "503": 2},
+            "duration_buckets": {"0.005": 4, "+Inf": 7},
+        },
+        {
+            "direction": "outbound",
+            "peer": {"namespace": "default", "service": "bank", "version": "unknown"},
+            "identity": "",
+            "mtls": False,
+            "responses": {"200": 3},
+            "duration_buckets": {"+Inf": 3},
+        },
+    ]
 
 
 class _App(BaseHTTPRequestHandler):
@@ -76,6 +139,8 @@ def test_inbound_stats_read_the_core(proxy: _core.Proxy) -> None:
     assert stats["requests"] == {"1xx": 0, "2xx": 2, "3xx": 0, "4xx": 0, "5xx": 1}
     buckets = stats["duration_buckets"]
     assert buckets["+Inf"] == 3
+    [edge] = stats["edges"]
+    assert (edge["direction"], edge["responses"]) == ("inbound", {"200": 2, "500": 1})
     assert list(buckets.values()) == sorted(buckets.values())  # cumulative
 
 

@@ -35,6 +35,7 @@ from meshpy.api.routers import (
     resources,
     revision,
     services,
+    stats,
     status,
     tokens,
     traces,
@@ -46,6 +47,7 @@ from meshpy.registry import migrations, repository
 from meshpy.registry.db import Database, psycopg_conninfo
 from meshpy.settings import Settings
 from meshpy.snapshot import MeshIdentity, MeshTracing
+from meshpy.stats.series import EdgeSeries
 
 __all__ = ["create_app"]
 
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         otlp,
         status,
         explain,
+        stats,
     ):
         app.include_router(module.router)
     return app
@@ -135,6 +138,7 @@ async def _start(settings: Settings, metrics: Metrics, clock: Clock) -> AppState
         authority=authority,
         cert_limits=TokenBuckets(settings.cert_rate / 60.0, settings.cert_burst),
         trace_limits=TokenBuckets(settings.trace_rate, settings.trace_burst),
+        traffic=EdgeSeries(started=time.time()),
     )
     with contextlib.suppress(UnavailableError):
         await feed.changed(await store.read(repository.current_revision))

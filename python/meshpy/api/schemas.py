@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from meshpy.durations import DURATION_PATTERN
+from meshpy.stats.histogram import bucket_bound
 
 __all__ = [
     "DNS_LABEL",
@@ -71,6 +72,27 @@ IPAddress = Annotated[
     StringConstraints(max_length=45),
     AfterValidator(_ip_address),
     Field(description="An IPv4 or IPv6 address.", examples=["10.0.0.7"]),
+]
+
+
+def _socket_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        msg = "must be IP:PORT ([IPv6]:PORT), with a port from 1 to 65535"
+        raise ValueError(msg)
+    ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    if ip.version == 6 and not bracketed:
+        msg = "an IPv6 address needs brackets: [IPv6]:PORT"
+        raise ValueError(msg)
+    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
+
+
+SocketAddress = Annotated[
+    str,
+    StringConstraints(max_length=53),
+    AfterValidator(_socket_address),
+    Field(description="IP:PORT, or [IPv6]:PORT.", examples=["10.0.0.7:9901"]),
 ]
 
 
@@ -126,6 +148,11 @@ class InstanceCreate(_In):
     address: IPAddress
     inbound_port: Port = Field(description="The sidecar's inbound (mTLS) port.")
     app_port: Port | None = Field(default=None, description="The application's own port.")
+    admin_address: SocketAddress | None = Field(
+        default=None,
+        description="The sidecar's admin listener (/metrics, /stats): what Prometheus scrapes "
+        "(GET /api/v1/prometheus/targets).",
+    )
     zone: Name | None = Field(default=None, description="Locality, for zone-aware balancing.")
     protocol: Literal["http", "grpc", "tcp"] | None = Field(
         default=None,
@@ -143,13 +170,75 @@ BucketBound = Annotated[
 MAX_BUCKETS = 64
 
 
-def bucket_bound(le: str) -> float:
-    """The upper bound a bucket's ``le`` names, in seconds ("+Inf" is infinity)."""
-    return math.inf if le == "+Inf" else float(le)
+StatusCode = Annotated[str, StringConstraints(pattern=r"^[1-5][0-9]{2}$")]
+PeerIdentity = Annotated[
+    str, StringConstraints(pattern=r"^(|unknown|spiffe://[!-~]+)$", max_length=2048)
+]
+MAX_EDGES = 2048
+"""Edges in one report: the proxy labels at most 1,024 callers per inbound listener."""
+Histogram = Annotated[
+    dict[BucketBound, Count],
+    Field(
+        max_length=MAX_BUCKETS,
+        description='A cumulative request duration histogram: {"0.005": 12, ..., "+Inf": 983}. '
+        "Counts never decrease as the bound grows; +Inf is required with any bucket.",
+    ),
+]
+
+
+def _check_cumulative(buckets: Mapping[str, int]) -> None:
+    """Raise ValueError unless ``buckets`` is a cumulative histogram (or empty)."""
+    if not buckets:
+        return
+    if "+Inf" not in buckets:
+        msg = "duration_buckets needs a +Inf bucket"
+        raise ValueError(msg)
+    ordered = sorted(buckets.items(), key=lambda item: bucket_bound(item[0]))
+    for (lower, below), (upper, count) in itertools.pairwise(ordered):
+        if bucket_bound(lower) == bucket_bound(upper):
+            msg = f"duration_buckets names one bound twice: {lower!r} and {upper!r}"
+            raise ValueError(msg)
+        if count < below:
+            msg = (
+                f"duration_buckets must be cumulative: le={upper!r} counts {count}, "
+                f"fewer than le={lower!r} ({below})"
+            )
+            raise ValueError(msg)
+
+
+class EdgePeer(_In):
+    """The other end of an edge, as the reporting proxy's snapshot names it."""
+
+    namespace: Name
+    service: Name
+    version: Name = Field(description='"unknown" when the proxy does not know it.')
+
+
+class EdgeReport(_In):
+    """One edge's cumulative counters, as the reporting sidecar's proxy counted them."""
+
+    direction: Literal["inbound", "outbound"] = Field(
+        description="inbound: requests into the reporting instance (peer = the caller); "
+        "outbound: requests it sent (peer = the callee)."
+    )
+    peer: EdgePeer
+    identity: PeerIdentity = Field(
+        default="", description="The caller's verified SPIFFE ID (inbound over mTLS)."
+    )
+    mtls: bool
+    responses: dict[StatusCode, Count] = Field(
+        max_length=500, description='Responses by status code: {"200": 980, "503": 3}.'
+    )
+    duration_buckets: Histogram = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cumulative(self) -> EdgeReport:
+        _check_cumulative(self.duration_buckets)
+        return self
 
 
 class InboundStats(_In):
-    """A cumulative summary of a sidecar's inbound listener (requests into the instance)."""
+    """A cumulative summary of a sidecar's traffic: its inbound listener, and every edge."""
 
     started_at: datetime = Field(
         description="When the counters started from zero (the sidecar's proxy started); "
@@ -158,32 +247,36 @@ class InboundStats(_In):
     requests: dict[StatusClass, Count] = Field(
         description='Requests answered, by status class: {"2xx": 980, "5xx": 3}.'
     )
-    duration_buckets: dict[BucketBound, Count] = Field(
+    duration_buckets: Histogram = Field(
         default_factory=dict,
-        max_length=MAX_BUCKETS,
-        description="The cumulative request duration histogram, "
-        'http_server_request_duration_seconds_bucket: {"0.005": 12, ..., "+Inf": 983}. '
-        "Counts never decrease as the bound grows; +Inf is required with any bucket.",
+        description="The inbound request duration histogram (every inbound edge added up).",
+    )
+    edges: list[EdgeReport] = Field(
+        default_factory=list,
+        max_length=MAX_EDGES,
+        description="Per-edge counters, inbound and outbound; GET /api/v1/stats reads them.",
     )
 
     @model_validator(mode="after")
     def _cumulative(self) -> InboundStats:
-        if not self.duration_buckets:
-            return self
-        if "+Inf" not in self.duration_buckets:
-            msg = "duration_buckets needs a +Inf bucket"
-            raise ValueError(msg)
-        ordered = sorted(self.duration_buckets.items(), key=lambda item: bucket_bound(item[0]))
-        for (lower, below), (upper, count) in itertools.pairwise(ordered):
-            if bucket_bound(lower) == bucket_bound(upper):
-                msg = f"duration_buckets names one bound twice: {lower!r} and {upper!r}"
-                raise ValueError(msg)
-            if count < below:
+        _check_cumulative(self.duration_buckets)
+        seen: set[tuple[object, ...]] = set()
+        for edge in self.edges:
+            peer = edge.peer
+            key = (
+                edge.direction,
+                peer.namespace,
+                peer.service,
+                peer.version,
+                edge.identity,
+                edge.mtls,
+            )
+            if key in seen:
                 msg = (
-                    f"duration_buckets must be cumulative: le={upper!r} counts {count}, "
-                    f"fewer than le={lower!r} ({below})"
+                    f"edges names one edge twice: {edge.direction} {peer.namespace}/{peer.service}"
                 )
                 raise ValueError(msg)
+            seen.add(key)
         return self
 
 
@@ -214,6 +307,7 @@ class InstancePublic(BaseModel):
     address: str
     inbound_port: int
     app_port: int | None
+    admin_address: str | None
     zone: str | None
     state: Literal["starting", "healthy", "unhealthy", "draining"]
     lease_expires_at: datetime

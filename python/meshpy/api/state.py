@@ -14,6 +14,7 @@ from meshpy.api.store import Store
 from meshpy.ca.authority import Authority
 from meshpy.registry.leases import LeasePolicy
 from meshpy.settings import Settings
+from meshpy.stats.series import EdgeSeries
 
 __all__ = ["AppState", "lease_policy"]
 
@@ -35,6 +36,8 @@ class AppState:
     """Certificate requests per join token."""
     trace_limits: TokenBuckets
     """OTLP trace exports per token (the admin's and each join token)."""
+    traffic: EdgeSeries
+    """Every edge's traffic over the last hour, from the sidecars' lease renewals."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 

@@ -15,6 +15,7 @@ from meshpy.cli.explain import explain
 from meshpy.cli.rollout import rollout
 from meshpy.cli.run import run
 from meshpy.cli.server import server
+from meshpy.cli.stat import edges, stat
 from meshpy.cli.up import demo, up
 
 __all__ = ["app", "main"]
@@ -39,6 +40,8 @@ app.command("analyze")(analyze)
 app.command("check")(check)
 app.command("explain")(explain)
 app.command("rollout")(rollout)
+app.command("stat")(stat)
+app.command("edges")(edges)
 app.command("traces")(traces.list_traces)
 app.command("trace")(traces.show_trace)
 app.add_typer(service.app, name="service")

@@ -141,6 +141,8 @@ class Instance(Base):
     address: Mapped[str] = mapped_column(String(45))
     inbound_port: Mapped[int]
     app_port: Mapped[int | None]
+    admin_address: Mapped[str | None] = mapped_column(String(53))
+    """The sidecar's admin listener, ``IP:PORT``: its /metrics for Prometheus."""
     zone: Mapped[str | None] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16))
     passing_reports: Mapped[int] = mapped_column(default=0)

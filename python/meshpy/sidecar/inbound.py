@@ -6,22 +6,23 @@ The counters are cumulative since ``started_at`` (when this sidecar's proxy star
 restarted sidecar starts from zero with a new ``started_at``, which tells a reader that
 the counters were reset.
 
-Requests by status class come from ``Proxy.stats()``; the request duration histogram from
-the Prometheus text of ``Proxy.metrics()``, of which only the inbound bucket lines are read.
+Requests by status class come from ``Proxy.stats()``; the request duration histogram and
+the per-edge reports (``meshpy.sidecar.edges``) from the Prometheus text of
+``Proxy.metrics()``. The control plane keeps a time series of the edges' traffic, from
+which ``GET /api/v1/stats`` answers.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Protocol
+
+from meshpy.sidecar.edges import edge_reports
 
 __all__ = ["INBOUND", "StatsSource", "duration_buckets", "inbound_stats"]
 
 INBOUND = "inbound"
 """The name the snapshot gives a sidecar's inbound listener."""
 
-_BUCKET = re.compile(r"^http_server_request_duration_seconds_bucket\{([^}]*)\}\s+(\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
@@ -33,39 +34,29 @@ class StatsSource(Protocol):
     def metrics(self) -> str: ...
 
 
-def duration_buckets(metrics: str) -> dict[str, int]:
-    """The cumulative duration buckets of the inbound requests, every edge, method and
-    status added up: ``{le: count}``.
-
-    ``le`` is kept as the core writes it ("0.005", "1.0", "+Inf").
-    """
+def duration_buckets(edges: list[dict[str, Any]]) -> dict[str, int]:
+    """The cumulative duration buckets of the inbound edges added up: ``{le: count}``."""
     buckets: dict[str, int] = {}
-    for line in metrics.splitlines():
-        match = _BUCKET.match(line)
-        if match is None:
-            continue
-        labels = dict(_LABEL.findall(match.group(1)))
-        if labels.get("direction") != "inbound" or "le" not in labels:
-            continue
-        try:
-            count = int(float(match.group(2)))
-        except ValueError:
-            continue
-        buckets[labels["le"]] = buckets.get(labels["le"], 0) + count
+    for edge in edges:
+        if edge["direction"] == "inbound":
+            for le, count in edge["duration_buckets"].items():
+                buckets[le] = buckets.get(le, 0) + count
     return buckets
 
 
 def inbound_stats(proxy: StatsSource, started_at: str) -> dict[str, Any] | None:
-    """The lease body's ``stats``: None while there is no HTTP inbound listener."""
+    """The lease body's ``stats``: None while there is no HTTP inbound listener and no
+    edge has had a request."""
+    edges = edge_reports(proxy.metrics())
     listener = proxy.stats().get("listeners", {}).get(INBOUND)
-    if not isinstance(listener, dict):
-        return None
-    requests = listener.get("requests")
+    requests = listener.get("requests") if isinstance(listener, dict) else None
     if not isinstance(requests, dict):
-        return None  # a TCP service: no requests to count
-    buckets = duration_buckets(proxy.metrics())
+        if not edges:
+            return None
+        requests = {}  # a TCP service, or no inbound listener: its edges still count
     return {
         "started_at": started_at,
         "requests": {c: int(requests.get(c, 0)) for c in _CLASSES},
-        "duration_buckets": buckets,
+        "duration_buckets": duration_buckets(edges),
+        "edges": edges,
     }

@@ -14,6 +14,7 @@ sent again without it, and stats are not sent any more.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -39,6 +40,8 @@ class InstanceSpec:
     address: str
     inbound_port: int
     app_port: int | None = None
+    admin_address: str | None = None
+    """The admin listener's ``IP:PORT`` (its /metrics), once the proxy has bound it."""
     version: str | None = None
     zone: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -46,7 +49,9 @@ class InstanceSpec:
 
     def body(self) -> dict[str, Any]:
         """The registration request body."""
-        extra = {"protocol": self.protocol} if self.protocol else {}
+        extra: dict[str, Any] = {"protocol": self.protocol} if self.protocol else {}
+        if self.admin_address is not None:
+            extra["admin_address"] = self.admin_address
         return extra | {
             "version": self.version,
             "labels": self.labels,
@@ -80,7 +85,15 @@ class Registrar:
     def register(self) -> str:
         """Register a new instance; returns its id. Raises ControlPlaneError."""
         path = instance_path(self.spec.namespace, self.spec.service)
-        answer = self.client.request("POST", path, body=self.spec.body()).json()
+        try:
+            answer = self.client.request("POST", path, body=self.spec.body()).json()
+        except ControlPlaneError as err:
+            if err.status != 422 or self.spec.admin_address is None:
+                raise
+            # A control plane older than the field: register without it.
+            log.warning("the control plane refused the admin address (%s); not sending it", err)
+            self.spec = dataclasses.replace(self.spec, admin_address=None)
+            answer = self.client.request("POST", path, body=self.spec.body()).json()
         self.instance = str(answer["id"])
         self.renew_every_s = float(answer.get("renew_every_s", self.renew_every_s))
         return self.instance

@@ -16,6 +16,7 @@ the app, stop the core.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from meshpy import _core
+from meshpy.addresses import reachable_admin
 from meshpy.sidecar.configwatch import ConfigWatcher
 from meshpy.sidecar.controlplane import ControlPlaneClient, ControlPlaneError
 from meshpy.sidecar.events import EventLog
@@ -202,6 +204,11 @@ class Sidecar:
         """
         self._load_saved()
         addresses = self.proxy.start()
+        if "admin" in addresses:
+            self.registrar.spec = dataclasses.replace(
+                self.registrar.spec,
+                admin_address=reachable_admin(addresses["admin"], self.options.address),
+            )
         if self._app_reservation is not None:
             self._app_reservation.release()
             self._app_reservation = None

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, status
 from meshpy.api import problems
 from meshpy.api.auth import Principal
 from meshpy.api.deps import JoinTokenDep, StateDep
+from meshpy.api.routers import stats as stats_router
 from meshpy.api.routers.services import NamespacePath, ServicePath
 from meshpy.api.schemas import HealthReport, InstanceCreate, InstancePublic, Registration
 from meshpy.api.state import AppState
@@ -78,6 +79,7 @@ async def register_instance(
         version=body.version,
         labels=body.labels,
         app_port=body.app_port,
+        admin_address=body.admin_address,
         zone=body.zone,
         protocol=body.protocol,
     )
@@ -146,6 +148,8 @@ async def renew_lease(
     )
     if row is None:
         raise _not_registered(namespace, service, instance_id)
+    if body.stats is not None and body.stats.edges:
+        stats_router.record(state, row, body.stats.started_at, body.stats.edges)
     return _registration(state, row)
 
 
@@ -186,3 +190,4 @@ async def deregister_instance(
     )
     if not removed:
         raise _not_registered(namespace, service, instance_id)
+    state.traffic.forget(str(instance_id))

@@ -38,6 +38,8 @@ class NewInstance:
     version: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     app_port: int | None = None
+    admin_address: str | None = None
+    """The sidecar's admin listener, ``IP:PORT``."""
     zone: str | None = None
     protocol: str | None = None
     """``http``, ``grpc`` or ``tcp``: sets the protocol of a service that has no instances yet."""
@@ -79,6 +81,7 @@ def register_instance(
         address=new.address,
         inbound_port=new.inbound_port,
         app_port=new.app_port,
+        admin_address=new.admin_address,
         zone=new.zone,
         registered_at=now,
         updated_at=now,

@@ -1,0 +1,169 @@
+"""``meshpy stat`` and ``meshpy edges`` against a real control plane and sidecars over mTLS:
+the counts are exactly what was sent and answered, the latency falls in the bucket of the
+app's delay, the edges carry the callers' identities, and bad questions exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import FAST_LEASES, StartServer, StartSidecar
+from tests.integration.serverproc import ServerProcess
+from tests.integration.sidecars import APP
+
+CALLS = 20
+FAIL_RATE = 0.25  # payment fails every fourth request: 5 of 20
+DELAY_S = 0.03
+IDENTITY = "spiffe://meshpy.local/ns/default/sa/{}"
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> ServerProcess:
+    return start_server(env=FAST_LEASES)
+
+
+def _meshpy(server: ServerProcess, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "250", "MESHPY_HOME": str(server.home)}
+    return subprocess.run(
+        [sys.executable, "-m", "meshpy", *argv, "--server", server.url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _stat(server: ServerProcess, *argv: str) -> dict[str, Any]:
+    answer = _meshpy(server, *argv, "-o", "json")
+    assert answer.returncode == 0, answer.stderr
+    result: dict[str, Any] = json.loads(answer.stdout)
+    return result
+
+
+def _until_counted(server: ServerProcess, *argv: str, requests: int) -> dict[str, Any]:
+    """The answer once its rows add up to ``requests`` (sidecars report every second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        answer = _stat(server, *argv)
+        counted = sum(row["requests"] for row in answer["rows"])
+        if counted >= requests:
+            return answer
+        assert time.monotonic() < deadline, f"{counted} of {requests} counted: {answer}"
+        time.sleep(0.5)
+
+
+def test_stat_and_edges_count_what_was_sent(
+    server: ServerProcess, start_sidecar: StartSidecar
+) -> None:
+    app = (*APP, "--fail-rate", str(FAIL_RATE), "--delay", str(DELAY_S))
+    start_sidecar("payment", "--version", "v2", app=app)
+    start_sidecar("cart", app=APP)
+    loadgen = start_sidecar("loadgen", "--version", "v1")
+    outbound = f"http://{loadgen.addresses['outbound']}"
+    statuses: dict[int, int] = {}
+    with httpx.Client(timeout=10) as client:
+        for _ in range(CALLS):
+            answer = client.get(f"{outbound}/call/payment/charge", headers={"host": "cart"})
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+    failed = int(CALLS * FAIL_RATE)
+    # cart answers 502 when payment answered 500 (the app's /call passes failures on so).
+    assert statuses == {200: CALLS - failed, 502: failed}
+
+    payment = _until_counted(server, "stat", "payment", "-t", "5m", requests=CALLS)
+    [row] = payment["rows"]
+    assert row["destination"] == {"namespace": "default", "service": "payment", "version": "v2"}
+    assert (row["requests"], row["failures"]) == (CALLS, failed)
+    assert row["status_codes"] == {"200": CALLS - failed, "500": failed}
+    assert row["success_rate"] == pytest.approx((CALLS - failed) / CALLS)
+    assert row["rps"] == pytest.approx(CALLS / 300)
+    assert row["meshed"] == {"ready": 1, "total": 1}
+    # Every answer took the app's delay and a little more: within the bucket (25, 50] ms.
+    for quantile in ("p50", "p95", "p99"):
+        assert 0.025 <= row["latency_s"][quantile] <= 0.05, row["latency_s"]
+
+    cart = _until_counted(server, "stat", "cart", "-t", "5m", requests=CALLS)
+    assert [(r["requests"], r["failures"]) for r in cart["rows"]] == [(CALLS, failed)]
+    from_loadgen = _stat(server, "stat", "payment", "--from", "loadgen", "-t", "5m")
+    assert from_loadgen["rows"] == [], "loadgen calls cart, never payment"
+
+    # What cart's sidecar sent to payment (client side): the same requests.
+    sent = _until_counted(server, "stat", "cart", "--to", "payment", "-t", "5m", requests=CALLS)
+    [towards] = sent["rows"]
+    assert towards["source"]["service"] == "cart"
+    assert towards["destination"]["service"] == "payment"
+    assert towards["status_codes"] == {"200": CALLS - failed, "500": failed}
+
+    table = _meshpy(server, "stat", "-t", "5m")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == [
+        "NAMESPACE",
+        "NAME",
+        "VERSION",
+        "MESHED",
+        "SUCCESS",
+        "RPS",
+        "LATENCY_P50",
+        "LATENCY_P95",
+        "LATENCY_P99",
+    ]
+    by_name = {line.split()[1]: line.split() for line in lines[1:]}
+    assert set(by_name) == {"cart", "payment"}, "loadgen has no app: nothing comes into it"
+    assert by_name["payment"][2:6] == ["v2", "1/1", "75.00%", "0.1"]
+
+    edges = _stat(server, "edges", "-t", "5m")
+    found = {
+        (r["source"]["service"], r["destination"]["service"]): (
+            r["identity"],
+            r["mtls"],
+            r["requests"],
+        )
+        for r in edges["rows"]
+    }
+    assert found == {
+        ("loadgen", "cart"): (IDENTITY.format("loadgen"), True, CALLS),
+        ("cart", "payment"): (IDENTITY.format("cart"), True, CALLS),
+    }
+    edge_table = _meshpy(server, "edges", "payment")
+    assert edge_table.returncode == 0, edge_table.stderr
+    assert edge_table.stdout.splitlines()[1].split() == [
+        "cart",
+        "payment",
+        "default",
+        "default",
+        "yes",
+        IDENTITY.format("cart"),
+        str(CALLS),
+    ]
+
+
+BAD_QUESTIONS = [
+    (["stat", "nosuch"], "error: service 'nosuch' not found\n"),
+    (["stat", "cart", "--from", "nosuch"], "error: service 'nosuch' not found\n"),
+    (["stat", "-t", "2h"], "error: window: '2h' is outside 10s to 3600s"),
+    (["stat", "-t", "5s"], "error: window: '5s' is outside 10s to 3600s"),
+    (["stat", "-t", "soon"], "invalid duration 'soon'"),
+    (["stat", "--to", "cart"], "error: --to needs a SERVICE"),
+    (["stat", "Cart!"], "error: SERVICE: 'Cart!' is not a name"),
+    (["edges", "-n", "Shop"], "error: --namespace: 'Shop' is not a name"),
+    (["edges", "-n", "elsewhere", "cart"], "error: service 'cart' in namespace 'elsewhere'"),
+]
+
+
+def test_bad_questions_exit_2_with_the_reason(
+    server: ServerProcess, start_sidecar: StartSidecar
+) -> None:
+    start_sidecar("cart", app=APP)
+    for argv, message in BAD_QUESTIONS:
+        answer = _meshpy(server, *argv)
+        assert answer.returncode == 2, answer
+        assert message in answer.stderr, (argv, answer.stderr)
+        assert "Traceback" not in answer.stderr
