@@ -301,6 +301,17 @@ def test_demo_rolls_the_failing_canary_back_and_shows_mtls_on_every_hop(
     route = json.loads(meshpy_cli(up.home, "get", "httproute", "payment", "-o", "json"))
     backends = [ref["name"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]]
     assert backends == ["payment-v1"], route
+    edges = json.loads(meshpy_cli(up.home, "edges", "-o", "json"))
+    found = {
+        (r["source"]["service"], r["destination"]["service"], r["mtls"]) for r in edges["rows"]
+    }
+    assert {
+        ("loadgen", "cart", True),
+        ("cart", "payment", True),
+        ("cart", "recommendation", True),
+    } <= found, edges
+    identities = {r["source"]["service"]: r["identity"] for r in edges["rows"]}
+    assert identities["cart"] == "spiffe://meshpy.local/ns/default/sa/cart", edges
     up.look()
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(60) == 0, up.output()
