@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from meshpy.durations import DURATION_PATTERN
+from meshpy.names import DNS_LABEL
 from meshpy.stats.histogram import bucket_bound
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "TokenPublic",
 ]
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 """A DNS label (RFC 1123): lowercase letters, digits and '-', at most 63 characters."""
 
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"

@@ -34,12 +34,10 @@ def _bad(message: str) -> NoReturn:
 
 def _check_names(names: dict[str, str | None]) -> None:
     """Exit 2 naming the first argument that can't be a namespace, service or version."""
-    import re
-
-    from meshpy.api.schemas import DNS_LABEL
+    from meshpy.names import is_name
 
     for where, value in names.items():
-        if value is not None and not re.match(DNS_LABEL, value):
+        if value is not None and not is_name(value):
             _bad(f"{where}: {value!r} is not a name (lowercase letters, digits and '-', 1-63)")
 
 
@@ -150,6 +148,7 @@ def edges_table(answer: dict[str, Any]) -> str:
         [
             row["source"]["service"],
             row["destination"]["service"],
+            row["destination"]["version"],
             row["source"]["namespace"],
             row["destination"]["namespace"],
             "yes" if row["mtls"] else "no (plaintext)",
@@ -160,7 +159,7 @@ def edges_table(answer: dict[str, Any]) -> str:
     ]
     if not rows:
         return f"no traffic in the last {answer['window_s']:g}s\n"
-    headers = ["SRC", "DST", "SRC_NS", "DST_NS", "SECURED", "CLIENT_ID", "REQUESTS"]
+    headers = ["SRC", "DST", "DST_VERSION", "SRC_NS", "DST_NS", "SECURED", "CLIENT_ID", "REQUESTS"]
     return table(headers, rows)
 
 

@@ -40,7 +40,6 @@ bad field (``services.payment.versions.v2.replicas: ...``).
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from meshpy import rollout as gate
 from meshpy.errors import MeshpyError
+from meshpy.names import is_name
 
 __all__ = [
     "DEFAULT_HEALTH",
@@ -66,7 +66,6 @@ __all__ = [
 
 DEFAULT_HEALTH = "tcp"
 MAX_REPLICAS = 64
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Restart = Literal["always", "on-failure", "never"]
 
@@ -131,7 +130,7 @@ def _health(value: object) -> str:
 
 
 def _name(value: object) -> str:
-    if isinstance(value, str) and _DNS_LABEL.match(value):
+    if isinstance(value, str) and is_name(value):
         return value
     msg = "expected lowercase letters, digits and '-' (a DNS label, at most 63 characters)"
     raise ValueError(msg)

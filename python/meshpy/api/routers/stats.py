@@ -134,6 +134,35 @@ def _row(row: Row, views: list[repository.ServiceView], by: str) -> StatsRow:
     )
 
 
+def _quiet_rows(
+    views: list[repository.ServiceView], selection: Selection, found: list[Row], window_s: float
+) -> list[Row]:
+    """Rows without traffic for the selected service versions that had none, as Linkerd's
+    stat lists every workload: each version of a service with versions, else the service."""
+    seen = {row.destination for row in found}
+    versioned = {(v.namespace, v.version_of) for v in views if v.version_of is not None}
+    quiet: list[Row] = []
+    for view in views:
+        if view.version_of is not None:
+            end = End(view.namespace, view.version_of, view.version or UNKNOWN)
+        elif (view.namespace, view.name) in versioned:
+            continue  # its versions have rows of their own
+        else:
+            end = End(view.namespace, view.name, UNKNOWN)
+        if end in seen or not _selected(end, selection):
+            continue
+        quiet.append(Row(end, None, None, None, Counts(), window_s))
+    return quiet
+
+
+def _selected(end: End, s: Selection) -> bool:
+    return (
+        s.namespace in (None, end.namespace)
+        and s.service in (None, end.service)
+        and s.version in (None, end.version)
+    )
+
+
 def _known(views: list[repository.ServiceView], namespace: str | None, service: str) -> bool:
     return any(
         v.name == service and v.version_of is None and namespace in (None, v.namespace)
@@ -193,6 +222,10 @@ async def get_stats(
             raise problems.not_found(f"service {name!r}{where}")
     selection = Selection(namespace, service, version, source, destination)
     found = rows(series.window(time.time(), window_s), selection, by, window_s)
+    if by == "service" and source is None and destination is None:
+        found = sorted(
+            found + _quiet_rows(views, selection, found, window_s), key=lambda r: r.destination
+        )
     return StatsAnswer(
         by=by,
         window_s=window_s,
