@@ -288,9 +288,15 @@ class OtlpExport(TypedDict):
     One OTLP/HTTP traces receiver.
     """
 
+    ca: NotRequired[str | None]
+    """
+    PEM certificates that an `https` receiver's certificate must chain to, instead of
+    the system's trusted roots (OpenTelemetry's `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    """
     endpoint: str
     """
-    The receiver's URL, `http://host:port/path`, e.g. `http://127.0.0.1:4318/v1/traces`.
+    The receiver's URL, `http://host:port/path` or `https://...`, e.g.
+    `http://127.0.0.1:4318/v1/traces`. An `https` receiver must speak TLS 1.3.
     """
     headers: NotRequired[dict[str, str]]
     """

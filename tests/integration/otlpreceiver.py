@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -57,8 +58,9 @@ def attributes(span: Span) -> dict[str, object]:
 
 
 @contextmanager
-def otlp_receiver(status: int = 200) -> Iterator[Receiver]:
-    """A receiver on 127.0.0.1 for the duration of the block."""
+def otlp_receiver(status: int = 200, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 for the duration of the block; over TLS with ``tls`` (a
+    server context), its URL then ``https``."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -85,8 +87,11 @@ def otlp_receiver(status: int = 200) -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     host, port = server.server_address[:2]
-    receiver = Receiver(f"http://{host!s}:{port}/v1/traces", status)
+    scheme = "https" if tls is not None else "http"
+    receiver = Receiver(f"{scheme}://{host!s}:{port}/v1/traces", status)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -4,12 +4,14 @@ the snapshot they are added to."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from meshpy.sidecar.traceexport import (
     control_plane_export,
     env_exports,
+    exports,
     parse_headers,
     with_exports,
 )
@@ -57,12 +59,49 @@ def test_the_control_plane_receiver_takes_the_sidecars_token() -> None:
             },
             [{"endpoint": "http://c:4318/v1/traces", "headers": {"b": "2"}}],
         ),
-        # TLS is not spoken by the proxy's exporter: left out, with a warning.
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318"}, []),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318"},
+            [{"endpoint": "https://collector:4318/v1/traces", "headers": {}}],
+        ),
+        # A certificate file matters only to https.
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent.pem",
+            },
+            [{"endpoint": "http://collector:4318/v1/traces", "headers": {}}],
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"}, []),
     ],
 )
 def test_otel_variables_name_a_collector(env: dict[str, str], expected: list[object]) -> None:
     assert env_exports(env) == expected
+
+
+def test_an_https_collector_trusts_the_certificate_file(tmp_path: Path) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "ca.pem").write_text(pem)
+    env = {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector:4318/v1/traces",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": "/ignored.pem",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": str(tmp_path / "ca.pem"),
+    }
+    [export] = env_exports(env)
+    assert export["ca"] == pem
+    unreadable = env | {"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": str(tmp_path / "none.pem")}
+    assert env_exports(unreadable) == [], "left out rather than trusting the system instead"
+
+
+def test_the_control_plane_receives_spans_unless_told_not_to() -> None:
+    collector = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}
+    own = {"endpoint": "http://c:4318/v1/traces", "headers": {}}
+    assert exports("http://127.0.0.1:15010", "mpt_x", collector) == [CP, own]
+    off = collector | {"MESHPY_TRACES_TO_CONTROL_PLANE": "False"}
+    assert exports("http://127.0.0.1:15010", "mpt_x", off) == [own]
+    assert exports("http://127.0.0.1:15010", "mpt_x", {"MESHPY_TRACES_TO_CONTROL_PLANE": "0"}) == []
+    assert exports("http://cp", "t", {"MESHPY_TRACES_TO_CONTROL_PLANE": "yes"})[0]["endpoint"] == (
+        "http://cp/v1/traces"
+    )
 
 
 @pytest.mark.parametrize(

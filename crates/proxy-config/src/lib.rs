@@ -48,7 +48,7 @@ pub use route::{
 };
 pub use spiffe::SpiffeId;
 pub use tls::{ClusterTls, ListenerTls, TlsMode};
-pub use tracing::{export_uri, OtlpExport, Tracing, MAX_EXPORTS};
+pub use tracing::{ca_certificates, export_uri, OtlpExport, Tracing, MAX_EXPORTS};
 
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

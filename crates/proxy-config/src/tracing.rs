@@ -56,16 +56,25 @@ fn default_service() -> String {
     "meshpy-proxy".to_string()
 }
 
+/// Largest `ca` bundle of a receiver, in bytes.
+pub const MAX_CA_BYTES: usize = 256 * 1024;
+
 /// One OTLP/HTTP traces receiver.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpExport {
-    /// The receiver's URL, `http://host:port/path`, e.g. `http://127.0.0.1:4318/v1/traces`.
-    #[schemars(regex(pattern = r"^http://[^/?#\s]+(/[^?#\s]*)?$"))]
+    /// The receiver's URL, `http://host:port/path` or `https://...`, e.g.
+    /// `http://127.0.0.1:4318/v1/traces`. An `https` receiver must speak TLS 1.3.
+    #[schemars(regex(pattern = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"))]
     pub endpoint: String,
     /// Headers sent with every export, such as `authorization`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// PEM certificates that an `https` receiver's certificate must chain to, instead of
+    /// the system's trusted roots (OpenTelemetry's `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_CA_BYTES))]
+    pub ca: Option<String>,
 }
 
 /// Checks the `tracing` section.
@@ -85,7 +94,17 @@ pub fn validate_tracing(tracing: &Tracing) -> Result<(), ConfigError> {
     }
     for (i, export) in tracing.export.iter().enumerate() {
         let at = |field: &str| format!("tracing.export[{i}].{field}");
-        export_uri(&export.endpoint).map_err(|msg| ConfigError::new(at("endpoint"), msg))?;
+        let uri =
+            export_uri(&export.endpoint).map_err(|msg| ConfigError::new(at("endpoint"), msg))?;
+        if let Some(ca) = &export.ca {
+            if uri.scheme_str() != Some("https") {
+                return Err(ConfigError::new(
+                    at("ca"),
+                    "only an https receiver has a ca",
+                ));
+            }
+            ca_certificates(ca).map_err(|msg| ConfigError::new(at("ca"), msg))?;
+        }
         for (name, value) in &export.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(ConfigError::new(
@@ -104,19 +123,38 @@ pub fn validate_tracing(tracing: &Tracing) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The URI of an export endpoint: `http`, a host and port, and a path (`/` if none).
+/// The certificates of a PEM bundle: at least one, and nothing that fails to parse.
+pub fn ca_certificates(
+    pem: &str,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+
+    if pem.len() > MAX_CA_BYTES {
+        return Err(format!("longer than {MAX_CA_BYTES} bytes"));
+    }
+    let certificates = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("not PEM certificates: {err}"))?;
+    if certificates.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(certificates)
+}
+
+/// The URI of an export endpoint: `http` or `https`, a host and port, and a path (`/` if
+/// none).
 pub fn export_uri(endpoint: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = endpoint
         .parse()
         .map_err(|err| format!("{endpoint:?} is not a URL: {err}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(format!(
-                "{endpoint:?}: only http:// receivers are supported, not {other}://"
+                "{endpoint:?}: only http:// and https:// receivers are supported, not {other}://"
             ))
         }
-        None => return Err(format!("{endpoint:?} needs http://")),
+        None => return Err(format!("{endpoint:?} needs http:// or https://")),
     }
     let Some(authority) = uri.authority() else {
         return Err(format!("{endpoint:?} has no host"));

@@ -40,7 +40,7 @@ from meshpy.sidecar.inbound import inbound_stats
 from meshpy.sidecar.registration import Health, InstanceSpec, Registrar
 from meshpy.sidecar.state import SavedPorts, StateDir
 from meshpy.sidecar.supervisor import AppSpec, AppSupervisor
-from meshpy.sidecar.traceexport import WithExports, control_plane_export, env_exports
+from meshpy.sidecar.traceexport import WithExports, exports
 
 __all__ = ["PortReservation", "Sidecar", "SidecarOptions", "free_port"]
 
@@ -182,7 +182,7 @@ class Sidecar:
         # Snapshots reach the proxy with this sidecar's trace receivers added.
         self.snapshots = WithExports(
             self.proxy,
-            [control_plane_export(options.server, options.token), *env_exports(os.environ)],
+            exports(options.server, options.token, os.environ),
         )
         self.config = ConfigWatcher(
             self.client,

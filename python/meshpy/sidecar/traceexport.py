@@ -3,6 +3,7 @@ collector that ``OTEL_EXPORTER_OTLP_*`` names, added to every snapshot that has 
 
 The control plane's snapshot says whether and how much to trace; only the sidecar knows
 the control plane's address as it reaches it, its own token, and its environment.
+``MESHPY_TRACES_TO_CONTROL_PLANE=false`` sends spans only to the user's collector.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -19,7 +21,7 @@ from meshpy.sidecar.configwatch import SnapshotTarget
 if TYPE_CHECKING:  # the sidecar imports only the standard library and the core
     from meshpy import proxyconfig
 
-__all__ = ["WithExports", "control_plane_export", "env_exports", "with_exports"]
+__all__ = ["WithExports", "control_plane_export", "env_exports", "exports", "with_exports"]
 
 log = logging.getLogger("meshpy.sidecar.tracing")
 
@@ -35,25 +37,54 @@ def control_plane_export(base_url: str, token: str) -> proxyconfig.OtlpExport:
     }
 
 
+_NO = ("0", "false", "no", "off")
+
+
+def exports(base_url: str, token: str, env: Mapping[str, str]) -> list[proxyconfig.OtlpExport]:
+    """Every receiver of this sidecar's spans: the control plane's, unless
+    ``MESHPY_TRACES_TO_CONTROL_PLANE`` says no, then the collector of ``env``."""
+    own = env_exports(env)
+    if env.get("MESHPY_TRACES_TO_CONTROL_PLANE", "").strip().lower() in _NO:
+        if not own:
+            log.warning("MESHPY_TRACES_TO_CONTROL_PLANE is off and no collector is named: no spans")
+        return own
+    return [control_plane_export(base_url, token), *own]
+
+
 def env_exports(env: Mapping[str, str]) -> list[proxyconfig.OtlpExport]:
     """The collector the OpenTelemetry variables name, as OpenTelemetry SDKs read them:
     ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as it is, else ``OTEL_EXPORTER_OTLP_ENDPOINT``
     with ``/v1/traces`` appended; headers from ``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, else
-    ``OTEL_EXPORTER_OTLP_HEADERS`` (``key=value,...``, values URL-encoded). The proxy speaks
-    OTLP/HTTP without TLS only: any other endpoint is left out, with a warning."""
+    ``OTEL_EXPORTER_OTLP_HEADERS`` (``key=value,...``, values URL-encoded); for ``https``,
+    the PEM file of ``OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE``, else
+    ``OTEL_EXPORTER_OTLP_CERTIFICATE``, trusted instead of the system's roots. Another
+    scheme, or a certificate file that can't be read, leaves the collector out, with a
+    warning."""
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
     if not endpoint:
         base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
         if not base:
             return []
         endpoint = f"{base.rstrip('/')}/v1/traces"
-    if urlsplit(endpoint).scheme != "http":
-        log.warning("traces are not sent to %s: the proxy sends OTLP over http:// only", endpoint)
+    scheme = urlsplit(endpoint).scheme
+    if scheme not in ("http", "https"):
+        log.warning("traces are not sent to %s: OTLP goes over http:// or https://", endpoint)
         return []
     headers_text = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get(
         "OTEL_EXPORTER_OTLP_HEADERS", ""
     )
-    return [{"endpoint": endpoint, "headers": parse_headers(headers_text)}]
+    export: proxyconfig.OtlpExport = {"endpoint": endpoint, "headers": parse_headers(headers_text)}
+    ca_file = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+        or env.get("OTEL_EXPORTER_OTLP_CERTIFICATE", "")
+    ).strip()
+    if ca_file and scheme == "https":
+        try:
+            export["ca"] = Path(ca_file).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as err:
+            log.warning("traces are not sent to %s: its certificate file: %s", endpoint, err)
+            return []
+    return [export]
 
 
 def parse_headers(text: str) -> dict[str, str]:

@@ -30,6 +30,32 @@ fn tracing_is_absent_unless_configured_and_has_defaults() {
     assert_eq!(again, snapshot);
 }
 
+/// A self-signed certificate for "collector.test": any will do, the test only parses it.
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBUjCB+aADAgECAhRSb9IJ+iR9sboOC4Rq1htiSTrBxjAKBggqhkjOPQQDAjAZ
+MRcwFQYDVQQDDA5jb2xsZWN0b3IudGVzdDAgFw0yNjAxMDEwMDAwMDBaGA8yMTI2
+MDEwMTAwMDAwMFowGTEXMBUGA1UEAwwOY29sbGVjdG9yLnRlc3QwWTATBgcqhkjO
+PQIBBggqhkjOPQMBBwNCAASL9FQs9xrUPx4We1GoJW9vtnmhAur+9UL2GNMZY0mm
++sXEeeROxfT/9FosSA/D9KNUl5dzZqDnt6xE0wcLULPiox0wGzAZBgNVHREEEjAQ
+gg5jb2xsZWN0b3IudGVzdDAKBggqhkjOPQQDAgNIADBFAiBfsVTYKrMgyhWdhcE4
+KpeydT5wxwnbywrZZ/nosY6rcAIhAPOh4aXsuGYomctFtY452BL+YLTHogidaLYo
+NU6swl7Q
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn an_https_receiver_may_name_the_certificates_it_trusts() {
+    let json = serde_json::json!({"tracing": {"export": [
+        {"endpoint": "https://collector.test:4318/v1/traces", "ca": CA_PEM},
+        {"endpoint": "https://api.honeycomb.io/v1/traces"},
+    ]}});
+    let snapshot = parse_snapshot(&json.to_string()).unwrap();
+    let export = &snapshot.tracing.as_ref().unwrap().export;
+    assert_eq!(export[0].ca.as_deref(), Some(CA_PEM));
+    assert_eq!(crate::ca_certificates(CA_PEM).unwrap().len(), 1);
+    assert_eq!(export[1].ca, None);
+}
+
 #[test]
 fn bad_tracing_sections_name_the_field() {
     let export =
@@ -50,8 +76,20 @@ fn bad_tracing_sections_name_the_field() {
         (r#"{"tracing":{"ratio":1}}"#.into(), "tracing.ratio"),
         (r#"{"tracing":{"service":""}}"#.into(), "tracing.service"),
         (
-            export("https://collector/v1/traces"),
+            export("ftp://collector/v1/traces"),
             "tracing.export[0].endpoint",
+        ),
+        (
+            r#"{"tracing":{"export":[{"endpoint":"http://c","ca":"x"}]}}"#.into(),
+            "tracing.export[0].ca",
+        ),
+        (
+            r#"{"tracing":{"export":[{"endpoint":"https://c","ca":"no certificate"}]}}"#.into(),
+            "tracing.export[0].ca",
+        ),
+        (
+            r#"{"tracing":{"export":[{"endpoint":"https://c","ca":"-----BEGIN CERTIFICATE-----\n@@@\n-----END CERTIFICATE-----\n"}]}}"#.into(),
+            "tracing.export[0].ca",
         ),
         (export("collector:4318"), "tracing.export[0].endpoint"),
         (export("http://"), "tracing.export[0].endpoint"),

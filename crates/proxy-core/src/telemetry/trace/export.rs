@@ -4,7 +4,11 @@
 //! A request only ever offers its span to the queue; when the queue is full the span
 //! is dropped and counted. A receiver that is down or slow costs the requests nothing
 //! more: its exports time out, and their spans are counted as failed.
+//!
+//! An `https` receiver is reached over TLS 1.3, its certificate checked against the
+//! export's `ca` or else the system's trusted roots (read once per process).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +17,10 @@ use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use prost::Message;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
 
 use super::span::{export_request, Record};
 use crate::config::{self, OtlpExport};
@@ -30,11 +37,21 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on the bytes of a receiver's reply read before it is dropped.
 const REPLY_LIMIT: usize = 64 * 1024;
 
-/// One receiver: where to POST, and with which headers.
-#[derive(Debug, Clone)]
+/// One receiver: where to POST, with which headers, and over TLS for `https`.
+#[derive(Clone)]
 pub struct Receiver {
     uri: Uri,
     headers: HeaderMap,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("uri", &self.uri)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Receiver {
@@ -47,8 +64,55 @@ impl Receiver {
             let value = HeaderValue::from_str(value).map_err(|err| err.to_string())?;
             headers.insert(name, value);
         }
-        Ok(Self { uri, headers })
+        let tls = if uri.scheme_str() == Some("https") {
+            let host = uri.host().unwrap_or_default();
+            let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                .map_err(|err| format!("{host:?} is not a TLS server name: {err}"))?;
+            Some((TlsConnector::from(tls_config(export.ca.as_deref())?), name))
+        } else {
+            None
+        };
+        Ok(Self { uri, headers, tls })
     }
+}
+
+/// A TLS 1.3 client config that trusts `ca` (PEM), or else the system's roots.
+fn tls_config(ca: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+    let roots = match ca {
+        Some(pem) => {
+            let mut roots = RootCertStore::empty();
+            for certificate in config::ca_certificates(pem)? {
+                roots.add(certificate).map_err(|err| format!("ca: {err}"))?;
+            }
+            Arc::new(roots)
+        }
+        None => system_roots()?,
+    };
+    let mut config = ClientConfig::builder_with_provider(crate::identity::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The system's trusted roots, read once; an error when none could be read.
+fn system_roots() -> Result<Arc<RootCertStore>, String> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            tracing::warn!(errors = ?found.errors, "no trusted root certificates found on this system");
+        }
+        Arc::new(roots)
+    });
+    if roots.is_empty() {
+        return Err("no trusted root certificates on this system: give the receiver a ca".into());
+    }
+    Ok(Arc::clone(roots))
 }
 
 /// The sending end of the queue; the exporting task ends once every sender is gone
@@ -151,7 +215,7 @@ async fn post(
     };
     let mut sender = match reusable {
         Some(open) => open,
-        None => connect(authority).await?,
+        None => connect(authority, receiver.tls.as_ref()).await?,
     };
     let path = receiver
         .uri
@@ -190,17 +254,36 @@ async fn post(
     }
 }
 
-/// A new HTTP/1 connection to `authority` (port 80 if it names none).
-async fn connect(authority: &http::uri::Authority) -> Result<Connection, String> {
+/// A new HTTP/1 connection to `authority` (port 80, or 443 over TLS, if it names none).
+async fn connect(
+    authority: &http::uri::Authority,
+    tls: Option<&(TlsConnector, ServerName<'static>)>,
+) -> Result<Connection, String> {
+    let default_port = if tls.is_some() { 443 } else { 80 };
     let address = format!(
         "{}:{}",
         authority.host(),
-        authority.port_u16().unwrap_or(80)
+        authority.port_u16().unwrap_or(default_port)
     );
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(|err| format!("connect: {err}"))?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let Some((connector, name)) = tls else {
+        return handshake(stream).await;
+    };
+    let stream = connector
+        .connect(name.clone(), stream)
+        .await
+        .map_err(|err| format!("tls: {err}"))?;
+    handshake(stream).await
+}
+
+/// HTTP/1 over `io`, its connection driven by a task of its own.
+async fn handshake<Io>(io: Io) -> Result<Connection, String>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|err| format!("handshake: {err}"))?;
     tokio::spawn(connection);

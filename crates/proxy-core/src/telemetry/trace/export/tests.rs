@@ -17,13 +17,36 @@ type Got = Arc<Mutex<Vec<(Option<String>, ExportTraceServiceRequest)>>>;
 
 /// An OTLP/HTTP receiver on 127.0.0.1 answering `status`; returns its endpoint URL.
 async fn receiver(status: u16, got: Got) -> String {
+    serve(status, got, None).await
+}
+
+/// A self-signed certificate for 127.0.0.1 (PEM) and a TLS server config presenting it.
+fn tls_server() -> (String, Arc<rustls::ServerConfig>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    let der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(crate::identity::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.der().clone()], der)
+        .unwrap();
+    (certificate.pem(), Arc::new(config))
+}
+
+/// The receiver of `receiver`, over TLS when `tls` is given (its URL then `https`).
+async fn serve(status: u16, got: Got, tls: Option<Arc<rustls::ServerConfig>>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let acceptor = acceptor.clone();
             let got = Arc::clone(&got);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let got = Arc::clone(&got);
@@ -40,13 +63,21 @@ async fn receiver(status: u16, got: Got) -> String {
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
+            tokio::spawn(async move {
+                let http1 = hyper::server::conn::http1::Builder::new();
+                let _served = match acceptor {
+                    None => http1.serve_connection(TokioIo::new(stream), service).await,
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        http1.serve_connection(TokioIo::new(stream), service).await
+                    }
+                };
+            });
         }
     });
-    format!("http://{address}/v1/traces")
+    format!("{scheme}://{address}/v1/traces")
 }
 
 fn span(n: u8) -> Record {
@@ -70,6 +101,16 @@ fn to(endpoint: &str, headers: &[(&str, &str)]) -> Receiver {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        ca: None,
+    })
+    .unwrap()
+}
+
+fn trusting(endpoint: &str, ca: &str) -> Receiver {
+    Receiver::new(&OtlpExport {
+        endpoint: endpoint.to_string(),
+        headers: BTreeMap::from([("authorization".to_string(), "Bearer s".to_string())]),
+        ca: Some(ca.to_string()),
     })
     .unwrap()
 }
@@ -144,4 +185,50 @@ async fn a_refusing_or_dead_receiver_counts_failures_and_a_full_queue_drops() {
     }
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(counters.dropped.get(), 100);
+}
+
+#[tokio::test]
+async fn an_https_receiver_gets_spans_only_when_its_certificate_is_trusted() {
+    let got: Got = Arc::default();
+    let (ca, config) = tls_server();
+    let (other_ca, _) = tls_server();
+    let endpoint = serve(200, Arc::clone(&got), Some(config)).await;
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let counters = TraceCounters::default();
+    let exporter = Exporter::start(
+        vec![trusting(&endpoint, &ca), trusting(&endpoint, &other_ca)],
+        Vec::new(),
+        counters.clone(),
+        &tokio::runtime::Handle::current(),
+    );
+    exporter.record(span(7));
+    until("one export, one refusal", || {
+        counters.exported.get() == 1 && counters.failed.get() == 1
+    })
+    .await;
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "the untrusted certificate got nothing");
+    assert_eq!(got[0].0.as_deref(), Some("Bearer s"));
+    assert_eq!(
+        got[0].1.resource_spans[0].scope_spans[0].spans[0].name,
+        "GET s7"
+    );
+}
+
+#[test]
+fn https_receivers_are_made_with_the_system_roots_or_their_ca() {
+    let system = Receiver::new(&OtlpExport {
+        endpoint: "https://collector.example:4318/v1/traces".into(),
+        headers: BTreeMap::new(),
+        ca: None,
+    })
+    .unwrap();
+    assert!(system.tls.is_some());
+    assert!(to("http://collector.example/v1/traces", &[]).tls.is_none());
+    let bad = Receiver::new(&OtlpExport {
+        endpoint: "https://collector.example/v1/traces".into(),
+        headers: BTreeMap::new(),
+        ca: Some("not a certificate".into()),
+    });
+    assert!(bad.is_err());
 }
