@@ -264,7 +264,7 @@ impl Cluster {
     }
 
     /// The edge an outbound listener counts requests to this cluster on.
-    pub fn edge(&self) -> &EdgeRequests {
+    pub fn edge(&self) -> &Arc<EdgeRequests> {
         &self.edge
     }
 

@@ -22,7 +22,7 @@ use crate::policy::route::RequestView;
 use crate::rng;
 use crate::server::inbound::PeerIdentity;
 use crate::server::listener::{ListenerEdges, ListenerRoute};
-use crate::server::response_body::ProxyBody;
+use crate::server::response_body::{ProxyBody, GRPC_STATUS};
 use crate::spiffe::SpiffeId;
 use crate::telemetry::metrics::edge::{self, EdgeRequests};
 use crate::telemetry::trace::span::Kind;
@@ -69,7 +69,10 @@ pub(super) async fn handle(
     };
     let status = response.status().as_u16();
     metrics.request(status);
-    edge_of(&route, conn, sent_to).observe(method, status, started.elapsed().as_secs_f64());
+    let edge = edge_of(&route, conn, sent_to);
+    edge.observe(method, status, started.elapsed().as_secs_f64());
+    let mut response = response;
+    watch_grpc_status(&mut response, edge);
     let span = route
         .tracer
         .as_ref()
@@ -81,13 +84,32 @@ pub(super) async fn handle(
     (response, span)
 }
 
+/// Counts a gRPC response's status on `edge` when the response ends: now, if its
+/// headers carry it (a trailers-only response), else when its trailers come. Other
+/// responses cost a header lookup.
+fn watch_grpc_status(response: &mut Response<ProxyBody>, edge: &Arc<EdgeRequests>) {
+    if let Some(status) = response.headers().get(&GRPC_STATUS) {
+        edge.grpc_status(edge::grpc_status_index(status.as_bytes()));
+    } else if is_grpc(response.headers()) {
+        response.body_mut().count_grpc_status(edge);
+    }
+}
+
+/// Whether a response's content type is gRPC's (`application/grpc`, with or
+/// without a `+format` suffix).
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// The edge a request is counted on: inbound, the one from the connection's client;
 /// outbound, the one to the cluster it was `sent_to`, if any.
 fn edge_of<'r>(
     route: &'r ListenerRoute,
     conn: &'r Connection,
-    sent_to: Option<&'r EdgeRequests>,
-) -> &'r EdgeRequests {
+    sent_to: Option<&'r Arc<EdgeRequests>>,
+) -> &'r Arc<EdgeRequests> {
     match &route.edges {
         ListenerEdges::Inbound(edges) => conn
             .inbound_edge
@@ -150,7 +172,7 @@ async fn forward<'r>(
     route: &'r ListenerRoute,
     conn: &Connection,
     mut facts: Option<&mut Facts>,
-    sent_to: &mut Option<&'r EdgeRequests>,
+    sent_to: &mut Option<&'r Arc<EdgeRequests>>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Err(reason) = headers::check_http1_target(&mut req) {
         // The client's framing of what it wants is in doubt: answer, then close.

@@ -7,12 +7,17 @@
 //! `_OTHER`, and past [`MAX_PEERS`] callers a listener counts the rest as `unknown`.
 //! Each [`EdgeRequests`] resolves its handle for a (method, status code) pair once;
 //! after that a request costs an index and the histogram's observation.
+//!
+//! A gRPC response's status (its `grpc-status`, in the trailers, or in the headers of
+//! a trailers-only response) is counted on the edge too, in `meshpy_grpc_responses`:
+//! a gRPC error is an HTTP 200, and would otherwise not show.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use http::Method;
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -37,6 +42,30 @@ const CODES: [u16; 28] = [
     200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 412, 413,
     415, 422, 429, 431, 500, 501, 502, 503, 504,
 ];
+
+/// gRPC status codes as labels: OK (0) to UNAUTHENTICATED (16), then `other` for
+/// any value outside them.
+const GRPC_STATUSES: [&str; 18] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "other",
+];
+
+/// The index in [`GRPC_STATUSES`] of a `grpc-status` value: its decimal code if it is
+/// one of gRPC's, else `other`.
+pub fn grpc_status_index(value: &[u8]) -> usize {
+    let other = GRPC_STATUSES.len() - 1;
+    if value.is_empty() || value.len() > 2 || !value.iter().all(u8::is_ascii_digit) {
+        return other;
+    }
+    let code = value
+        .iter()
+        .fold(0usize, |code, digit| code * 10 + usize::from(digit - b'0'));
+    if code < other {
+        code
+    } else {
+        other
+    }
+}
 
 /// The index of `method` in [`METHODS`].
 pub fn method_index(method: &Method) -> usize {
@@ -161,6 +190,13 @@ struct RequestLabels {
     http_response_status_code: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct GrpcLabels {
+    #[prometheus(flatten)]
+    edge: Edge,
+    grpc_status: &'static str,
+}
+
 type DurationFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// The request families every edge is recorded in, registered once per proxy.
@@ -168,6 +204,7 @@ type DurationFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 pub struct EdgeFamilies {
     server: DurationFamily,
     client: DurationFamily,
+    grpc: Family<GrpcLabels, Counter>,
 }
 
 impl EdgeFamilies {
@@ -176,6 +213,7 @@ impl EdgeFamilies {
         Self {
             server: Family::new_with_constructor(latency_histogram),
             client: Family::new_with_constructor(latency_histogram),
+            grpc: Family::default(),
         }
     }
 
@@ -195,6 +233,12 @@ impl EdgeFamilies {
              status code",
             self.client.clone(),
         );
+        registry.register(
+            "meshpy_grpc_responses",
+            "gRPC responses, inbound and outbound, when they end: by edge (as the request \
+             durations) and grpc_status, the code of their grpc-status (0 to 16, or other)",
+            self.grpc.clone(),
+        );
     }
 
     fn edge(
@@ -212,8 +256,10 @@ impl EdgeFamilies {
         let labels = EdgeLabels::new(direction, source, identity, destination, mtls);
         Arc::new(EdgeRequests {
             family,
+            grpc: self.grpc.clone(),
             edge: Edge(Arc::new(labels)),
             slots: OnceLock::new(),
+            grpc_slots: OnceLock::new(),
         })
     }
 
@@ -260,6 +306,10 @@ pub struct EdgeRequests {
     /// itself is made on the edge's first request: a sidecar has a cluster for every
     /// service of the mesh, and calls few of them.
     slots: OnceLock<Box<[OnceLock<Histogram>]>>,
+    grpc: Family<GrpcLabels, Counter>,
+    /// A handle per gRPC status (see [`grpc_status_index`]), made on the edge's first
+    /// gRPC response.
+    grpc_slots: OnceLock<Box<[OnceLock<Counter>]>>,
 }
 
 impl EdgeRequests {
@@ -280,6 +330,23 @@ impl EdgeRequests {
             // A rare code: found in the family, which takes its lock.
             None => resolve().observe(seconds),
         }
+    }
+
+    /// Counts one gRPC response that ended with the status at `index` of
+    /// [`grpc_status_index`].
+    pub fn grpc_status(&self, index: usize) {
+        let index = index.min(GRPC_STATUSES.len() - 1);
+        let slots = self
+            .grpc_slots
+            .get_or_init(|| (0..GRPC_STATUSES.len()).map(|_| OnceLock::new()).collect());
+        slots[index]
+            .get_or_init(|| {
+                self.grpc.get_or_create_owned(&GrpcLabels {
+                    edge: self.edge.clone(),
+                    grpc_status: GRPC_STATUSES[index],
+                })
+            })
+            .inc();
     }
 
     fn slots(&self) -> &[OnceLock<Histogram>] {
