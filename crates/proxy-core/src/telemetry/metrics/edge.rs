@@ -11,6 +11,10 @@
 //! A gRPC response's status (its `grpc-status`, in the trailers, or in the headers of
 //! a trailers-only response) is counted on the edge too, in `meshpy_grpc_responses`:
 //! a gRPC error is an HTTP 200, and would otherwise not show.
+//!
+//! The connections of an edge are counted in `meshpy_tcp_*`, as Linkerd's `tcp_*`:
+//! opened, closed, open now, and the bytes read from the edge's source (the client of
+//! the connection) and written to it, after TLS: the same on both ends of an edge.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,6 +23,7 @@ use http::Method;
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -205,6 +210,17 @@ pub struct EdgeFamilies {
     server: DurationFamily,
     client: DurationFamily,
     grpc: Family<GrpcLabels, Counter>,
+    tcp: Arc<TcpFamilies>,
+}
+
+/// The connection families of every edge.
+#[derive(Debug, Clone, Default)]
+struct TcpFamilies {
+    opened: Family<Edge, Counter>,
+    closed: Family<Edge, Counter>,
+    open: Family<Edge, Gauge>,
+    read: Family<Edge, Counter>,
+    written: Family<Edge, Counter>,
 }
 
 impl EdgeFamilies {
@@ -214,6 +230,7 @@ impl EdgeFamilies {
             server: Family::new_with_constructor(latency_histogram),
             client: Family::new_with_constructor(latency_histogram),
             grpc: Family::default(),
+            tcp: Arc::default(),
         }
     }
 
@@ -239,6 +256,39 @@ impl EdgeFamilies {
              durations) and grpc_status, the code of their grpc-status (0 to 16, or other)",
             self.grpc.clone(),
         );
+        let tcp = &self.tcp;
+        let by_edge = "by edge (as the request durations)";
+        registry.register(
+            "meshpy_tcp_open",
+            format!("Connections opened on an edge, {by_edge}"),
+            tcp.opened.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_close",
+            format!("Connections of an edge closed, {by_edge}"),
+            tcp.closed.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_connections_open",
+            format!("Connections of an edge open now, {by_edge}"),
+            tcp.open.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_read_bytes",
+            format!(
+                "Bytes read from the source of an edge (the client of its connections), \
+                 TLS excluded, {by_edge}"
+            ),
+            tcp.read.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_write_bytes",
+            format!(
+                "Bytes written to the source of an edge (the client of its connections), \
+                 TLS excluded, {by_edge}"
+            ),
+            tcp.written.clone(),
+        );
     }
 
     fn edge(
@@ -257,9 +307,11 @@ impl EdgeFamilies {
         Arc::new(EdgeRequests {
             family,
             grpc: self.grpc.clone(),
+            tcp_families: Arc::clone(&self.tcp),
             edge: Edge(Arc::new(labels)),
             slots: OnceLock::new(),
             grpc_slots: OnceLock::new(),
+            tcp: OnceLock::new(),
         })
     }
 
@@ -297,7 +349,8 @@ impl EdgeFamilies {
     }
 }
 
-/// One edge's request durations, by method and status code.
+/// One edge's handles: its request durations, by method and status code, its gRPC
+/// statuses and its connections.
 #[derive(Debug)]
 pub struct EdgeRequests {
     family: DurationFamily,
@@ -310,6 +363,38 @@ pub struct EdgeRequests {
     /// A handle per gRPC status (see [`grpc_status_index`]), made on the edge's first
     /// gRPC response.
     grpc_slots: OnceLock<Box<[OnceLock<Counter>]>>,
+    tcp_families: Arc<TcpFamilies>,
+    /// The connection handles, resolved on the edge's first connection.
+    tcp: OnceLock<TcpEdge>,
+}
+
+/// One edge's connection handles.
+#[derive(Debug)]
+struct TcpEdge {
+    opened: Counter,
+    closed: Counter,
+    open: Gauge,
+    read: Counter,
+    written: Counter,
+}
+
+/// A connection counted open on its edge until this is dropped; the bytes of the
+/// connection go to [`read`](Self::read) and [`written`](Self::written).
+#[derive(Debug)]
+pub struct TcpConnection {
+    /// Bytes read from the client.
+    pub read: Counter,
+    /// Bytes written to the client.
+    pub written: Counter,
+    closed: Counter,
+    open: Gauge,
+}
+
+impl Drop for TcpConnection {
+    fn drop(&mut self) {
+        self.closed.inc();
+        self.open.dec();
+    }
 }
 
 impl EdgeRequests {
@@ -347,6 +432,29 @@ impl EdgeRequests {
                 })
             })
             .inc();
+    }
+
+    /// Counts a connection opened on this edge; it is counted closed when the handle
+    /// returned is dropped.
+    pub fn tcp_opened(&self) -> TcpConnection {
+        let tcp = self.tcp.get_or_init(|| {
+            let families = &self.tcp_families;
+            TcpEdge {
+                opened: families.opened.get_or_create_owned(&self.edge),
+                closed: families.closed.get_or_create_owned(&self.edge),
+                open: families.open.get_or_create_owned(&self.edge),
+                read: families.read.get_or_create_owned(&self.edge),
+                written: families.written.get_or_create_owned(&self.edge),
+            }
+        });
+        tcp.opened.inc();
+        tcp.open.inc();
+        TcpConnection {
+            read: tcp.read.clone(),
+            written: tcp.written.clone(),
+            closed: tcp.closed.clone(),
+            open: tcp.open.clone(),
+        }
     }
 
     fn slots(&self) -> &[OnceLock<Histogram>] {
