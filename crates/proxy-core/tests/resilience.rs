@@ -132,6 +132,12 @@ fn retries_hide_a_backend_failing_half_the_time() {
     let sent = metric(&proxy, r#"meshpy_retries_total{cluster="b",result="sent"}"#);
     assert!((80..=140).contains(&sent), "{sent} retries");
     assert_eq!(seen.hits() as u64, 160 + sent);
+    // The same retries, on the edge of the requests: from an unknown caller into a
+    // workload the snapshot does not name.
+    let edge = "meshpy_edge_retries_total{direction=\"inbound\",source_namespace=\"unknown\",source_service=\"unknown\",\
+     source_version=\"unknown\",source_identity=\"\",destination_namespace=\"unknown\",\
+     destination_service=\"unknown\",destination_version=\"unknown\",mtls=\"false\"}";
+    assert_eq!(metric(&proxy, edge), sent);
 
     // Half the endpoints failing: a retry picks again and gets the good one.
     let (bad, _) = rt.block_on(scripted_backend(|_| (503, 0)));

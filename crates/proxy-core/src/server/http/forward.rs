@@ -24,7 +24,7 @@ use crate::server::inbound::PeerIdentity;
 use crate::server::listener::{ListenerEdges, ListenerRoute};
 use crate::server::response_body::{ProxyBody, GRPC_STATUS};
 use crate::spiffe::SpiffeId;
-use crate::telemetry::metrics::edge::{self, EdgeRequests};
+use crate::telemetry::metrics::edge::{self, EdgeEvent, EdgeRequests};
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
 use crate::upstream::cluster::Cluster;
@@ -56,10 +56,12 @@ pub(super) async fn handle(
         .map(|tracer| arrival(tracer, &req, conn, route.span_kind, started));
     let method = edge::method_index(req.method());
     let mut sent_to = None;
+    let mut failed = None;
     let response = match forward(req, &route, conn, facts.as_mut(), &mut sent_to).await {
         Ok(response) => response,
         Err(err) => {
             metrics.error(err.reason());
+            failed = EdgeEvent::of_error(err.kind());
             tracing::debug!(listener = %conn.shared.name, %err, "request failed");
             if let Some(facts) = &mut facts {
                 facts.proxy_error = Some(err.reason());
@@ -71,6 +73,9 @@ pub(super) async fn handle(
     metrics.request(status);
     let edge = edge_of(&route, conn, sent_to);
     edge.observe(method, status, started.elapsed().as_secs_f64());
+    if let Some(event) = failed {
+        edge.count(event);
+    }
     let mut response = response;
     watch_grpc_status(&mut response, edge);
     let span = route
@@ -245,6 +250,7 @@ async fn forward<'r>(
     traffic.budget.deposit();
     let tries = Tries {
         cluster,
+        edge: edge_of(route, conn, Some(cluster.edge())),
         client_ip: conn.client.ip,
         deadline: tokio::time::Instant::now() + plan.timeout,
         per_try: plan.backend_timeout,

@@ -15,6 +15,10 @@
 //! The connections of an edge are counted in `meshpy_tcp_*`, as Linkerd's `tcp_*`:
 //! opened, closed, open now, and the bytes read from the edge's source (the client of
 //! the connection) and written to it, after TLS: the same on both ends of an edge.
+//!
+//! Retries, outlier ejections, overflows and authorization refusals are counted on
+//! the edge too ([`EdgeEvent`]), in `meshpy_edge_*`: the per-cluster and
+//! per-listener families of the same things have no edge.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,6 +33,7 @@ use prometheus_client::registry::Registry;
 
 use super::latency_histogram;
 use crate::config::ServiceRef;
+use crate::error::ErrorKind;
 use crate::spiffe::SpiffeId;
 
 /// The most callers an inbound listener labels by identity; later ones are `unknown`.
@@ -69,6 +74,62 @@ pub fn grpc_status_index(value: &[u8]) -> usize {
         code
     } else {
         other
+    }
+}
+
+/// What else is counted on an edge, each in a family of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeEvent {
+    /// A retry sent.
+    Retry,
+    /// An endpoint of the cluster the edge goes to, ejected by outlier detection.
+    Ejection,
+    /// A request or connection failed at a circuit breaker's limit.
+    Overflow,
+    /// A request or connection refused by the listener's authorization.
+    AuthzDenied,
+}
+
+/// Each [`EdgeEvent`]'s family: its name and help, in the enum's order.
+const EVENTS: [(&str, &str); 4] = [
+    (
+        "meshpy_edge_retries",
+        "Retries sent, by edge (as the request durations); by cluster in meshpy_retries",
+    ),
+    (
+        "meshpy_edge_ejections",
+        "Endpoints ejected by outlier detection, by the edge to their cluster (outbound, \
+         as the request durations); by cluster in meshpy_outlier_ejections",
+    ),
+    (
+        "meshpy_edge_overflows",
+        "Requests and connections failed at a circuit breaker's limit, by edge (as the \
+         request durations)",
+    ),
+    (
+        "meshpy_edge_authz_denied",
+        "Requests and connections refused by authorization, by edge (as the request \
+         durations); by policy in meshpy_authz_requests",
+    ),
+];
+
+impl EdgeEvent {
+    /// The event a failed request or connection is counted as on its edge, if any.
+    pub fn of_error(kind: ErrorKind) -> Option<Self> {
+        match kind {
+            ErrorKind::Overflow(_) => Some(Self::Overflow),
+            ErrorKind::Unauthorized => Some(Self::AuthzDenied),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Retry => 0,
+            Self::Ejection => 1,
+            Self::Overflow => 2,
+            Self::AuthzDenied => 3,
+        }
     }
 }
 
@@ -211,6 +272,7 @@ pub struct EdgeFamilies {
     client: DurationFamily,
     grpc: Family<GrpcLabels, Counter>,
     tcp: Arc<TcpFamilies>,
+    events: Arc<[Family<Edge, Counter>; EVENTS.len()]>,
 }
 
 /// The connection families of every edge.
@@ -231,6 +293,7 @@ impl EdgeFamilies {
             client: Family::new_with_constructor(latency_histogram),
             grpc: Family::default(),
             tcp: Arc::default(),
+            events: Arc::default(),
         }
     }
 
@@ -289,6 +352,9 @@ impl EdgeFamilies {
             ),
             tcp.written.clone(),
         );
+        for ((name, help), family) in EVENTS.iter().zip(self.events.iter()) {
+            registry.register(*name, *help, family.clone());
+        }
     }
 
     fn edge(
@@ -308,6 +374,8 @@ impl EdgeFamilies {
             family,
             grpc: self.grpc.clone(),
             tcp_families: Arc::clone(&self.tcp),
+            event_families: Arc::clone(&self.events),
+            events: Default::default(),
             edge: Edge(Arc::new(labels)),
             slots: OnceLock::new(),
             grpc_slots: OnceLock::new(),
@@ -366,6 +434,9 @@ pub struct EdgeRequests {
     tcp_families: Arc<TcpFamilies>,
     /// The connection handles, resolved on the edge's first connection.
     tcp: OnceLock<TcpEdge>,
+    event_families: Arc<[Family<Edge, Counter>; EVENTS.len()]>,
+    /// A handle per [`EdgeEvent`], resolved on its first count.
+    events: [OnceLock<Counter>; EVENTS.len()],
 }
 
 /// One edge's connection handles.
@@ -432,6 +503,16 @@ impl EdgeRequests {
                 })
             })
             .inc();
+    }
+
+    /// Counts `event` on this edge.
+    pub fn count(&self, event: EdgeEvent) {
+        let index = event.index();
+        if let (Some(slot), Some(family)) = (self.events.get(index), self.event_families.get(index))
+        {
+            slot.get_or_init(|| family.get_or_create_owned(&self.edge))
+                .inc();
+        }
     }
 
     /// Counts a connection opened on this edge; it is counted closed when the handle

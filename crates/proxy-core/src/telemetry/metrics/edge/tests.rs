@@ -200,3 +200,49 @@ fn grpc_statuses_are_counted_on_their_edge() {
     }
     assert!(!text.contains("grpc_status=\"1\""), "{text}");
 }
+
+#[test]
+fn only_overflows_and_refusals_are_failures_counted_on_an_edge() {
+    use crate::error::Limit;
+    let cases = [
+        (
+            ErrorKind::Overflow(Limit::Requests),
+            Some(EdgeEvent::Overflow),
+        ),
+        (
+            ErrorKind::Overflow(Limit::PendingRequests),
+            Some(EdgeEvent::Overflow),
+        ),
+        (ErrorKind::Unauthorized, Some(EdgeEvent::AuthzDenied)),
+        (ErrorKind::NoRoute, None),
+        (ErrorKind::ConnectFailed, None),
+        (ErrorKind::UpstreamIdentityMismatch, None),
+    ];
+    for (kind, event) in cases {
+        assert_eq!(EdgeEvent::of_error(kind), event, "{kind:?}");
+    }
+}
+
+#[test]
+fn events_are_counted_on_their_edge_each_in_its_family() {
+    let metrics = Metrics::new();
+    let edge = metrics.edges.outbound(None, None, false);
+    edge.count(EdgeEvent::Retry);
+    edge.count(EdgeEvent::Retry);
+    edge.count(EdgeEvent::Ejection);
+    edge.count(EdgeEvent::Overflow);
+    let text = metrics.render();
+    let labels = "direction=\"outbound\",source_namespace=\"unknown\",source_service=\"unknown\",\
+         source_version=\"unknown\",source_identity=\"\",destination_namespace=\"unknown\",\
+         destination_service=\"unknown\",destination_version=\"unknown\",mtls=\"false\"";
+    for (name, count) in [
+        ("meshpy_edge_retries_total", 2),
+        ("meshpy_edge_ejections_total", 1),
+        ("meshpy_edge_overflows_total", 1),
+    ] {
+        let line = format!("{name}{{{labels}}} {count}\n");
+        assert!(text.contains(&line), "missing {line}\nin:\n{text}");
+    }
+    // Not counted, not shown.
+    assert!(!text.contains("meshpy_edge_authz_denied_total{"), "{text}");
+}
