@@ -18,7 +18,7 @@ use crate::policy::authz::Decider;
 use crate::policy::filters::Filters;
 use crate::policy::headers::{self, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
 use crate::policy::plan::{self, Ask, Plan, Refusal};
-use crate::policy::route::RequestView;
+use crate::policy::route::{MatchedAt, RequestView};
 use crate::rng;
 use crate::server::inbound::PeerIdentity;
 use crate::server::listener::{ListenerEdges, ListenerRoute};
@@ -56,8 +56,17 @@ pub(super) async fn handle(
         .map(|tracer| arrival(tracer, &req, conn, route.span_kind, started));
     let method = edge::method_index(req.method());
     let mut sent_to = None;
+    let mut matched = None;
     let mut failed = None;
-    let response = match forward(req, &route, conn, facts.as_mut(), &mut sent_to).await {
+    let forwarded = forward(
+        req,
+        &route,
+        conn,
+        facts.as_mut(),
+        &mut sent_to,
+        &mut matched,
+    );
+    let response = match forwarded.await {
         Ok(response) => response,
         Err(err) => {
             metrics.error(err.reason());
@@ -75,6 +84,9 @@ pub(super) async fn handle(
     edge.observe(method, status, started.elapsed().as_secs_f64());
     if let Some(event) = failed {
         edge.count(event);
+    }
+    if let Some(routes) = &route.route_requests {
+        routes.count(matched, edge.destination_service(), status);
     }
     let mut response = response;
     watch_grpc_status(&mut response, edge);
@@ -178,6 +190,7 @@ async fn forward<'r>(
     conn: &Connection,
     mut facts: Option<&mut Facts>,
     sent_to: &mut Option<&'r Arc<EdgeRequests>>,
+    matched: &mut Option<MatchedAt>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Err(reason) = headers::check_http1_target(&mut req) {
         // The client's framing of what it wants is in doubt: answer, then close.
@@ -202,6 +215,7 @@ async fn forward<'r>(
     let plan = plan_request(&req, route, conn)?;
     let cluster = plan.cluster;
     *sent_to = Some(cluster.edge());
+    *matched = plan.route.as_ref().map(|found| found.at);
     if let Some(filters) = plan.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
         // authority, and no filter can put back a header the proxy strips or owns.

@@ -48,7 +48,7 @@ const METHODS: [&str; 10] = [
 ];
 
 /// Status codes whose handles are kept per edge; others are looked up in the family.
-const CODES: [u16; 28] = [
+pub(super) const CODES: [u16; 28] = [
     200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 412, 413,
     415, 422, 429, 431, 500, 501, 502, 503, 504,
 ];
@@ -158,6 +158,16 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    /// The direction as a label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
 /// Both ends of an edge, as labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 pub struct EdgeLabels {
@@ -222,10 +232,7 @@ impl EdgeLabels {
         mtls: bool,
     ) -> Self {
         Self {
-            direction: match direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            },
+            direction: direction.label(),
             source_namespace: source.namespace,
             source_service: source.service,
             source_version: source.version,
@@ -503,6 +510,12 @@ impl EdgeRequests {
                 })
             })
             .inc();
+    }
+
+    /// The service the edge goes to, as labelled (`unknown` if the snapshot does not
+    /// name it).
+    pub fn destination_service(&self) -> &str {
+        &self.edge.0.destination_service
     }
 
     /// Counts `event` on this edge.
