@@ -504,6 +504,7 @@ fn requests_are_counted_by_route_and_rule() {
             "listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","direction":"outbound","routes":[
               {{"name":"payment","hosts":["payment"],"rules":[
                   {{"matches":[{{"path":{{"type":"PathPrefix","value":"/charge"}}}}],"backends":[{{"cluster":"v1"}}]}},
+                  {{"matches":[{{"path":{{"type":"Exact","value":"/off"}}}}],"backends":[{{"cluster":"v1","weight":0}}]}},
                   {{"backends":[{{"cluster":"v2"}}]}}]}},
               {{"name":"cart","hosts":["cart"],"rules":[{{"backends":[{{"cluster":"cart"}}]}}]}}]}}],
             "clusters":[{{"name":"v1","endpoints":["{v1}"],{}}},{{"name":"v2","endpoints":["{v2}"],{}}},
@@ -518,6 +519,8 @@ fn requests_are_counted_by_route_and_rule() {
         for (host, path, times, status) in [
             ("payment", "/charge/1", 3, 200),
             ("payment", "/refund", 2, 200),
+            // Matched, but with no backend to send to: sent to no service.
+            ("payment", "/off", 1, 500),
             ("cart", "/", 1, 200),
             ("nowhere", "/", 2, 404),
         ] {
@@ -542,8 +545,12 @@ fn requests_are_counted_by_route_and_rule() {
             3,
         ),
         (
-            r#"destination_service="payment",route="payment",rule="1",http_response_status_code="200""#,
+            r#"destination_service="payment",route="payment",rule="2",http_response_status_code="200""#,
             2,
+        ),
+        (
+            r#"destination_service="unknown",route="payment",rule="1",http_response_status_code="500""#,
+            1,
         ),
         (
             r#"destination_service="cart",route="cart",rule="0",http_response_status_code="200""#,
@@ -560,7 +567,7 @@ fn requests_are_counted_by_route_and_rule() {
     }
     assert_eq!(
         text.matches("meshpy_route_requests_total{").count(),
-        4,
+        5,
         "{text}"
     );
 }

@@ -212,10 +212,9 @@ async fn forward<'r>(
         Cow::Borrowed(_) => {}
         Cow::Owned(path) => set_path(&mut req, path)?,
     }
-    let plan = plan_request(&req, route, conn)?;
+    let plan = plan_request(&req, route, conn, matched)?;
     let cluster = plan.cluster;
     *sent_to = Some(cluster.edge());
-    *matched = plan.route.as_ref().map(|found| found.at);
     if let Some(filters) = plan.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
         // authority, and no filter can put back a header the proxy strips or owns.
@@ -310,11 +309,13 @@ async fn forward<'r>(
     respond(sent, route, plan.filters)
 }
 
-/// The request's plan on this listener, with authorization counted (and a refusal logged).
+/// The request's plan on this listener, with authorization counted (and a refusal
+/// logged); where the rule it `matched` is, if one did.
 fn plan_request<'r>(
     req: &Request<Incoming>,
     route: &'r ListenerRoute,
     conn: &Connection,
+    matched: &mut Option<MatchedAt>,
 ) -> Result<Plan<'r, Arc<Cluster>>, ProxyError> {
     let host = req
         .headers()
@@ -335,6 +336,11 @@ fn plan_request<'r>(
     let planned = plan::plan(&ask, &route.policy, rng::below, |index| {
         route.count_audit(index)
     });
+    *matched = match &planned {
+        Ok(plan) => plan.route.as_ref().map(|found| found.at),
+        Err(Refusal::NoBackend(at)) => Some(*at),
+        Err(_) => None,
+    };
     match &planned {
         Ok(Plan {
             authz: Some(decision),
