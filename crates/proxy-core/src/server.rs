@@ -7,6 +7,7 @@ pub mod http;
 pub mod inbound;
 pub mod io;
 pub mod listener;
+pub mod metered;
 pub mod response_body;
 pub mod slow;
 pub mod tcp;

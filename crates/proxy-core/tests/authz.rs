@@ -67,6 +67,17 @@ fn status(answer: &str) -> &str {
     answer.get(9..12).unwrap_or(answer)
 }
 
+/// The labels of the edge into `web` (a workload the snapshot does not name) from the
+/// caller `identity` of service `service`.
+fn edge_from(service: &str, identity: &str) -> String {
+    format!(
+        "direction=\"inbound\",source_namespace=\"default\",source_service=\"{service}\",\
+         source_version=\"unknown\",source_identity=\"{identity}\",\
+         destination_namespace=\"unknown\",destination_service=\"unknown\",\
+         destination_version=\"unknown\",mtls=\"true\""
+    )
+}
+
 fn seen(backend: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
     let requests = backend.lock();
     requests
@@ -106,6 +117,11 @@ fn only_the_allowed_identity_gets_through_and_others_get_403() {
         r#"meshpy_proxy_errors_total{listener="web",reason="unauthorized"} 2"#,
     ] {
         assert_metric(&b, line);
+    }
+    // The refusals, on the edge from each caller refused.
+    for (service, identity) in [("cart", CART_ID), ("shipping", SHIPPING_ID)] {
+        let edge = edge_from(service, identity);
+        assert_metric(&b, &format!("meshpy_edge_authz_denied_total{{{edge}}} 1\n"));
     }
     assert_eq!(b.stats()["listeners"]["web"]["requests"]["4xx"], 2);
 
@@ -273,4 +289,11 @@ fn tcp_listeners_decide_once_per_connection() {
         &b,
         r#"meshpy_authz_requests_total{listener="web",decision="deny",policy="default/no-admin"} 1"#,
     );
+    // Each caller was refused one connection, under one snapshot or the other; only
+    // connections let through are counted open.
+    for (service, identity) in [("cart", CART_ID), ("shipping", SHIPPING_ID)] {
+        let edge = edge_from(service, identity);
+        assert_metric(&b, &format!("meshpy_edge_authz_denied_total{{{edge}}} 1\n"));
+        assert_metric(&b, &format!("meshpy_tcp_open_total{{{edge}}} 1\n"));
+    }
 }

@@ -40,6 +40,11 @@ async fn controlled_backend(
     .await
 }
 
+/// The labels of an edge between ends the snapshot does not name, after its direction.
+const UNKNOWN_ENDS: &str = "source_namespace=\"unknown\",source_service=\"unknown\",\
+     source_version=\"unknown\",source_identity=\"\",destination_namespace=\"unknown\",\
+     destination_service=\"unknown\",destination_version=\"unknown\",mtls=\"false\"";
+
 fn endpoint_stats(proxy: &proxy_core::Proxy, addr: SocketAddr) -> serde_json::Value {
     let stats = proxy.stats();
     stats["clusters"]["backend"]["endpoints"]
@@ -93,6 +98,10 @@ fn outlier_detection_ejects_a_failing_backend_and_takes_it_back_once_healed() {
             metrics.contains(r#"meshpy_outlier_ejected_endpoints{cluster="backend"} 1"#),
             "{metrics}"
         );
+        // And on the edge to the cluster, of a service the snapshot does not name.
+        let edge =
+            format!("meshpy_edge_ejections_total{{direction=\"outbound\",{UNKNOWN_ENDS}}} 1\n");
+        assert!(metrics.contains(&edge), "{metrics}");
         // Healed, and the ejection time over: it gets traffic again.
         failing.store(false, Ordering::SeqCst);
         wait_until_async("the ejection to end", || {
@@ -154,6 +163,9 @@ fn max_requests_fails_fast_with_503_overflow() {
         metrics.contains(r#"meshpy_proxy_errors_total{listener="web",reason="overflow"} 1"#),
         "{metrics}"
     );
+    // On the edge of the request: from an unknown caller, into an unnamed workload.
+    let edge = format!("meshpy_edge_overflows_total{{direction=\"inbound\",{UNKNOWN_ENDS}}} 1\n");
+    assert!(metrics.contains(&edge), "{metrics}");
 }
 
 #[test]

@@ -483,3 +483,91 @@ fn backend_request_timeout_bounds_the_upstream_request() {
         assert_eq!(got.status, 200);
     });
 }
+
+/// Requests are counted by the route and rule that matched them, and the service
+/// they went to; those no rule matched, with empty ones.
+#[test]
+fn requests_are_counted_by_route_and_rule() {
+    let rt = client_runtime();
+    let (v1, v2, cart) = rt.block_on(async {
+        (
+            http_backend("v1").await,
+            http_backend("v2").await,
+            http_backend("cart").await,
+        )
+    });
+    let service = |name: &str, version: &str| {
+        format!(r#""service":{{"namespace":"default","service":"{name}","version":"{version}"}}"#)
+    };
+    let snapshot = format!(
+        r#"{{"metrics":{{"workload":{{"namespace":"default","service":"shop"}}}},
+            "listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","direction":"outbound","routes":[
+              {{"name":"payment","hosts":["payment"],"rules":[
+                  {{"matches":[{{"path":{{"type":"PathPrefix","value":"/charge"}}}}],"backends":[{{"cluster":"v1"}}]}},
+                  {{"matches":[{{"path":{{"type":"Exact","value":"/off"}}}}],"backends":[{{"cluster":"v1","weight":0}}]}},
+                  {{"backends":[{{"cluster":"v2"}}]}}]}},
+              {{"name":"cart","hosts":["cart"],"rules":[{{"backends":[{{"cluster":"cart"}}]}}]}}]}}],
+            "clusters":[{{"name":"v1","endpoints":["{v1}"],{}}},{{"name":"v2","endpoints":["{v2}"],{}}},
+                        {{"name":"cart","endpoints":["{cart}"],{}}}]}}"#,
+        service("payment", "v1"),
+        service("payment", "v2"),
+        service("cart", "v1"),
+    );
+    let (proxy, web) = start_proxy(&snapshot);
+    rt.block_on(async {
+        let mut client = H1Client::connect(web).await;
+        for (host, path, times, status) in [
+            ("payment", "/charge/1", 3, 200),
+            ("payment", "/refund", 2, 200),
+            // Matched, but with no backend to send to: sent to no service.
+            ("payment", "/off", 1, 500),
+            ("cart", "/", 1, 200),
+            ("nowhere", "/", 2, 404),
+        ] {
+            for _ in 0..times {
+                let req = http::Request::builder()
+                    .uri(path)
+                    .header("host", host)
+                    .body(Default::default())
+                    .unwrap();
+                assert_eq!(
+                    client.send(req).await.unwrap().status,
+                    status,
+                    "{host}{path}"
+                );
+            }
+        }
+    });
+    let text = proxy.metrics_text();
+    for (labels, count) in [
+        (
+            r#"destination_service="payment",route="payment",rule="0",http_response_status_code="200""#,
+            3,
+        ),
+        (
+            r#"destination_service="payment",route="payment",rule="2",http_response_status_code="200""#,
+            2,
+        ),
+        (
+            r#"destination_service="unknown",route="payment",rule="1",http_response_status_code="500""#,
+            1,
+        ),
+        (
+            r#"destination_service="cart",route="cart",rule="0",http_response_status_code="200""#,
+            1,
+        ),
+        (
+            r#"destination_service="unknown",route="",rule="",http_response_status_code="404""#,
+            2,
+        ),
+    ] {
+        let line =
+            format!("meshpy_route_requests_total{{direction=\"outbound\",{labels}}} {count}\n");
+        assert!(text.contains(&line), "missing {line}\nin:\n{text}");
+    }
+    assert_eq!(
+        text.matches("meshpy_route_requests_total{").count(),
+        5,
+        "{text}"
+    );
+}

@@ -419,6 +419,63 @@ fn tcp_relays_over_mtls_on_both_hops() {
     );
 }
 
+/// Counts the connections of a TCP edge A → B on both ends, and their bytes as the
+/// client sent and got them: TLS, between A and B, is not counted.
+#[test]
+fn tcp_connections_and_bytes_are_counted_on_each_end_of_their_edge() {
+    let pki = pki();
+    let rt = client_runtime();
+    let echo = rt.block_on(echo_backend());
+    let workload = |service: &str| {
+        format!(
+            r#"{{"metrics":{{"workload":{{"namespace":"default","service":"{service}"}}}},"listeners""#
+        )
+    };
+    let (b, b_addr) =
+        start(&inbound("tcp", "strict", echo).replacen(r#"{"listeners""#, &workload("b"), 1));
+    set(&b, &pki.b, &pki.root.pem);
+    let a_config = outbound("tcp", b_addr.get("web"), B_ID)
+        .replacen(r#"{"listeners""#, &workload("a"), 1)
+        .replacen(
+            r#""protocol":"tcp","#,
+            r#""protocol":"tcp","direction":"outbound","#,
+            1,
+        )
+        .replacen(
+            r#""tls":{"identity""#,
+            r#""service":{"namespace":"default","service":"b"},"tls":{"identity""#,
+            1,
+        );
+    let (a, a_addr) = start(&a_config);
+    set(&a, &pki.a, &pki.root.pem);
+    rt.block_on(async {
+        for message in ["ping over mtls", "and a second, longer one"] {
+            let answer = raw_exchange(a_addr.get("web"), message.as_bytes(), message.len()).await;
+            assert_eq!(answer, message);
+        }
+    });
+    let outbound = "direction=\"outbound\",source_namespace=\"default\",source_service=\"a\",\
+        source_version=\"unknown\",source_identity=\"\",destination_namespace=\"default\",\
+        destination_service=\"b\",destination_version=\"unknown\",mtls=\"true\"";
+    let inbound = format!(
+        "direction=\"inbound\",source_namespace=\"default\",source_service=\"a\",\
+        source_version=\"unknown\",source_identity=\"{A_ID}\",destination_namespace=\"default\",\
+        destination_service=\"b\",destination_version=\"unknown\",mtls=\"true\""
+    );
+    // 14 + 24 bytes each way, over two connections, both closed.
+    for (proxy, labels) in [(&a, outbound), (&b, inbound.as_str())] {
+        for (name, value) in [
+            ("meshpy_tcp_open_total", 2),
+            ("meshpy_tcp_close_total", 2),
+            ("meshpy_tcp_connections_open", 0),
+            ("meshpy_tcp_read_bytes_total", 38),
+            ("meshpy_tcp_write_bytes_total", 38),
+        ] {
+            assert_metric(proxy, &format!("{name}{{{labels}}} {value}\n"));
+        }
+    }
+}
+
 /// Counts requests on both ends of the edge A → B: A's outbound edge names its own
 /// workload and B's service; B's inbound edge names A by its verified identity.
 #[test]
@@ -481,6 +538,11 @@ fn each_request_is_counted_once_on_each_end_of_its_edge() {
             &format!("http_server_request_duration_seconds_count{{{inbound},{labels}}} {count}"),
         );
     }
+    // B's connection from A is on the edge too; A's outbound HTTP connections are
+    // not on one, each of their requests picks its own.
+    assert_metric(&b, &format!("meshpy_tcp_open_total{{{inbound}}} 1\n"));
+    assert_metric(&b, &format!("meshpy_tcp_connections_open{{{inbound}}} 1\n"));
+    assert!(!a.metrics_text().contains("meshpy_tcp_open_total{"));
     // Each request is on one edge only: A has no server series, B no client one.
     assert!(!a
         .metrics_text()

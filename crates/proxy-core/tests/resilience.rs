@@ -132,6 +132,12 @@ fn retries_hide_a_backend_failing_half_the_time() {
     let sent = metric(&proxy, r#"meshpy_retries_total{cluster="b",result="sent"}"#);
     assert!((80..=140).contains(&sent), "{sent} retries");
     assert_eq!(seen.hits() as u64, 160 + sent);
+    // The same retries, on the edge of the requests: from an unknown caller into a
+    // workload the snapshot does not name.
+    let edge = "meshpy_edge_retries_total{direction=\"inbound\",source_namespace=\"unknown\",source_service=\"unknown\",\
+     source_version=\"unknown\",source_identity=\"\",destination_namespace=\"unknown\",\
+     destination_service=\"unknown\",destination_version=\"unknown\",mtls=\"false\"}";
+    assert_eq!(metric(&proxy, edge), sent);
 
     // Half the endpoints failing: a retry picks again and gets the good one.
     let (bad, _) = rt.block_on(scripted_backend(|_| (503, 0)));
@@ -411,6 +417,10 @@ impl Body for Trailing {
             None => self.trailers.take().map(|t| Ok(Frame::trailers(t))),
         })
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
 }
 
 /// An h2c backend, gRPC-like: echoes the request body, and its `x-req` trailer in
@@ -490,4 +500,129 @@ fn http2_request_and_response_trailers_pass_with_and_without_retries() {
             assert_eq!(&collected.to_bytes()[..], b"\0\0\0\0\x02hi", "{path}");
         }
     });
+}
+
+/// An h2c gRPC-like backend: `/NotFound` answers a message then `grpc-status: 5` in
+/// the trailers; any other path a trailers-only response, `grpc-status: 0` in the
+/// headers.
+async fn grpc_status_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let not_found = req.uri().path() == "/NotFound";
+                    let _ = req.into_body().collect().await;
+                    let response = Response::builder().header("content-type", "application/grpc");
+                    let response = if not_found {
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", HeaderValue::from_static("5"));
+                        response.body(Trailing {
+                            data: Some(Bytes::from_static(b"\0\0\0\0\0")),
+                            trailers: Some(trailers),
+                        })
+                    } else {
+                        response.header("grpc-status", "0").body(Trailing {
+                            data: None,
+                            trailers: None,
+                        })
+                    };
+                    Ok::<_, Infallible>(response.unwrap())
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A gRPC status is counted when its response ends, on both ends of the edge A → B:
+/// from the trailers, or from the headers of a trailers-only response.
+#[test]
+fn grpc_statuses_are_counted_per_edge_from_trailers_and_trailers_only_headers() {
+    let rt = client_runtime();
+    let backend = rt.block_on(grpc_status_backend());
+    let workload = |service: &str| {
+        format!(r#""metrics":{{"workload":{{"namespace":"default","service":"{service}"}}}}"#)
+    };
+    let b_config = format!(
+        r#"{{{},"listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","cluster":"app"}}],
+            "clusters":[{{"name":"app","protocol":"http2","endpoints":["{backend}"]}}]}}"#,
+        workload("b")
+    );
+    let (b, b_web) = start_proxy(&b_config);
+    let a_config = format!(
+        r#"{{{},"listeners":[{{"name":"web","address":"127.0.0.1:0","protocol":"http","direction":"outbound","cluster":"b"}}],
+            "clusters":[{{"name":"b","protocol":"http2","endpoints":["{b_web}"],
+                          "service":{{"namespace":"default","service":"b"}}}}]}}"#,
+        workload("a")
+    );
+    let (a, a_web) = start_proxy(&a_config);
+    rt.block_on(async {
+        let stream = TcpStream::connect(a_web).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        for (path, times, status) in [("/NotFound", 3, "5"), ("/Ok", 2, "0")] {
+            for _ in 0..times {
+                let req = Request::builder()
+                    .method("POST")
+                    .uri(format!("http://b{path}"))
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers")
+                    .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+                    .unwrap();
+                sender.ready().await.unwrap();
+                let response = sender.send_request(req).await.unwrap();
+                assert_eq!(response.status(), 200, "{path}");
+                let in_headers = response.headers().get("grpc-status").cloned();
+                let collected = response.into_body().collect().await.unwrap();
+                let in_trailers = collected
+                    .trailers()
+                    .and_then(|t| t.get("grpc-status").cloned());
+                assert_eq!(in_headers.or(in_trailers).unwrap(), status, "{path}");
+            }
+        }
+    });
+    let edge = |direction: &str, source: &str| {
+        format!(
+            "direction=\"{direction}\",source_namespace=\"{source}\",source_service=\"{}\",\
+             source_version=\"unknown\",source_identity=\"\",destination_namespace=\"default\",\
+             destination_service=\"b\",destination_version=\"unknown\",mtls=\"false\"",
+            if source == "default" { "a" } else { "unknown" }
+        )
+    };
+    let outbound = edge("outbound", "default");
+    let inbound = edge("inbound", "unknown");
+    for (proxy, labels) in [(&a, &outbound), (&b, &inbound)] {
+        for (status, count) in [("5", 3), ("0", 2)] {
+            let series =
+                format!("meshpy_grpc_responses_total{{{labels},grpc_status=\"{status}\"}}");
+            // The trailers are counted as the proxy passes them on, a moment after
+            // the client may have read them.
+            wait_until(&series, || metric(proxy, &series) == count);
+        }
+        let requests = format!(
+            "_request_duration_seconds_count{{{labels},http_request_method=\"POST\",\
+             http_response_status_code=\"200\"}}"
+        );
+        let text = proxy.metrics_text();
+        assert!(
+            text.contains(&format!("{requests} 5")),
+            "{requests}\n{text}"
+        );
+        assert_eq!(
+            text.matches("meshpy_grpc_responses_total{").count(),
+            2,
+            "{text}"
+        );
+    }
 }

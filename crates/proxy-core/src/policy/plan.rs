@@ -14,7 +14,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::policy::authz::{normalize_path, Authorizer, AuthzRequest, Decision, HttpView};
 use crate::policy::filters::Filters;
 use crate::policy::retry::RetryPolicy;
-use crate::policy::route::{Found, Mirror, Miss, RequestView, RouteTable};
+use crate::policy::route::{Found, MatchedAt, Mirror, Miss, RequestView, RouteTable};
 
 /// Where a listener's traffic goes.
 #[derive(Debug)]
@@ -105,8 +105,8 @@ pub enum Refusal {
     Unauthorized(Decision),
     /// No virtual host serves its host, or no rule matches it (404).
     NoRoute(Miss),
-    /// Its rule's backends all have weight 0 (500).
-    NoBackend,
+    /// Its rule, where it is in the config, has backends that all have weight 0 (500).
+    NoBackend(MatchedAt),
 }
 
 impl Refusal {
@@ -114,7 +114,7 @@ impl Refusal {
     pub fn error(&self, req: &RequestView<'_>) -> ProxyError {
         match self {
             Self::Unauthorized(_) => ProxyError::new(ErrorKind::Unauthorized),
-            Self::NoBackend => ProxyError::new(ErrorKind::NoBackend),
+            Self::NoBackend(_) => ProxyError::new(ErrorKind::NoBackend),
             Self::NoRoute(miss) => {
                 let why = match miss {
                     Miss::NoHost => format!("no virtual host serves {:?}", req.host),
@@ -168,7 +168,9 @@ pub fn plan<'r, C>(
     };
     let found = table.find_match(&ask.request).map_err(Refusal::NoRoute)?;
     let rule = found.rule;
-    let backend = rule.pick_backend(random).ok_or(Refusal::NoBackend)?;
+    let backend = rule
+        .pick_backend(random)
+        .ok_or(Refusal::NoBackend(found.at))?;
     Ok(Plan {
         cluster: &backend.target,
         timeout: rule.timeout.unwrap_or(policy.request_timeout),

@@ -13,6 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use crate::config::{ListenerLimits, ListenerProtocol, ListenerTimeouts};
 use crate::identity::tls::ALPN_H2;
@@ -20,7 +21,8 @@ use crate::policy::headers::ClientHeaders;
 use crate::server::h2guard::H2Guard;
 use crate::server::inbound::{self, PeerIdentity};
 use crate::server::io::{self, ClientStream, Detected};
-use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
+use crate::server::listener::{ListenerEdges, ListenerRoute, ListenerShared, Shutdown};
+use crate::server::metered::Metered;
 use crate::server::slow::{GatedBody, HeadTimer, Progress, WriteGate};
 use crate::telemetry::metrics::{EdgeRequests, Wire};
 
@@ -40,8 +42,9 @@ struct Connection {
     started: AtomicU64,
     /// Requests whose response headers are not sent yet.
     active: AtomicUsize,
-    /// On an inbound listener, the edge from this client, found on its first request.
-    /// A reload that renames the workload shows on the connections opened after it.
+    /// On an inbound listener, the edge from this client, found as the connection is
+    /// served. A reload that renames the workload shows on the connections opened
+    /// after it.
     inbound_edge: OnceLock<Arc<EdgeRequests>>,
 }
 
@@ -194,6 +197,20 @@ async fn serve_io<I>(
 {
     let idle = route.timeouts.idle;
     let limits = route.limits;
+    // Inbound, a connection is on one edge, from its client, and counted there from
+    // here until it closes (when `_connection` is dropped); outbound, each request
+    // picks its own.
+    let (io, _connection) = match &route.edges {
+        ListenerEdges::Inbound(edges) => {
+            let edge = conn
+                .inbound_edge
+                .get_or_init(|| edges.of_caller(conn.peer.as_ref().map(|PeerIdentity(id)| id)));
+            let connection = edge.tcp_opened();
+            let metered = Metered::new(io, connection.read.clone(), connection.written.clone());
+            (Either::Left(metered), Some(connection))
+        }
+        ListenerEdges::Outbound { .. } => (Either::Right(io), None),
+    };
     let watched = Arc::clone(&conn);
     let gate = matches!(detected, Detected::Http1).then_some(gate);
     let service = service_fn(move |req| {

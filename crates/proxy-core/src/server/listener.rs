@@ -14,8 +14,9 @@ use crate::config::{
 use crate::identity::store::IdentityStore;
 use crate::policy::authz::{AuthzRequest, Decision};
 use crate::policy::plan::ListenerPolicy;
+use crate::telemetry::metrics::edge::Direction as EdgeDirection;
 use crate::telemetry::metrics::{
-    AuthzCounters, EdgeRequests, InboundEdges, ListenerMetrics, Metrics,
+    AuthzCounters, EdgeRequests, InboundEdges, ListenerMetrics, Metrics, RouteRequests, RouteShape,
 };
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::Tracer;
@@ -45,6 +46,8 @@ pub struct ListenerRoute {
     pub span_kind: Kind,
     /// The edges its requests are counted on.
     pub edges: ListenerEdges,
+    /// Its requests by route and rule, on a listener with routes.
+    pub route_requests: Option<RouteRequests>,
 }
 
 /// Where a listener's requests are counted: inbound, on the edge from each caller;
@@ -78,6 +81,24 @@ impl ListenerRoute {
                 unrouted: metrics.edges.outbound(workload, None, false),
             },
         };
+        let route_requests = (!cfg.routes.is_empty()).then(|| {
+            let (direction, unmatched, shapes) = match &edges {
+                ListenerEdges::Inbound(edges) => {
+                    let workload = edges.of_caller(None);
+                    let to: Arc<str> = Arc::from(workload.destination_service());
+                    let shapes = route_shapes(cfg, |_| Some(Arc::clone(&to)));
+                    (EdgeDirection::Inbound, workload, shapes)
+                }
+                ListenerEdges::Outbound { unrouted } => {
+                    let shapes = route_shapes(cfg, |name| {
+                        let cluster = clusters.get(name)?;
+                        Some(Arc::from(cluster.edge().destination_service()))
+                    });
+                    (EdgeDirection::Outbound, Arc::clone(unrouted), shapes)
+                }
+            };
+            metrics.route_requests(direction, &shapes, unmatched.destination_service())
+        });
         Self {
             protocol: cfg.protocol,
             policy: ListenerPolicy::compile(cfg, |name| clusters.get(name).cloned()),
@@ -95,6 +116,7 @@ impl ListenerRoute {
                 Direction::Outbound => Kind::Client,
             },
             edges,
+            route_requests,
         }
     }
 
@@ -132,6 +154,30 @@ impl ListenerRoute {
         self.count_decision(&decision);
         Some(decision)
     }
+}
+
+/// The routes of `cfg` as their requests are counted: each rule with the services of
+/// its backends, as `service_of` a cluster's name gives them.
+fn route_shapes(
+    cfg: &config::Listener,
+    service_of: impl Fn(&str) -> Option<Arc<str>>,
+) -> Vec<RouteShape> {
+    cfg.routes
+        .iter()
+        .map(|route| RouteShape {
+            name: route.name.clone(),
+            rules: route
+                .rules
+                .iter()
+                .map(|rule| {
+                    rule.backends
+                        .iter()
+                        .filter_map(|backend| service_of(&backend.cluster))
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Connections open across every listener of the proxy, and the most allowed

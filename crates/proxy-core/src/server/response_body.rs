@@ -1,12 +1,14 @@
 //! The bodies of responses the proxy sends downstream: an upstream body streamed through under its lease, or a short local one, and the span that ends with them.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::telemetry::metrics::edge::{grpc_status_index, EdgeRequests};
 use crate::telemetry::trace::OpenSpan;
 use crate::upstream::endpoint::Lease;
 
@@ -19,6 +21,8 @@ pub enum ProxyBody {
         inner: Incoming,
         /// Hold on the endpoint; completed when the body ends cleanly.
         lease: Option<Lease>,
+        /// Of a gRPC response: the edge its trailers' `grpc-status` is counted on.
+        grpc: Option<Arc<EdgeRequests>>,
     },
     /// A body made by the proxy itself (errors, admin pages).
     Local(Option<Bytes>),
@@ -30,9 +34,18 @@ impl ProxyBody {
         let mut body = Self::Upstream {
             inner,
             lease: Some(lease),
+            grpc: None,
         };
         body.complete_if_ended();
         body
+    }
+
+    /// Counts the `grpc-status` of this body's trailers, when they come, on `edge`.
+    /// A local body has no trailers: nothing to count.
+    pub fn count_grpc_status(&mut self, edge: &Arc<EdgeRequests>) {
+        if let Self::Upstream { grpc, .. } = self {
+            *grpc = Some(Arc::clone(edge));
+        }
     }
 
     /// This body, carrying `span` (if any) until its last frame is handed over.
@@ -49,7 +62,7 @@ impl ProxyBody {
     /// Hands the upstream connection back as soon as the body has ended,
     /// without waiting for the server to poll once more.
     fn complete_if_ended(&mut self) {
-        if let Self::Upstream { inner, lease } = self {
+        if let Self::Upstream { inner, lease, .. } = self {
             if inner.is_end_stream() {
                 if let Some(mut lease) = lease.take() {
                     lease.complete();
@@ -78,7 +91,18 @@ impl Body for ProxyBody {
                             }
                         }
                     }
-                    Poll::Ready(Some(Ok(_))) => self.complete_if_ended(),
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(trailers), Self::Upstream { grpc, .. }) =
+                            (frame.trailers_ref(), &mut *self)
+                        {
+                            if let (Some(edge), Some(status)) =
+                                (grpc.take(), trailers.get(&GRPC_STATUS))
+                            {
+                                edge.grpc_status(grpc_status_index(status.as_bytes()));
+                            }
+                        }
+                        self.complete_if_ended();
+                    }
                     // An upstream error drops the lease and with it the connection.
                     Poll::Ready(Some(Err(_))) => {
                         if let Self::Upstream { lease, .. } = &mut *self {
@@ -109,6 +133,9 @@ impl Body for ProxyBody {
         }
     }
 }
+
+/// The header, or trailer, a gRPC response ends with.
+pub static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// A response body and its request's span, which is finished (and exported) when the
 /// body's last frame has been taken, or when the body is dropped before that.

@@ -12,7 +12,9 @@ use crate::config::ListenerProtocol;
 use crate::policy::plan::Target;
 use crate::server::inbound::{self, PeerIdentity};
 use crate::server::io::ClientStream;
-use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
+use crate::server::listener::{ListenerEdges, ListenerRoute, ListenerShared, Shutdown};
+use crate::server::metered::Metered;
+use crate::telemetry::metrics::edge::EdgeEvent;
 use crate::telemetry::metrics::Wire;
 use crate::upstream::cluster::Pick;
 
@@ -51,7 +53,7 @@ pub async fn serve_connection(
     .with_activity(activity.clone())
     .with_send_timeout(route.timeouts.send);
     // The client proves who it is, and is authorized, before anything is opened upstream.
-    let (mut client, peer) = match wire {
+    let (client, peer) = match wire {
         Some(Wire::Mtls) => {
             match inbound::handshake(client, shared, ListenerProtocol::Tcp, &shutdown).await {
                 Some((tls, peer)) => (Either::Right(tls), Some(peer)),
@@ -60,10 +62,18 @@ pub async fn serve_connection(
         }
         _ => (Either::Left(client), None),
     };
+    let edge = match &route.edges {
+        ListenerEdges::Inbound(edges) => edges.of_caller(peer.as_ref().map(|PeerIdentity(id)| id)),
+        ListenerEdges::Outbound { .. } => Arc::clone(cluster.edge()),
+    };
     if !authorize(&route, peer.as_ref(), shared) {
+        edge.count(EdgeEvent::AuthzDenied);
         // Closing is the only refusal a byte stream has.
         return;
     }
+    // Counted on its edge from here until it closes, when this is dropped.
+    let connection = edge.tcp_opened();
+    let mut client = Metered::new(client, connection.read.clone(), connection.written.clone());
     let pick = Pick {
         client_ip,
         ..Pick::default()
@@ -76,6 +86,9 @@ pub async fn serve_connection(
         Ok(connected) => connected,
         Err(err) => {
             metrics.error(err.reason());
+            if let Some(event) = EdgeEvent::of_error(err.kind()) {
+                edge.count(event);
+            }
             tracing::debug!(listener = %shared.name, %err, "tcp connect failed");
             return;
         }

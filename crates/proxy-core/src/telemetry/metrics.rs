@@ -2,8 +2,8 @@
 //!
 //! [`Metrics`] holds the registry, every family and their label sets; the handles it
 //! resolves are in its children: one listener's (`listener`), mTLS counters (`tls`),
-//! one cluster's (`cluster`), authorization counters (`authz`) and the per-edge
-//! request durations (`edge`).
+//! one cluster's (`cluster`), authorization counters (`authz`), the per-edge
+//! request durations (`edge`) and the requests by route and rule (`route`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -18,11 +18,13 @@ mod authz;
 mod cluster;
 pub mod edge;
 mod listener;
+mod route;
 mod tls;
 pub use authz::AuthzCounters;
 pub use cluster::{MirrorCounters, OutlierMetrics, RetryCounters};
 pub use edge::{EdgeFamilies, EdgeRequests, InboundEdges};
 pub use listener::ListenerMetrics;
+pub use route::{RouteRequests, RouteShape};
 pub use tls::{Handshakes, Wire};
 
 /// Latency buckets in seconds: 100 µs to 30 s.
@@ -131,6 +133,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     /// Request durations per edge, inbound and outbound.
     pub edges: EdgeFamilies,
+    route_requests: Family<route::RouteRequestLabels, Counter>,
     connections_open: Family<ListenerLabel, Gauge>,
     connections_total: Family<ListenerLabel, Counter>,
     connections_rejected: Family<ListenerLabel, Counter>,
@@ -232,6 +235,14 @@ impl Metrics {
             requests.clone(),
         );
         edges.register(&mut registry);
+        let route_requests = Family::<route::RouteRequestLabels, Counter>::default();
+        registry.register(
+            "meshpy_route_requests",
+            "HTTP requests on listeners with routes, by direction, destination service, the \
+             route and rule (its index in the route) that matched them (both empty: none did), \
+             and status code",
+            route_requests.clone(),
+        );
         registry.register(
             "meshpy_connections_open",
             "Downstream connections open now",
@@ -318,6 +329,7 @@ impl Metrics {
             registry,
             requests,
             edges,
+            route_requests,
             connections_open,
             connections_total,
             connections_rejected,

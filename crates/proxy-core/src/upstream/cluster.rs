@@ -222,11 +222,15 @@ impl Cluster {
             .outlier_detection
             .as_ref()
             .map(outlier::Policy::from_config);
+        let edge =
+            ctx.metrics
+                .edges
+                .outbound(ctx.workload, cfg.service.as_ref(), cfg.tls.is_some());
         let link = Arc::new(Link {
             counters: existed.cloned().unwrap_or_default(),
             limits: Limits::from_config(cfg.circuit_breakers.as_ref()),
             outlier,
-            metrics: ctx.metrics.outlier(&cfg.name),
+            metrics: ctx.metrics.outlier(&cfg.name, &edge),
             members: endpoints.len(),
         });
         for endpoint in &endpoints {
@@ -256,15 +260,12 @@ impl Cluster {
             ramp_until_ms,
             link,
             traffic: Traffic::compile(cfg, ctx.metrics, ctx.mirror_gate),
-            edge: ctx
-                .metrics
-                .edges
-                .outbound(ctx.workload, cfg.service.as_ref(), cfg.tls.is_some()),
+            edge,
         }
     }
 
     /// The edge an outbound listener counts requests to this cluster on.
-    pub fn edge(&self) -> &EdgeRequests {
+    pub fn edge(&self) -> &Arc<EdgeRequests> {
         &self.edge
     }
 

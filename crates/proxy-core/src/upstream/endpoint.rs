@@ -185,7 +185,7 @@ impl Endpoint {
         }
         match self.health.eject(policy, now) {
             Some(until) => {
-                link.metrics.ejections.inc();
+                link.metrics.ejection();
                 tracing::info!(
                     cluster = %self.key.cluster,
                     endpoint = %self.key.addr,

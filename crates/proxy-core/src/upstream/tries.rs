@@ -12,6 +12,7 @@ use crate::body::request::{Replay, RequestBody};
 use crate::error::{ErrorKind, ProxyError};
 use crate::policy::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::rng;
+use crate::telemetry::metrics::edge::{EdgeEvent, EdgeRequests};
 use crate::telemetry::trace::context::{self, SpanId};
 use crate::telemetry::trace::{Facts, Tracer};
 use crate::upstream::cluster::{Cluster, Pick};
@@ -23,6 +24,8 @@ pub type Sent = Result<(Response<Incoming>, Lease), ProxyError>;
 /// How a request's tries are sent: where, for whom, and within what time.
 pub struct Tries<'r> {
     pub cluster: &'r Cluster,
+    /// The edge the request is counted on, for its retries.
+    pub edge: &'r EdgeRequests,
     /// The client's address, for zone-blind hashing on it.
     pub client_ip: IpAddr,
     /// The end of the whole request (every try).
@@ -128,6 +131,7 @@ impl Tries<'_> {
                 return sent;
             }
             traffic.retries.sent.inc();
+            self.edge.count(EdgeEvent::Retry);
             if let Some((tracer, facts)) = traced.as_ref() {
                 record_retried_try(tracer, facts, &sent, endpoint.addr());
             }

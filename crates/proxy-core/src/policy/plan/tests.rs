@@ -155,7 +155,11 @@ fn misses_are_refusals_that_say_what_did_not_match() {
     );
     assert_eq!(
         ask(&policy, None, "GET /drained").0,
-        Err(Refusal::NoBackend)
+        Err(Refusal::NoBackend(MatchedAt {
+            vhost: 0,
+            rule: 1,
+            matched: Some(0)
+        }))
     );
     let headers = HeaderMap::new();
     let view = RequestView {
@@ -176,7 +180,15 @@ fn misses_are_refusals_that_say_what_did_not_match() {
             StatusCode::NOT_FOUND,
             "no virtual host serves \"h\"",
         ),
-        (Refusal::NoBackend, StatusCode::INTERNAL_SERVER_ERROR, ""),
+        (
+            Refusal::NoBackend(MatchedAt {
+                vhost: 0,
+                rule: 0,
+                matched: None,
+            }),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "",
+        ),
     ];
     for (refusal, status, says) in cases {
         let err = refusal.error(&view);
@@ -223,7 +235,7 @@ fn authorization_decides_before_routing_and_counts_audits() {
                 "unauthorized"
             }
             Refusal::NoRoute(_) => "no route",
-            Refusal::NoBackend => "no backend",
+            Refusal::NoBackend(_) => "no backend",
         });
         assert_eq!((got, audited), (want, audits), "{identity:?} {target}");
     }

@@ -18,13 +18,13 @@ use crate::policy::authz::Decider;
 use crate::policy::filters::Filters;
 use crate::policy::headers::{self, X_MESHPY_ERROR, X_MESHPY_OVERFLOW};
 use crate::policy::plan::{self, Ask, Plan, Refusal};
-use crate::policy::route::RequestView;
+use crate::policy::route::{MatchedAt, RequestView};
 use crate::rng;
 use crate::server::inbound::PeerIdentity;
 use crate::server::listener::{ListenerEdges, ListenerRoute};
-use crate::server::response_body::ProxyBody;
+use crate::server::response_body::{ProxyBody, GRPC_STATUS};
 use crate::spiffe::SpiffeId;
-use crate::telemetry::metrics::edge::{self, EdgeRequests};
+use crate::telemetry::metrics::edge::{self, EdgeEvent, EdgeRequests};
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
 use crate::upstream::cluster::Cluster;
@@ -56,10 +56,21 @@ pub(super) async fn handle(
         .map(|tracer| arrival(tracer, &req, conn, route.span_kind, started));
     let method = edge::method_index(req.method());
     let mut sent_to = None;
-    let response = match forward(req, &route, conn, facts.as_mut(), &mut sent_to).await {
+    let mut matched = None;
+    let mut failed = None;
+    let forwarded = forward(
+        req,
+        &route,
+        conn,
+        facts.as_mut(),
+        &mut sent_to,
+        &mut matched,
+    );
+    let response = match forwarded.await {
         Ok(response) => response,
         Err(err) => {
             metrics.error(err.reason());
+            failed = EdgeEvent::of_error(err.kind());
             tracing::debug!(listener = %conn.shared.name, %err, "request failed");
             if let Some(facts) = &mut facts {
                 facts.proxy_error = Some(err.reason());
@@ -69,7 +80,16 @@ pub(super) async fn handle(
     };
     let status = response.status().as_u16();
     metrics.request(status);
-    edge_of(&route, conn, sent_to).observe(method, status, started.elapsed().as_secs_f64());
+    let edge = edge_of(&route, conn, sent_to);
+    edge.observe(method, status, started.elapsed().as_secs_f64());
+    if let Some(event) = failed {
+        edge.count(event);
+    }
+    if let Some(routes) = &route.route_requests {
+        routes.count(matched, edge.destination_service(), status);
+    }
+    let mut response = response;
+    watch_grpc_status(&mut response, edge);
     let span = route
         .tracer
         .as_ref()
@@ -81,13 +101,32 @@ pub(super) async fn handle(
     (response, span)
 }
 
+/// Counts a gRPC response's status on `edge` when the response ends: now, if its
+/// headers carry it (a trailers-only response), else when its trailers come. Other
+/// responses cost a header lookup.
+fn watch_grpc_status(response: &mut Response<ProxyBody>, edge: &Arc<EdgeRequests>) {
+    if let Some(status) = response.headers().get(&GRPC_STATUS) {
+        edge.grpc_status(edge::grpc_status_index(status.as_bytes()));
+    } else if is_grpc(response.headers()) {
+        response.body_mut().count_grpc_status(edge);
+    }
+}
+
+/// Whether a response's content type is gRPC's (`application/grpc`, with or
+/// without a `+format` suffix).
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// The edge a request is counted on: inbound, the one from the connection's client;
 /// outbound, the one to the cluster it was `sent_to`, if any.
 fn edge_of<'r>(
     route: &'r ListenerRoute,
     conn: &'r Connection,
-    sent_to: Option<&'r EdgeRequests>,
-) -> &'r EdgeRequests {
+    sent_to: Option<&'r Arc<EdgeRequests>>,
+) -> &'r Arc<EdgeRequests> {
     match &route.edges {
         ListenerEdges::Inbound(edges) => conn
             .inbound_edge
@@ -150,7 +189,8 @@ async fn forward<'r>(
     route: &'r ListenerRoute,
     conn: &Connection,
     mut facts: Option<&mut Facts>,
-    sent_to: &mut Option<&'r EdgeRequests>,
+    sent_to: &mut Option<&'r Arc<EdgeRequests>>,
+    matched: &mut Option<MatchedAt>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Err(reason) = headers::check_http1_target(&mut req) {
         // The client's framing of what it wants is in doubt: answer, then close.
@@ -172,7 +212,7 @@ async fn forward<'r>(
         Cow::Borrowed(_) => {}
         Cow::Owned(path) => set_path(&mut req, path)?,
     }
-    let plan = plan_request(&req, route, conn)?;
+    let plan = plan_request(&req, route, conn, matched)?;
     let cluster = plan.cluster;
     *sent_to = Some(cluster.edge());
     if let Some(filters) = plan.filters {
@@ -223,6 +263,7 @@ async fn forward<'r>(
     traffic.budget.deposit();
     let tries = Tries {
         cluster,
+        edge: edge_of(route, conn, Some(cluster.edge())),
         client_ip: conn.client.ip,
         deadline: tokio::time::Instant::now() + plan.timeout,
         per_try: plan.backend_timeout,
@@ -268,11 +309,13 @@ async fn forward<'r>(
     respond(sent, route, plan.filters)
 }
 
-/// The request's plan on this listener, with authorization counted (and a refusal logged).
+/// The request's plan on this listener, with authorization counted (and a refusal
+/// logged); where the rule it `matched` is, if one did.
 fn plan_request<'r>(
     req: &Request<Incoming>,
     route: &'r ListenerRoute,
     conn: &Connection,
+    matched: &mut Option<MatchedAt>,
 ) -> Result<Plan<'r, Arc<Cluster>>, ProxyError> {
     let host = req
         .headers()
@@ -293,6 +336,11 @@ fn plan_request<'r>(
     let planned = plan::plan(&ask, &route.policy, rng::below, |index| {
         route.count_audit(index)
     });
+    *matched = match &planned {
+        Ok(plan) => plan.route.as_ref().map(|found| found.at),
+        Err(Refusal::NoBackend(at)) => Some(*at),
+        Err(_) => None,
+    };
     match &planned {
         Ok(Plan {
             authz: Some(decision),

@@ -1,19 +1,24 @@
 //! One cluster's metric handles: outlier ejections, retries, and the mirrors it receives.
 
+use std::sync::Arc;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::edge::{EdgeEvent, EdgeRequests};
 use super::{ClusterLabel, ClusterResultLabels, Metrics};
 
 impl Metrics {
     /// Outlier detection handles of one cluster; the same for every version of it.
-    pub fn outlier(&self, cluster: &str) -> OutlierMetrics {
+    /// Its ejections are also counted on `edge`, the edge to it.
+    pub fn outlier(&self, cluster: &str, edge: &Arc<EdgeRequests>) -> OutlierMetrics {
         let label = ClusterLabel {
             cluster: cluster.to_string(),
         };
         OutlierMetrics {
             ejections: self.outlier_ejections.get_or_create(&label).clone(),
             ejected: self.outlier_ejected.get_or_create(&label).clone(),
+            edge: Some(Arc::clone(edge)),
         }
     }
 
@@ -55,9 +60,21 @@ impl Metrics {
 #[derive(Debug, Clone, Default)]
 pub struct OutlierMetrics {
     /// Ejections so far.
-    pub ejections: Counter,
+    ejections: Counter,
     /// Endpoints ejected now; also the count `max_ejection_percent` is checked against.
     pub ejected: Gauge,
+    /// The edge to the cluster, where ejections are counted too.
+    edge: Option<Arc<EdgeRequests>>,
+}
+
+impl OutlierMetrics {
+    /// Counts an ejection, by cluster and on the edge to the cluster.
+    pub fn ejection(&self) {
+        self.ejections.inc();
+        if let Some(edge) = &self.edge {
+            edge.count(EdgeEvent::Ejection);
+        }
+    }
 }
 
 /// Retries of one cluster.

@@ -7,18 +7,33 @@
 //! `_OTHER`, and past [`MAX_PEERS`] callers a listener counts the rest as `unknown`.
 //! Each [`EdgeRequests`] resolves its handle for a (method, status code) pair once;
 //! after that a request costs an index and the histogram's observation.
+//!
+//! A gRPC response's status (its `grpc-status`, in the trailers, or in the headers of
+//! a trailers-only response) is counted on the edge too, in `meshpy_grpc_responses`:
+//! a gRPC error is an HTTP 200, and would otherwise not show.
+//!
+//! The connections of an edge are counted in `meshpy_tcp_*`, as Linkerd's `tcp_*`:
+//! opened, closed, open now, and the bytes read from the edge's source (the client of
+//! the connection) and written to it, after TLS: the same on both ends of an edge.
+//!
+//! Retries, outlier ejections, overflows and authorization refusals are counted on
+//! the edge too ([`EdgeEvent`]), in `meshpy_edge_*`: the per-cluster and
+//! per-listener families of the same things have no edge.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use http::Method;
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::latency_histogram;
 use crate::config::ServiceRef;
+use crate::error::ErrorKind;
 use crate::spiffe::SpiffeId;
 
 /// The most callers an inbound listener labels by identity; later ones are `unknown`.
@@ -33,10 +48,90 @@ const METHODS: [&str; 10] = [
 ];
 
 /// Status codes whose handles are kept per edge; others are looked up in the family.
-const CODES: [u16; 28] = [
+pub(super) const CODES: [u16; 28] = [
     200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 412, 413,
     415, 422, 429, 431, 500, 501, 502, 503, 504,
 ];
+
+/// gRPC status codes as labels: OK (0) to UNAUTHENTICATED (16), then `other` for
+/// any value outside them.
+const GRPC_STATUSES: [&str; 18] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "other",
+];
+
+/// The index in [`GRPC_STATUSES`] of a `grpc-status` value: its decimal code if it is
+/// one of gRPC's, else `other`.
+pub fn grpc_status_index(value: &[u8]) -> usize {
+    let other = GRPC_STATUSES.len() - 1;
+    if value.is_empty() || value.len() > 2 || !value.iter().all(u8::is_ascii_digit) {
+        return other;
+    }
+    let code = value
+        .iter()
+        .fold(0usize, |code, digit| code * 10 + usize::from(digit - b'0'));
+    if code < other {
+        code
+    } else {
+        other
+    }
+}
+
+/// What else is counted on an edge, each in a family of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeEvent {
+    /// A retry sent.
+    Retry,
+    /// An endpoint of the cluster the edge goes to, ejected by outlier detection.
+    Ejection,
+    /// A request or connection failed at a circuit breaker's limit.
+    Overflow,
+    /// A request or connection refused by the listener's authorization.
+    AuthzDenied,
+}
+
+/// Each [`EdgeEvent`]'s family: its name and help, in the enum's order.
+const EVENTS: [(&str, &str); 4] = [
+    (
+        "meshpy_edge_retries",
+        "Retries sent, by edge (as the request durations); by cluster in meshpy_retries",
+    ),
+    (
+        "meshpy_edge_ejections",
+        "Endpoints ejected by outlier detection, by the edge to their cluster (outbound, \
+         as the request durations); by cluster in meshpy_outlier_ejections",
+    ),
+    (
+        "meshpy_edge_overflows",
+        "Requests and connections failed at a circuit breaker's limit, by edge (as the \
+         request durations)",
+    ),
+    (
+        "meshpy_edge_authz_denied",
+        "Requests and connections refused by authorization, by edge (as the request \
+         durations); by policy in meshpy_authz_requests",
+    ),
+];
+
+impl EdgeEvent {
+    /// The event a failed request or connection is counted as on its edge, if any.
+    pub fn of_error(kind: ErrorKind) -> Option<Self> {
+        match kind {
+            ErrorKind::Overflow(_) => Some(Self::Overflow),
+            ErrorKind::Unauthorized => Some(Self::AuthzDenied),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Retry => 0,
+            Self::Ejection => 1,
+            Self::Overflow => 2,
+            Self::AuthzDenied => 3,
+        }
+    }
+}
 
 /// The index of `method` in [`METHODS`].
 pub fn method_index(method: &Method) -> usize {
@@ -61,6 +156,16 @@ pub enum Direction {
     Inbound,
     /// Out of it, to another service: `http_client_request_duration_seconds`.
     Outbound,
+}
+
+impl Direction {
+    /// The direction as a label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
 }
 
 /// Both ends of an edge, as labels.
@@ -127,10 +232,7 @@ impl EdgeLabels {
         mtls: bool,
     ) -> Self {
         Self {
-            direction: match direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            },
+            direction: direction.label(),
             source_namespace: source.namespace,
             source_service: source.service,
             source_version: source.version,
@@ -161,6 +263,13 @@ struct RequestLabels {
     http_response_status_code: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct GrpcLabels {
+    #[prometheus(flatten)]
+    edge: Edge,
+    grpc_status: &'static str,
+}
+
 type DurationFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// The request families every edge is recorded in, registered once per proxy.
@@ -168,6 +277,19 @@ type DurationFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 pub struct EdgeFamilies {
     server: DurationFamily,
     client: DurationFamily,
+    grpc: Family<GrpcLabels, Counter>,
+    tcp: Arc<TcpFamilies>,
+    events: Arc<[Family<Edge, Counter>; EVENTS.len()]>,
+}
+
+/// The connection families of every edge.
+#[derive(Debug, Clone, Default)]
+struct TcpFamilies {
+    opened: Family<Edge, Counter>,
+    closed: Family<Edge, Counter>,
+    open: Family<Edge, Gauge>,
+    read: Family<Edge, Counter>,
+    written: Family<Edge, Counter>,
 }
 
 impl EdgeFamilies {
@@ -176,6 +298,9 @@ impl EdgeFamilies {
         Self {
             server: Family::new_with_constructor(latency_histogram),
             client: Family::new_with_constructor(latency_histogram),
+            grpc: Family::default(),
+            tcp: Arc::default(),
+            events: Arc::default(),
         }
     }
 
@@ -195,6 +320,48 @@ impl EdgeFamilies {
              status code",
             self.client.clone(),
         );
+        registry.register(
+            "meshpy_grpc_responses",
+            "gRPC responses, inbound and outbound, when they end: by edge (as the request \
+             durations) and grpc_status, the code of their grpc-status (0 to 16, or other)",
+            self.grpc.clone(),
+        );
+        let tcp = &self.tcp;
+        let by_edge = "by edge (as the request durations)";
+        registry.register(
+            "meshpy_tcp_open",
+            format!("Connections opened on an edge, {by_edge}"),
+            tcp.opened.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_close",
+            format!("Connections of an edge closed, {by_edge}"),
+            tcp.closed.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_connections_open",
+            format!("Connections of an edge open now, {by_edge}"),
+            tcp.open.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_read_bytes",
+            format!(
+                "Bytes read from the source of an edge (the client of its connections), \
+                 TLS excluded, {by_edge}"
+            ),
+            tcp.read.clone(),
+        );
+        registry.register(
+            "meshpy_tcp_write_bytes",
+            format!(
+                "Bytes written to the source of an edge (the client of its connections), \
+                 TLS excluded, {by_edge}"
+            ),
+            tcp.written.clone(),
+        );
+        for ((name, help), family) in EVENTS.iter().zip(self.events.iter()) {
+            registry.register(*name, *help, family.clone());
+        }
     }
 
     fn edge(
@@ -212,8 +379,14 @@ impl EdgeFamilies {
         let labels = EdgeLabels::new(direction, source, identity, destination, mtls);
         Arc::new(EdgeRequests {
             family,
+            grpc: self.grpc.clone(),
+            tcp_families: Arc::clone(&self.tcp),
+            event_families: Arc::clone(&self.events),
+            events: Default::default(),
             edge: Edge(Arc::new(labels)),
             slots: OnceLock::new(),
+            grpc_slots: OnceLock::new(),
+            tcp: OnceLock::new(),
         })
     }
 
@@ -251,7 +424,8 @@ impl EdgeFamilies {
     }
 }
 
-/// One edge's request durations, by method and status code.
+/// One edge's handles: its request durations, by method and status code, its gRPC
+/// statuses and its connections.
 #[derive(Debug)]
 pub struct EdgeRequests {
     family: DurationFamily,
@@ -260,6 +434,45 @@ pub struct EdgeRequests {
     /// itself is made on the edge's first request: a sidecar has a cluster for every
     /// service of the mesh, and calls few of them.
     slots: OnceLock<Box<[OnceLock<Histogram>]>>,
+    grpc: Family<GrpcLabels, Counter>,
+    /// A handle per gRPC status (see [`grpc_status_index`]), made on the edge's first
+    /// gRPC response.
+    grpc_slots: OnceLock<Box<[OnceLock<Counter>]>>,
+    tcp_families: Arc<TcpFamilies>,
+    /// The connection handles, resolved on the edge's first connection.
+    tcp: OnceLock<TcpEdge>,
+    event_families: Arc<[Family<Edge, Counter>; EVENTS.len()]>,
+    /// A handle per [`EdgeEvent`], resolved on its first count.
+    events: [OnceLock<Counter>; EVENTS.len()],
+}
+
+/// One edge's connection handles.
+#[derive(Debug)]
+struct TcpEdge {
+    opened: Counter,
+    closed: Counter,
+    open: Gauge,
+    read: Counter,
+    written: Counter,
+}
+
+/// A connection counted open on its edge until this is dropped; the bytes of the
+/// connection go to [`read`](Self::read) and [`written`](Self::written).
+#[derive(Debug)]
+pub struct TcpConnection {
+    /// Bytes read from the client.
+    pub read: Counter,
+    /// Bytes written to the client.
+    pub written: Counter,
+    closed: Counter,
+    open: Gauge,
+}
+
+impl Drop for TcpConnection {
+    fn drop(&mut self) {
+        self.closed.inc();
+        self.open.dec();
+    }
 }
 
 impl EdgeRequests {
@@ -279,6 +492,62 @@ impl EdgeRequests {
                 .observe(seconds),
             // A rare code: found in the family, which takes its lock.
             None => resolve().observe(seconds),
+        }
+    }
+
+    /// Counts one gRPC response that ended with the status at `index` of
+    /// [`grpc_status_index`].
+    pub fn grpc_status(&self, index: usize) {
+        let index = index.min(GRPC_STATUSES.len() - 1);
+        let slots = self
+            .grpc_slots
+            .get_or_init(|| (0..GRPC_STATUSES.len()).map(|_| OnceLock::new()).collect());
+        slots[index]
+            .get_or_init(|| {
+                self.grpc.get_or_create_owned(&GrpcLabels {
+                    edge: self.edge.clone(),
+                    grpc_status: GRPC_STATUSES[index],
+                })
+            })
+            .inc();
+    }
+
+    /// The service the edge goes to, as labelled (`unknown` if the snapshot does not
+    /// name it).
+    pub fn destination_service(&self) -> &str {
+        &self.edge.0.destination_service
+    }
+
+    /// Counts `event` on this edge.
+    pub fn count(&self, event: EdgeEvent) {
+        let index = event.index();
+        if let (Some(slot), Some(family)) = (self.events.get(index), self.event_families.get(index))
+        {
+            slot.get_or_init(|| family.get_or_create_owned(&self.edge))
+                .inc();
+        }
+    }
+
+    /// Counts a connection opened on this edge; it is counted closed when the handle
+    /// returned is dropped.
+    pub fn tcp_opened(&self) -> TcpConnection {
+        let tcp = self.tcp.get_or_init(|| {
+            let families = &self.tcp_families;
+            TcpEdge {
+                opened: families.opened.get_or_create_owned(&self.edge),
+                closed: families.closed.get_or_create_owned(&self.edge),
+                open: families.open.get_or_create_owned(&self.edge),
+                read: families.read.get_or_create_owned(&self.edge),
+                written: families.written.get_or_create_owned(&self.edge),
+            }
+        });
+        tcp.opened.inc();
+        tcp.open.inc();
+        TcpConnection {
+            read: tcp.read.clone(),
+            written: tcp.written.clone(),
+            closed: tcp.closed.clone(),
+            open: tcp.open.clone(),
         }
     }
 

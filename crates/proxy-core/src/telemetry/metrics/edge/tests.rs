@@ -150,3 +150,99 @@ fn an_edge_makes_its_table_of_handles_on_its_first_request() {
         Some(METHODS.len() * CODES.len())
     );
 }
+
+#[test]
+fn grpc_statuses_are_grpcs_codes_or_other() {
+    let cases: [(&[u8], &str); 12] = [
+        (b"0", "0"),
+        (b"5", "5"),
+        (b"14", "14"),
+        (b"16", "16"),
+        (b"05", "5"),
+        (b"17", "other"),
+        (b"99", "other"),
+        (b"100", "other"),
+        (b"", "other"),
+        (b"-1", "other"),
+        (b" 5", "other"),
+        (b"OK", "other"),
+    ];
+    for (value, label) in cases {
+        assert_eq!(
+            GRPC_STATUSES[grpc_status_index(value)],
+            label,
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
+    }
+}
+
+#[test]
+fn grpc_statuses_are_counted_on_their_edge() {
+    let metrics = Metrics::new();
+    let cart = service("shop", "cart", None);
+    let edge = metrics.edges.outbound(None, Some(&cart), false);
+    assert!(edge.grpc_slots.get().is_none(), "no gRPC yet, no table");
+    edge.grpc_status(grpc_status_index(b"5"));
+    edge.grpc_status(grpc_status_index(b"5"));
+    edge.grpc_status(grpc_status_index(b"0"));
+    edge.grpc_status(grpc_status_index(b"42"));
+    // Out of range indexes are `other` too, never a panic.
+    edge.grpc_status(usize::MAX);
+    let text = metrics.render();
+    let labels = "direction=\"outbound\",source_namespace=\"unknown\",source_service=\"unknown\",\
+         source_version=\"unknown\",source_identity=\"\",destination_namespace=\"shop\",\
+         destination_service=\"cart\",destination_version=\"unknown\",mtls=\"false\"";
+    for (status, count) in [("5", 2), ("0", 1), ("other", 2)] {
+        let line =
+            format!("meshpy_grpc_responses_total{{{labels},grpc_status=\"{status}\"}} {count}");
+        assert!(text.contains(&line), "missing {line}\nin:\n{text}");
+    }
+    assert!(!text.contains("grpc_status=\"1\""), "{text}");
+}
+
+#[test]
+fn only_overflows_and_refusals_are_failures_counted_on_an_edge() {
+    use crate::error::Limit;
+    let cases = [
+        (
+            ErrorKind::Overflow(Limit::Requests),
+            Some(EdgeEvent::Overflow),
+        ),
+        (
+            ErrorKind::Overflow(Limit::PendingRequests),
+            Some(EdgeEvent::Overflow),
+        ),
+        (ErrorKind::Unauthorized, Some(EdgeEvent::AuthzDenied)),
+        (ErrorKind::NoRoute, None),
+        (ErrorKind::ConnectFailed, None),
+        (ErrorKind::UpstreamIdentityMismatch, None),
+    ];
+    for (kind, event) in cases {
+        assert_eq!(EdgeEvent::of_error(kind), event, "{kind:?}");
+    }
+}
+
+#[test]
+fn events_are_counted_on_their_edge_each_in_its_family() {
+    let metrics = Metrics::new();
+    let edge = metrics.edges.outbound(None, None, false);
+    edge.count(EdgeEvent::Retry);
+    edge.count(EdgeEvent::Retry);
+    edge.count(EdgeEvent::Ejection);
+    edge.count(EdgeEvent::Overflow);
+    let text = metrics.render();
+    let labels = "direction=\"outbound\",source_namespace=\"unknown\",source_service=\"unknown\",\
+         source_version=\"unknown\",source_identity=\"\",destination_namespace=\"unknown\",\
+         destination_service=\"unknown\",destination_version=\"unknown\",mtls=\"false\"";
+    for (name, count) in [
+        ("meshpy_edge_retries_total", 2),
+        ("meshpy_edge_ejections_total", 1),
+        ("meshpy_edge_overflows_total", 1),
+    ] {
+        let line = format!("{name}{{{labels}}} {count}\n");
+        assert!(text.contains(&line), "missing {line}\nin:\n{text}");
+    }
+    // Not counted, not shown.
+    assert!(!text.contains("meshpy_edge_authz_denied_total{"), "{text}");
+}
