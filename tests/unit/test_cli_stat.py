@@ -41,6 +41,7 @@ def _row(service: str, version: str, requests: int, **extra: object) -> dict[str
         "rps": requests / 60,
         "latency_s": {"p50": 0.0123 if requests else None, "p95": None, "p99": None},
         "meshed": {"ready": 1, "total": 2},
+        "tcp": {"open_connections": 3 if requests else 0},
     }
     return row | extra
 
@@ -49,9 +50,11 @@ def test_tables() -> None:
     answer = {"window_s": 60.0, "rows": [_row("payment", "v2", 30), _row("loadgen", "v1", 0)]}
     assert stats_table(answer).splitlines() == [
         "NAMESPACE   NAME      VERSION   MESHED   SUCCESS   RPS   LATENCY_P50   LATENCY_P95   "
-        "LATENCY_P99",
-        "default     payment   v2        1/2      75.00%    0.5   12.3ms        -             -",
-        "default     loadgen   v1        1/2      -         0.0   -             -             -",
+        "LATENCY_P99   TCP_CONN",
+        "default     payment   v2        1/2      75.00%    0.5   12.3ms        -             -"
+        "             3",
+        "default     loadgen   v1        1/2      -         0.0   -             -             -"
+        "             0",
     ]
     assert stats_table({"window_s": 60.0, "rows": []}) == "no traffic in the last 60s\n"
     source = {"namespace": "default", "service": "cart", "version": "unknown"}

@@ -70,6 +70,14 @@ EDGE_METRICS = "\n".join(
         _sample(SERVER, _EDGE, "POST", 503, 2),
         _sample(SERVER, _EDGE, "POST", 503, 0, le="0.005"),
         _sample(SERVER, _EDGE, "POST", 503, 2, le="+Inf"),
+        "# TYPE meshpy_grpc_responses counter",
+        f'meshpy_grpc_responses_total{{direction="inbound",{_EDGE},grpc_status="0"}} 4',
+        f'meshpy_grpc_responses_total{{direction="inbound",{_EDGE},grpc_status="5"}} 1',
+        f'meshpy_tcp_open_total{{direction="inbound",{_EDGE}}} 2',
+        f'meshpy_tcp_close_total{{direction="inbound",{_EDGE}}} 1',
+        f'meshpy_tcp_connections_open{{direction="inbound",{_EDGE}}} 1',
+        f'meshpy_tcp_read_bytes_total{{direction="inbound",{_EDGE}}} 900',
+        f'meshpy_tcp_write_bytes_total{{direction="inbound",{_EDGE}}} 4000',
         f"# TYPE {CLIENT} histogram",
         _sample(CLIENT, _OUT, "GET", 200, 3),
         _sample(CLIENT, _OUT, "GET", 200, 3, le="+Inf"),
@@ -87,6 +95,8 @@ def test_edge_reports_add_methods_and_codes_up_per_edge() -> None:
             "mtls": True,
             "responses": {"200": 5, "503": 2},
             "duration_buckets": {"0.005": 4, "+Inf": 7},
+            "grpc": {"0": 4, "5": 1},
+            "tcp": {"opened": 2, "closed": 1, "read_bytes": 900, "write_bytes": 4000},
         },
         {
             "direction": "outbound",
@@ -95,6 +105,8 @@ def test_edge_reports_add_methods_and_codes_up_per_edge() -> None:
             "mtls": False,
             "responses": {"200": 3},
             "duration_buckets": {"+Inf": 3},
+            "grpc": {},
+            "tcp": {},
         },
     ]
 

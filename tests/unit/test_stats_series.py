@@ -130,6 +130,22 @@ def test_rows(selection: Selection, by: str, expected: list[tuple[End | None, En
     assert [(r.source, r.destination, r.requests) for r in found] == expected
 
 
+def test_grpc_failures_and_connections_count() -> None:
+    grpc = Counts({"200": 10}, {"+Inf": 10}, {"0": 7, "14": 3}, {"opened": 2, "read_bytes": 500})
+    [row] = rows([(SERVER, grpc)], Selection(service="payment"), "service", 10.0)
+    assert (row.requests, row.counts.failures, row.success_rate) == (10, 3, 0.7)
+    assert row.bytes_per_s("read_bytes") == 50.0
+    tcp_only = Counts(tcp={"opened": 1, "closed": 1, "write_bytes": 40})
+    s = series()
+    s.record("i1", BOOT, {SERVER: tcp_only}, T0 + 5)
+    s.record("i2", BOOT, {SERVER: Counts(tcp={"opened": 3, "closed": 1})}, T0 + 6)
+    assert total(s, T0 + 9, 60) == {SERVER: 0}, "no request, but traffic all the same"
+    assert sorted(n for _, n in s.open_connections(T0 + 9)) == [2]
+    assert list(s.open_connections(T0 + 60)) == [], "reporters gone quiet are not counted"
+    [quiet] = rows([], Selection(service="payment"), "service", 60.0, s.open_connections(T0 + 9))
+    assert (quiet.destination, quiet.requests, quiet.open_connections) == (PAY, 0, 2)
+
+
 def test_row_metrics() -> None:
     [row] = rows(WINDOW, Selection(service="payment", source="cart"), "service", 5.0)
     assert (row.requests, row.success_rate, row.rps) == (10, 0.8, 2.0)

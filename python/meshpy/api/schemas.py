@@ -174,6 +174,7 @@ StatusCode = Annotated[str, StringConstraints(pattern=r"^[1-5][0-9]{2}$")]
 PeerIdentity = Annotated[
     str, StringConstraints(pattern=r"^(|unknown|spiffe://[!-~]+)$", max_length=2048)
 ]
+GrpcStatus = Annotated[str, StringConstraints(pattern=r"^([0-9]|1[0-6]|other)$")]
 MAX_EDGES = 2048
 """Edges in one report: the proxy labels at most 1,024 callers per inbound listener."""
 Histogram = Annotated[
@@ -227,9 +228,20 @@ class EdgeReport(_In):
     )
     mtls: bool
     responses: dict[StatusCode, Count] = Field(
-        max_length=500, description='Responses by status code: {"200": 980, "503": 3}.'
+        default_factory=dict,
+        max_length=500,
+        description='Responses by status code: {"200": 980, "503": 3}.',
     )
     duration_buckets: Histogram = Field(default_factory=dict)
+    grpc: dict[GrpcStatus, Count] = Field(
+        default_factory=dict,
+        description='gRPC responses by grpc-status: {"0": 97, "5": 3}; "other" for codes past 16.',
+    )
+    tcp: dict[Literal["opened", "closed", "read_bytes", "write_bytes"], Count] = Field(
+        default_factory=dict,
+        description="Connections opened and closed, and bytes read from and written to the "
+        "edge's source (the client of its connections).",
+    )
 
     @model_validator(mode="after")
     def _cumulative(self) -> EdgeReport:

@@ -81,12 +81,13 @@ def stats_table(answer: dict[str, Any]) -> str:
                 _ms(latency["p50"]),
                 _ms(latency["p95"]),
                 _ms(latency["p99"]),
+                row["tcp"]["open_connections"],
             ]
         )
     if not rows:
         return f"no traffic in the last {answer['window_s']:g}s\n"
     headers = ["NAMESPACE", "NAME", "VERSION", "MESHED", "SUCCESS", "RPS"]
-    return table([*headers, "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"], rows)
+    return table([*headers, "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "TCP_CONN"], rows)
 
 
 def stat(

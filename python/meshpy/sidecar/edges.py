@@ -1,11 +1,13 @@
-"""The proxy's per-edge request metrics, read into the edge reports a lease renewal carries.
+"""The proxy's per-edge metrics, read into the edge reports a lease renewal carries.
 
 The core counts every request on the edge it crossed (``http_server_request_duration_seconds``
-inbound, ``http_client_request_duration_seconds`` outbound), per method and status code.
-A report keeps, per edge, the responses by status code and the duration histogram with
-methods and codes added up. The reporting instance is one end of each edge; the report
-names the other (the caller inbound, the callee outbound) as ``peer``. Counters are
-cumulative since the proxy started, as the core keeps them.
+inbound, ``http_client_request_duration_seconds`` outbound), per method and status code;
+gRPC responses by ``grpc_status``; and connections and bytes (``meshpy_tcp_*``). A report
+keeps, per edge, the responses by status code, the duration histogram with methods and
+codes added up, the gRPC statuses and the connection counters. The reporting instance is
+one end of each edge; the report names the other (the caller inbound, the callee
+outbound) as ``peer``. Counters are cumulative since the proxy started, as the core keeps
+them.
 """
 
 from __future__ import annotations
@@ -21,13 +23,24 @@ EDGE_FAMILIES = {
 }
 """The core's per-edge histogram families, and the direction each counts."""
 
+TCP_COUNTERS = {
+    "meshpy_tcp_open_total": "opened",
+    "meshpy_tcp_close_total": "closed",
+    "meshpy_tcp_read_bytes_total": "read_bytes",
+    "meshpy_tcp_write_bytes_total": "write_bytes",
+}
+"""The core's per-edge connection counters, and their names in a report."""
+GRPC_RESPONSES = "meshpy_grpc_responses_total"
+
 _PEER = {"inbound": "source", "outbound": "destination"}
 
 # A sample line of the families above; the sidecar imports nothing but the standard library
 # (a parser package would be its only third-party import), and the core writes these lines
 # in one fixed form.
 _SAMPLE = re.compile(
-    r"^(http_(?:server|client)_request_duration_seconds)_(bucket|count)\{([^}]*)\}\s+(\S+)"
+    r"^(http_(?:server|client)_request_duration_seconds_(?:bucket|count)"
+    r"|meshpy_grpc_responses_total|meshpy_tcp_(?:open|close|read_bytes|write_bytes)_total)"
+    r"\{([^}]*)\}\s+(\S+)"
 )
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -54,32 +67,45 @@ def _edge(
             "mtls": key[5] == "true",
             "responses": {},
             "duration_buckets": {},
+            "grpc": {},
+            "tcp": {},
         }
     return edge
+
+
+def _add(counts: dict[str, int], key: str, count: int) -> None:
+    counts[key] = counts.get(key, 0) + count
 
 
 def edge_reports(metrics: str) -> list[dict[str, Any]]:
     """The edges in the Prometheus text of ``Proxy.metrics()``, in the order first seen.
 
     Each: ``{"direction", "peer": {"namespace", "service", "version"}, "identity",
-    "mtls", "responses": {code: count}, "duration_buckets": {le: count}}``.
+    "mtls", "responses": {code: count}, "duration_buckets": {le: count},
+    "grpc": {grpc_status: count}, "tcp": {"opened", "closed", "read_bytes", "write_bytes"}}``.
     """
     edges: dict[tuple[str, ...], dict[str, Any]] = {}
     for line in metrics.splitlines():
         sample = _SAMPLE.match(line)
         if sample is None:
             continue
-        family, suffix, label_text, value = sample.groups()
+        name, label_text, value = sample.groups()
         labels = dict(_LABEL.findall(label_text))
         try:
             count = int(float(value))
         except ValueError:
             continue
-        edge = _edge(edges, EDGE_FAMILIES[family], labels)
-        if suffix == "count":
-            code = labels.get("http_response_status_code", "")
-            edge["responses"][code] = edge["responses"].get(code, 0) + count
+        family, _, suffix = name.rpartition("_")
+        direction = EDGE_FAMILIES.get(family) or labels.get("direction", "")
+        if direction not in _PEER:
+            continue
+        edge = _edge(edges, direction, labels)
+        if name == GRPC_RESPONSES:
+            _add(edge["grpc"], labels.get("grpc_status", "other"), count)
+        elif name in TCP_COUNTERS:
+            _add(edge["tcp"], TCP_COUNTERS[name], count)
+        elif suffix == "count":
+            _add(edge["responses"], labels.get("http_response_status_code", ""), count)
         elif "le" in labels:
-            le = labels["le"]
-            edge["duration_buckets"][le] = edge["duration_buckets"].get(le, 0) + count
+            _add(edge["duration_buckets"], labels["le"], count)
     return list(edges.values())

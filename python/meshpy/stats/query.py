@@ -45,6 +45,8 @@ class Row:
     mtls: bool | None
     counts: Counts
     window_s: float
+    open_connections: int = 0
+    """Connections open now, as the sidecars last reported."""
 
     @property
     def requests(self) -> int:
@@ -61,6 +63,10 @@ class Row:
     def rps(self) -> float:
         """Responses per second over the window."""
         return self.counts.requests / self.window_s
+
+    def bytes_per_s(self, counter: str) -> float:
+        """``read_bytes`` or ``write_bytes`` per second over the window."""
+        return self.counts.tcp.get(counter, 0) / self.window_s
 
     def latency(self, q: float) -> float | None:
         """The ``q`` quantile of the request duration, in seconds; None without requests."""
@@ -115,14 +121,20 @@ def _edge(key: EdgeKey, s: Selection) -> Group | None:
 
 
 def rows(
-    window: Iterable[tuple[EdgeKey, Counts]], selection: Selection, by: By, window_s: float
+    window: Iterable[tuple[EdgeKey, Counts]],
+    selection: Selection,
+    by: By,
+    window_s: float,
+    open_connections: Iterable[tuple[EdgeKey, int]] = (),
 ) -> list[Row]:
-    """The rows answering ``selection`` grouped ``by``, sorted by their ends."""
+    """The rows answering ``selection`` grouped ``by``, sorted by their ends; an edge with
+    connections open (``open_connections``) has a row even without traffic."""
     if by == "edge":
         group_of = _edge
     else:
         group_of = _client_side if selection.destination is not None else _server_side
     grouped: dict[Group, Counts] = {}
+    opened: dict[Group, int] = {}
     for key, counts in window:
         group = group_of(key, selection)
         if group is None:
@@ -130,7 +142,12 @@ def rows(
         if group in grouped:
             grouped[group].add(counts)
         else:
-            grouped[group] = Counts(dict(counts.responses), dict(counts.buckets))
+            grouped[group] = counts.copy()
+    for key, count in open_connections:
+        group = group_of(key, selection)
+        if group is not None:
+            opened[group] = opened.get(group, 0) + count
+            grouped.setdefault(group, Counts())
     ordered = sorted(
         grouped.items(),
         key=lambda item: (
@@ -140,4 +157,7 @@ def rows(
             bool(item[0][3]),
         ),
     )
-    return [Row(d, src, ident, mtls, counts, window_s) for (d, src, ident, mtls), counts in ordered]
+    return [
+        Row(d, src, ident, mtls, counts, window_s, opened.get((d, src, ident, mtls), 0))
+        for (d, src, ident, mtls), counts in ordered
+    ]

@@ -52,10 +52,17 @@ class EdgeKey:
 
 @dataclass
 class Counts:
-    """Responses by status code and the duration histogram (cumulative by ``le``)."""
+    """Responses by status code, the duration histogram (cumulative by ``le``), gRPC
+    responses by status, and connection counters (opened, closed, read_bytes, write_bytes)."""
 
     responses: dict[str, int] = field(default_factory=dict)
     buckets: dict[str, int] = field(default_factory=dict)
+    grpc: dict[str, int] = field(default_factory=dict)
+    tcp: dict[str, int] = field(default_factory=dict)
+
+    def maps(self) -> tuple[dict[str, int], ...]:
+        """Every counter map, in one order."""
+        return (self.responses, self.buckets, self.grpc, self.tcp)
 
     @property
     def requests(self) -> int:
@@ -64,19 +71,24 @@ class Counts:
 
     @property
     def failures(self) -> int:
-        """5xx responses: what the mesh counts against a service's success rate."""
-        return sum(n for code, n in self.responses.items() if code.startswith("5"))
+        """5xx responses and gRPC responses other than OK: what counts against a service's
+        success rate."""
+        http = sum(n for code, n in self.responses.items() if code.startswith("5"))
+        return http + sum(n for status, n in self.grpc.items() if status != "0")
 
     def add(self, other: Counts) -> None:
         """Add ``other`` into these counts."""
-        for code, n in other.responses.items():
-            self.responses[code] = self.responses.get(code, 0) + n
-        for le, n in other.buckets.items():
-            self.buckets[le] = self.buckets.get(le, 0) + n
+        for mine, theirs in zip(self.maps(), other.maps(), strict=True):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
+    def copy(self) -> Counts:
+        """These counts, in maps of their own."""
+        return Counts(*(dict(counts) for counts in self.maps()))
 
     def empty(self) -> bool:
         """Whether nothing was counted."""
-        return not any(self.responses.values())
+        return not any(any(counts.values()) for counts in self.maps())
 
 
 def _decreased(before: Mapping[str, int], after: Mapping[str, int]) -> bool:
@@ -89,14 +101,10 @@ def increase(before: Counts | None, after: Counts) -> Counts:
     Without ``before``, or when any counter went down (the proxy restarted), ``after`` is
     all new.
     """
-    if before is None or _decreased(before.responses, after.responses):
-        return Counts(dict(after.responses), dict(after.buckets))
-    if _decreased(before.buckets, after.buckets):
-        return Counts(dict(after.responses), dict(after.buckets))
-    return Counts(
-        {c: n - before.responses.get(c, 0) for c, n in after.responses.items()},
-        {le: n - before.buckets.get(le, 0) for le, n in after.buckets.items()},
-    )
+    pairs = list(zip(before.maps(), after.maps(), strict=True)) if before is not None else []
+    if before is None or any(_decreased(old, new) for old, new in pairs):
+        return after.copy()
+    return Counts(*({k: n - old.get(k, 0) for k, n in new.items()} for old, new in pairs))
 
 
 @dataclass
@@ -178,6 +186,18 @@ class EdgeSeries:
         quiet = now - self.retention_s
         for reporter in [r for r, last in self._reporters.items() if last.seen_at < quiet]:
             del self._reporters[reporter]
+
+    def open_connections(self, now: float) -> Iterator[tuple[EdgeKey, int]]:
+        """Each reporter's connections open now per edge (opened minus closed, as of its
+        latest report), of the reporters heard from in the last three slots."""
+        recent = now - 3 * self.resolution_s
+        for last in self._reporters.values():
+            if last.seen_at < recent:
+                continue
+            for key, counts in last.edges.items():
+                open_now = counts.tcp.get("opened", 0) - counts.tcp.get("closed", 0)
+                if open_now > 0:
+                    yield key, open_now
 
     def window(self, now: float, seconds: float) -> Iterator[tuple[EdgeKey, Counts]]:
         """Each edge's traffic in the last ``seconds`` (whole slots, the current one too)."""

@@ -46,7 +46,12 @@ def record(
             key = EdgeKey("server", peer, own, edge.identity, edge.mtls)
         else:
             key = EdgeKey("client", own, peer, "", edge.mtls)
-        counts[key] = Counts(dict(edge.responses), dict(edge.duration_buckets))
+        counts[key] = Counts(
+            dict(edge.responses),
+            dict(edge.duration_buckets),
+            dict(edge.grpc),
+            {str(name): n for name, n in edge.tcp.items()},
+        )
     state.traffic.record(instance.id, started_at, counts, time.time())
 
 
@@ -64,6 +69,14 @@ class Latency(BaseModel):
     p50: float | None
     p95: float | None
     p99: float | None
+
+
+class TcpStats(BaseModel):
+    """Connections: open now, and bytes per second each way over the window."""
+
+    open_connections: int = Field(description="As the sidecars last reported.")
+    read_bytes_per_s: float = Field(description="From the edge's source (its client).")
+    write_bytes_per_s: float = Field(description="To the edge's source.")
 
 
 class Meshed(BaseModel):
@@ -85,11 +98,13 @@ class StatsRow(BaseModel):
     )
     mtls: bool | None = Field(description="Per edge: whether the calls came over mTLS.")
     requests: int
-    failures: int = Field(description="5xx responses.")
+    failures: int = Field(description="5xx responses, and gRPC responses other than OK.")
     success_rate: float | None = Field(description="Non-5xx share; null without requests.")
     rps: float = Field(description="Requests per second over the window.")
     latency_s: Latency
     status_codes: dict[str, int] = Field(description="Responses by status code.")
+    grpc_statuses: dict[str, int] = Field(description="gRPC responses by grpc-status.")
+    tcp: TcpStats
     meshed: Meshed | None = Field(description="Per service: the destination's instances.")
 
 
@@ -130,6 +145,12 @@ def _row(row: Row, views: list[repository.ServiceView], by: str) -> StatsRow:
         rps=row.rps,
         latency_s=Latency(p50=row.latency(0.5), p95=row.latency(0.95), p99=row.latency(0.99)),
         status_codes=dict(sorted(row.counts.responses.items())),
+        grpc_statuses=dict(sorted(row.counts.grpc.items())),
+        tcp=TcpStats(
+            open_connections=row.open_connections,
+            read_bytes_per_s=row.bytes_per_s("read_bytes"),
+            write_bytes_per_s=row.bytes_per_s("write_bytes"),
+        ),
         meshed=_meshed(views, row.destination) if by == "service" and row.source is None else None,
     )
 
@@ -221,7 +242,10 @@ async def get_stats(
             where = f" in namespace {namespace!r}" if namespace else ""
             raise problems.not_found(f"service {name!r}{where}")
     selection = Selection(namespace, service, version, source, destination)
-    found = rows(series.window(time.time(), window_s), selection, by, window_s)
+    now = time.time()
+    found = rows(
+        series.window(now, window_s), selection, by, window_s, series.open_connections(now)
+    )
     if by == "service" and source is None and destination is None:
         found = sorted(
             found + _quiet_rows(views, selection, found, window_s), key=lambda r: r.destination
