@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Every Debian package that make installs, in one place.
-APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark nghttp2-client
+APT_PACKAGES       := build-essential pkg-config curl ca-certificates openssl tshark nghttp2-client prometheus
 APT_DB_PACKAGES    := postgresql-15
 APT_BENCH_PACKAGES := nginx haproxy wrk slowhttptest
 

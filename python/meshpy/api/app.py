@@ -31,6 +31,7 @@ from meshpy.api.routers import (
     identity,
     instances,
     otlp,
+    prometheus,
     proxies,
     resources,
     revision,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         status,
         explain,
         stats,
+        prometheus,
     ):
         app.include_router(module.router)
     return app

@@ -110,6 +110,16 @@ def get_instance(
     return row
 
 
+def list_scrape_targets(session: Session, namespace: str | None = None) -> list[Instance]:
+    """Instances that registered an admin address (in ``namespace``, if given), sorted by
+    namespace, service, version and id."""
+    query = select(Instance).where(Instance.admin_address.is_not(None))
+    if namespace is not None:
+        query = query.where(Instance.namespace == namespace)
+    order = (Instance.namespace, Instance.service, Instance.version, Instance.id)
+    return list(session.scalars(query.order_by(*order)))
+
+
 @dataclass(frozen=True)
 class InboundReport:
     """A sidecar's cumulative inbound counters, sent with a lease renewal."""
