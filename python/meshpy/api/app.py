@@ -37,6 +37,7 @@ from meshpy.api.routers import (
     services,
     stats,
     status,
+    tap,
     tokens,
     traces,
 )
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         status,
         explain,
         stats,
+        tap,
     ):
         app.include_router(module.router)
     return app
