@@ -190,4 +190,3 @@ class EdgeSeries:
                 total.add(counts)
             if not total.empty():
                 yield key, total
-
