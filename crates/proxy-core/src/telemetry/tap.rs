@@ -328,7 +328,7 @@ pub struct TapEvent {
     pub status: u16,
     /// From arrival to the response's head.
     pub latency: Duration,
-    /// The client's verified SPIFFE ID (inbound), or the proxy's own (outbound over mTLS).
+    /// The client's verified SPIFFE ID (inbound), or the proxy's own (outbound).
     pub source_identity: Option<SpiffeId>,
     /// The client's address.
     pub client: IpAddr,

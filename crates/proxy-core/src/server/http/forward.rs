@@ -123,7 +123,7 @@ fn tap_direction(kind: Kind) -> tap::Direction {
 }
 
 /// Offers a tapped request's event to the taps: its source is the verified client
-/// inbound, and the proxy's own identity outbound over mTLS.
+/// inbound, and the proxy's own identity (once it has one) outbound.
 #[cold]
 fn tap_ended(
     tapping: Box<Tapping>,
