@@ -4,6 +4,7 @@ verified identity; credentials never show; the rate holds; top counts exactly.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -229,3 +230,33 @@ def test_bad_questions_exit_2_with_the_reason(
         assert answer.returncode == 2, (argv, answer)
         assert message in answer.stderr, (argv, answer.stderr)
         assert "Traceback" not in answer.stderr
+
+
+def test_admin_taps_are_bounded_and_closed_when_their_client_leaves(
+    server: ServerProcess, start_sidecar: StartSidecar
+) -> None:
+    cart = start_sidecar("cart", app=APP)
+    admin = f"http://{cart.addresses['admin']}/tap"
+    with httpx.Client(timeout=10) as client:
+        bad = client.get(admin, params={"max_rps": "0"})
+        assert bad.status_code == 400
+        assert bad.text.startswith("max_rps: ")
+        # A tap of one second ends by itself, with its totals.
+        with client.stream("GET", admin, params={"duration": "1"}) as short:
+            assert short.headers["content-type"] == "application/x-ndjson"
+            lines = [line for line in short.iter_lines() if line.strip()]
+        assert [json.loads(line) for line in lines] == [{"type": "end", "limited": 0, "dropped": 0}]
+        with contextlib.ExitStack() as taps:
+            for _ in range(8):
+                tap = taps.enter_context(client.stream("GET", admin, params={"duration": "60"}))
+                assert tap.status_code == 200
+            ninth = client.get(admin)
+            assert ninth.status_code == 429, ninth.text
+        # The eight clients left: their taps close at the next heartbeat that fails.
+        deadline = time.monotonic() + 10
+        while True:
+            with client.stream("GET", admin, params={"duration": "1"}) as again:
+                if again.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the taps of clients that left stay open"
+            time.sleep(0.5)
