@@ -1,4 +1,5 @@
-//! The admin listener: `GET /ready`, `GET /stats` (JSON) and `GET /metrics` (Prometheus text).
+//! The admin listener: `GET /ready`, `GET /stats` (JSON), `GET /metrics` (Prometheus text)
+//! and `GET /tap` (a live stream of requests, NDJSON).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::server::http::forward::local_response;
 use crate::server::response_body::ProxyBody;
 use crate::state::Shared;
+
+mod tap;
+
+use tap::AdminBody;
 
 /// Serves admin requests until `stop`.
 pub async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
@@ -39,7 +44,10 @@ pub async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, stop: C
         let stop = stop.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let response = respond(&req, &shared);
+                let response = match req.uri().path() {
+                    "/tap" if req.method() == Method::GET => tap::respond(&req, &shared),
+                    _ => respond(&req, &shared).map(AdminBody::Page),
+                };
                 async move { Ok::<_, Infallible>(response) }
             });
             let served = http1::Builder::new()
@@ -85,7 +93,7 @@ fn respond(req: &Request<Incoming>, shared: &Shared) -> Response<ProxyBody> {
         }
         _ => local_response(
             StatusCode::NOT_FOUND,
-            "not found: try /ready, /stats or /metrics\n",
+            "not found: try /ready, /stats, /metrics or /tap\n",
         ),
     }
 }

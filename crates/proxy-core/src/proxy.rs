@@ -280,6 +280,7 @@ impl Proxy {
                         metrics,
                         Arc::clone(&self.shared.identity),
                         Arc::clone(&self.shared.connections),
+                        Arc::clone(&self.shared.tap),
                     );
                     let mut known = Known {
                         shared: Arc::new(shared),

@@ -12,6 +12,7 @@ use crate::identity::store::IdentityStore;
 use crate::policy::plan::Target;
 use crate::server::listener::{ConnectionBudget, ListenerShared};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::tap::TapHub;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::resilience::MirrorGate;
 
@@ -48,6 +49,8 @@ pub struct Shared {
     pub mirror_gate: Arc<MirrorGate>,
     /// Connections open on all listeners, bounded per proxy.
     pub connections: Arc<ConnectionBudget>,
+    /// Live taps of the requests served (`GET /tap` on the admin listener).
+    pub tap: Arc<TapHub>,
     ready: AtomicBool,
     needs_identity: AtomicBool,
 }

@@ -38,6 +38,7 @@ from meshpy.api.routers import (
     services,
     stats,
     status,
+    tap,
     tokens,
     traces,
 )
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         explain,
         stats,
         prometheus,
+        tap,
     ):
         app.include_router(module.router)
     return app

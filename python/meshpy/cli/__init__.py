@@ -16,6 +16,7 @@ from meshpy.cli.rollout import rollout
 from meshpy.cli.run import run
 from meshpy.cli.server import server
 from meshpy.cli.stat import edges, stat
+from meshpy.cli.tap import tap, top
 from meshpy.cli.up import demo, up
 
 __all__ = ["app", "main"]
@@ -42,6 +43,8 @@ app.command("explain")(explain)
 app.command("rollout")(rollout)
 app.command("stat")(stat)
 app.command("edges")(edges)
+app.command("tap")(tap)
+app.command("top")(top)
 app.command("traces")(traces.list_traces)
 app.command("trace")(traces.show_trace)
 app.add_typer(service.app, name="service")

@@ -18,6 +18,7 @@ use crate::telemetry::metrics::edge::Direction as EdgeDirection;
 use crate::telemetry::metrics::{
     AuthzCounters, EdgeRequests, InboundEdges, ListenerMetrics, Metrics, RouteRequests, RouteShape,
 };
+use crate::telemetry::tap::TapHub;
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::Tracer;
 use crate::upstream::cluster::Cluster;
@@ -225,6 +226,10 @@ pub struct ListenerShared {
     pub metrics: ListenerMetrics,
     /// The proxy's identity, which mTLS handshakes present.
     pub identity: Arc<IdentityStore>,
+    /// The proxy's live taps.
+    pub tap: Arc<TapHub>,
+    /// The listener's name, shared by its tap events.
+    pub tap_name: Arc<str>,
     open: AtomicUsize,
     /// The proxy-wide connection budget.
     budget: Arc<ConnectionBudget>,
@@ -238,12 +243,15 @@ impl ListenerShared {
         metrics: ListenerMetrics,
         identity: Arc<IdentityStore>,
         budget: Arc<ConnectionBudget>,
+        tap: Arc<TapHub>,
     ) -> Self {
         Self {
             name: name.to_string(),
             route: ArcSwap::from_pointee(route),
             metrics,
             identity,
+            tap,
+            tap_name: name.into(),
             open: AtomicUsize::new(0),
             budget,
         }

@@ -25,6 +25,7 @@ use crate::server::listener::{ListenerEdges, ListenerRoute};
 use crate::server::response_body::{ProxyBody, GRPC_STATUS};
 use crate::spiffe::SpiffeId;
 use crate::telemetry::metrics::edge::{self, EdgeEvent, EdgeRequests};
+use crate::telemetry::tap::{self, Tapping};
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
 use crate::upstream::cluster::Cluster;
@@ -55,9 +56,14 @@ pub(super) async fn handle(
         .as_ref()
         .map(|tracer| arrival(tracer, &req, conn, route.span_kind, started));
     let method = edge::method_index(req.method());
+    let mut tapping = conn
+        .shared
+        .tap
+        .arrival(&req, tap_direction(route.span_kind));
     let mut sent_to = None;
     let mut matched = None;
     let mut failed = None;
+    let mut error_reason = None;
     let forwarded = forward(
         req,
         &route,
@@ -65,10 +71,12 @@ pub(super) async fn handle(
         facts.as_mut(),
         &mut sent_to,
         &mut matched,
+        tapping.as_deref_mut(),
     );
     let response = match forwarded.await {
         Ok(response) => response,
         Err(err) => {
+            error_reason = Some(err.reason());
             metrics.error(err.reason());
             failed = EdgeEvent::of_error(err.kind());
             tracing::debug!(listener = %conn.shared.name, %err, "request failed");
@@ -87,6 +95,9 @@ pub(super) async fn handle(
     }
     if let Some(routes) = &route.route_requests {
         routes.count(matched, edge.destination_service(), status);
+    }
+    if let Some(tapping) = tapping {
+        tap_ended(tapping, conn, route.span_kind, status, error_reason);
     }
     let mut response = response;
     watch_grpc_status(&mut response, edge);
@@ -133,6 +144,38 @@ fn edge_of<'r>(
             .get_or_init(|| edges.of_caller(conn.peer.as_ref().map(|PeerIdentity(id)| id))),
         ListenerEdges::Outbound { unrouted } => sent_to.unwrap_or(unrouted),
     }
+}
+
+/// Which way a listener's requests go, as taps say it.
+fn tap_direction(kind: Kind) -> tap::Direction {
+    match kind {
+        Kind::Server => tap::Direction::Inbound,
+        Kind::Client => tap::Direction::Outbound,
+    }
+}
+
+/// Offers a tapped request's event to the taps: its source is the verified client
+/// inbound, and the proxy's own identity (once it has one) outbound.
+#[cold]
+fn tap_ended(
+    tapping: Box<Tapping>,
+    conn: &Connection,
+    kind: Kind,
+    status: u16,
+    error: Option<&'static str>,
+) {
+    let source_identity = match kind {
+        Kind::Server => conn.peer.as_ref().map(|PeerIdentity(id)| id.clone()),
+        Kind::Client => own_identity(conn),
+    };
+    let ended = tap::Ended {
+        listener: Arc::clone(&conn.shared.tap_name),
+        status,
+        error,
+        source_identity,
+        client: conn.client.ip,
+    };
+    conn.shared.tap.offer(tapping, ended);
 }
 
 /// What a span needs to know of a request as it arrives: this hop in its trace,
@@ -191,6 +234,7 @@ async fn forward<'r>(
     mut facts: Option<&mut Facts>,
     sent_to: &mut Option<&'r Arc<EdgeRequests>>,
     matched: &mut Option<MatchedAt>,
+    mut tapping: Option<&mut Tapping>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Err(reason) = headers::check_http1_target(&mut req) {
         // The client's framing of what it wants is in doubt: answer, then close.
@@ -215,6 +259,10 @@ async fn forward<'r>(
     let plan = plan_request(&req, route, conn, matched)?;
     let cluster = plan.cluster;
     *sent_to = Some(cluster.edge());
+    if let Some(tapping) = tapping.as_deref_mut() {
+        tapping.route = plan.route.as_ref().map(|found| found.at);
+        tapping.cluster = Some(Arc::clone(cluster.shared_name()));
+    }
     if let Some(filters) = plan.filters {
         // Before prepare_request: a rewritten host becomes the upstream's target
         // authority, and no filter can put back a header the proxy strips or owns.
@@ -233,6 +281,9 @@ async fn forward<'r>(
     if let Some(facts) = facts.as_deref_mut() {
         context::inject(&facts.hop, req.headers_mut());
         facts.request_id = req.headers().get(&headers::X_REQUEST_ID).cloned();
+        if let Some(tapping) = tapping.as_deref_mut() {
+            tapping.trace_id = Some(facts.hop.trace_id);
+        }
         if route.span_kind == Kind::Client {
             facts.cluster = Some(Arc::clone(cluster.shared_name()));
             facts.destination_identity = cluster.tls_identity().cloned();
@@ -305,6 +356,9 @@ async fn forward<'r>(
     };
     if let (Some(facts), Ok((_, lease))) = (facts, &sent) {
         facts.endpoint = Some(lease.endpoint().addr());
+    }
+    if let (Some(tapping), Ok((_, lease))) = (tapping, &sent) {
+        tapping.endpoint = Some(lease.endpoint().addr());
     }
     respond(sent, route, plan.filters)
 }
