@@ -80,6 +80,11 @@ class Bootstrap(TypedDict):
     Settings fixed for the life of a proxy: where the admin listener is and how many threads run it.
     """
 
+    access_log: NotRequired[str | None]
+    """
+    Where to write the access log, one JSON line per request as it ends: `-` for
+    stderr, else a file, appended to. None writes none.
+    """
     admin: NotRequired[Address | None]
     """
     Address of the admin listener (`/ready`, `/stats`, `/metrics`); none disables it.
@@ -998,6 +1003,11 @@ class ProxyConfig(TypedDict):
     (admin, workers, max_connections), a snapshot, and the identity files.
     """
 
+    access_log: NotRequired[str | None]
+    """
+    Where to write the access log, one JSON line per request as it ends: `-` for
+    stderr, else a file, appended to. None writes none.
+    """
     admin: NotRequired[Address | None]
     """
     Address of the admin listener (`/ready`, `/stats`, `/metrics`); none disables it.

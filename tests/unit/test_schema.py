@@ -34,6 +34,7 @@ def test_schema_describes_every_field() -> None:
         "admin",
         "workers",
         "max_connections",
+        "access_log",
         "version",
         "listeners",
         "clusters",
@@ -69,7 +70,12 @@ def test_a_field_added_in_rust_makes_the_check_fail_until_regenerated(tmp_path: 
 
 
 def test_bootstrap_and_snapshot_are_named_types() -> None:
-    assert set(proxyconfig.Bootstrap.__annotations__) == {"admin", "workers", "max_connections"}
+    assert set(proxyconfig.Bootstrap.__annotations__) == {
+        "admin",
+        "workers",
+        "max_connections",
+        "access_log",
+    }
     assert set(proxyconfig.Snapshot.__annotations__) == {
         "version",
         "listeners",

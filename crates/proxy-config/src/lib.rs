@@ -97,6 +97,11 @@ pub struct Bootstrap {
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1))]
     pub max_connections: usize,
+    /// Where to write the access log, one JSON line per request as it ends: `-` for
+    /// stderr, else a file, appended to. None writes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub access_log: Option<String>,
 }
 
 impl Default for Bootstrap {
@@ -105,6 +110,7 @@ impl Default for Bootstrap {
             admin: None,
             workers: default_workers(),
             max_connections: default_max_connections(),
+            access_log: None,
         }
     }
 }
@@ -274,6 +280,14 @@ pub fn parse_bootstrap(json: &str) -> Result<Bootstrap, ConfigError> {
     }
     if bootstrap.max_connections == 0 {
         return Err(ConfigError::new("max_connections", "must be at least 1"));
+    }
+    if let Some(path) = &bootstrap.access_log {
+        if path.is_empty() || path.len() > 4096 || path.contains('\0') {
+            return Err(ConfigError::new(
+                "access_log",
+                "must be \"-\" (stderr) or a file path of 1 to 4096 bytes",
+            ));
+        }
     }
     Ok(bootstrap)
 }

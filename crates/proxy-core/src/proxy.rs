@@ -19,6 +19,7 @@ use crate::runtime::ProxyRuntime;
 use crate::server::accept;
 use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::state::{Served, ServedListener, Shared};
+use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::trace::Tracer;
 use crate::upstream::cluster::{self, Cluster};
 
@@ -42,6 +43,8 @@ pub enum Error {
     State(&'static str),
     /// The runtime could not be created.
     Runtime(io::Error),
+    /// The access log's file could not be opened.
+    AccessLog(io::Error),
 }
 
 impl fmt::Display for Error {
@@ -56,6 +59,7 @@ impl fmt::Display for Error {
             Self::Identity(err) => write!(f, "identity refused: {err}"),
             Self::State(what) => f.write_str(what),
             Self::Runtime(err) => write!(f, "cannot start the proxy runtime: {err}"),
+            Self::AccessLog(err) => write!(f, "cannot open the access log: {err}"),
         }
     }
 }
@@ -65,7 +69,9 @@ impl std::error::Error for Error {
         match self {
             Self::Config(err) => Some(err),
             Self::Identity(err) => Some(err),
-            Self::Bind { source, .. } | Self::Runtime(source) => Some(source),
+            Self::Bind { source, .. } | Self::Runtime(source) | Self::AccessLog(source) => {
+                Some(source)
+            }
             Self::State(_) => None,
         }
     }
@@ -105,6 +111,8 @@ struct Control {
     /// The snapshot's tracing; kept while its section is unchanged, so that its
     /// exporter's queue and task carry on.
     tracer: Option<Arc<Tracer>>,
+    /// The access log, from `start` to `shutdown`.
+    access_log: Option<AccessLog>,
 }
 
 /// A proxy: a runtime on its own threads plus the listeners and clusters it serves.
@@ -148,6 +156,7 @@ impl Proxy {
                 listeners: Vec::new(),
                 admin: None,
                 tracer: None,
+                access_log: None,
             }),
             shutdown: Shutdown {
                 drain: CancellationToken::new(),
@@ -171,6 +180,10 @@ impl Proxy {
         let mut sockets = Vec::with_capacity(control.listeners.len());
         for known in &control.listeners {
             sockets.push(bind(&known.cfg.name, known.cfg.address)?);
+        }
+        if let Some(target) = &self.bootstrap.access_log {
+            let log = AccessLog::start(&self.shared.tap, target).map_err(Error::AccessLog)?;
+            control.access_log = Some(log);
         }
         // Everything bound: from here on nothing can fail.
         if let Some(socket) = admin {
@@ -414,6 +427,11 @@ impl Proxy {
             tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await
         });
         self.runtime.stop();
+        // Every request has ended: the access log writes its last lines.
+        let log = self.lock().access_log.take();
+        if let Some(mut log) = log {
+            log.stop();
+        }
     }
 
     fn spawn_accept(&self, socket: std::net::TcpListener, known: &Known) {

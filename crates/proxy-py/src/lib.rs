@@ -61,7 +61,9 @@ fn to_py_err(py: Python<'_>, err: proxy_core::Error) -> PyErr {
         err @ proxy_core::Error::Bind { .. } => BindError::new_err(err.to_string()),
         err @ proxy_core::Error::Identity(_) => IdentityError::new_err(err.to_string()),
         err @ proxy_core::Error::State(_) => StateError::new_err(err.to_string()),
-        err @ proxy_core::Error::Runtime(_) => MeshpyError::new_err(err.to_string()),
+        err @ (proxy_core::Error::Runtime(_) | proxy_core::Error::AccessLog(_)) => {
+            MeshpyError::new_err(err.to_string())
+        }
     }
 }
 

@@ -48,6 +48,13 @@ OUTBOUND_OPTION: Any = typer.Option(
 ADMIN_OPTION: Any = typer.Option(
     "127.0.0.1:0", "--admin", metavar="IP:PORT", help="Admin listener (/ready, /stats, /metrics)."
 )
+ACCESS_LOG_OPTION: Any = typer.Option(
+    None,
+    "--access-log",
+    metavar="-|FILE",
+    help="Write a JSON line per request as it ends (with its trace id; never its headers) "
+    "to stderr (-) or FILE, appended to.",
+)
 ZONE_OPTION: Any = typer.Option(None, "--zone", help="Locality, for zone-aware balancing.")
 LABEL_OPTION: Any = typer.Option(
     None, "--label", "-l", metavar="KEY=VALUE", help="An instance label (repeatable)."
@@ -143,18 +150,16 @@ def _upstreams(pairs: list[str] | None) -> dict[str, int]:
     return upstreams
 
 
-def _check_events_file(path: str | None) -> None:
-    """Refuse an events file the sidecar could not append to, before it starts."""
-    if path is None:
+def _check_appendable(path: str | None, option: str, *, dash_is_stderr: bool = False) -> None:
+    """Refuse a file the sidecar could not append to, before it starts."""
+    if path is None or (dash_is_stderr and path == "-"):
         return
     try:
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise typer.BadParameter(
-            f"cannot append to {path}: {reason}", param_hint="--events"
-        ) from None
+        raise typer.BadParameter(f"cannot append to {path}: {reason}", param_hint=option) from None
 
 
 def launch_sidecar(**fields: Any) -> None:
@@ -170,7 +175,8 @@ def launch_sidecar(**fields: Any) -> None:
     fields["drain_delay_s"] = parse_seconds_option(fields.pop("drain_delay"), "--drain-delay")
     fields["labels"] = _labels(fields.pop("label"))
     fields["upstreams"] = _upstreams(fields.pop("upstream"))
-    _check_events_file(fields.get("events"))
+    _check_appendable(fields.get("events"), "--events")
+    _check_appendable(fields.get("access_log"), "--access-log", dash_is_stderr=True)
     protocol = fields.get("protocol")
     if protocol not in (None, "http", "grpc", "tcp"):
         raise typer.BadParameter("use http, grpc or tcp", param_hint="--protocol")
@@ -213,6 +219,7 @@ def run(
     inbound_port: int = INBOUND_OPTION,
     outbound_port: int = OUTBOUND_OPTION,
     admin: str = ADMIN_OPTION,
+    access_log: str | None = ACCESS_LOG_OPTION,
     zone: str | None = ZONE_OPTION,
     label: list[str] | None = LABEL_OPTION,
     protocol: str | None = PROTOCOL_OPTION,
@@ -257,6 +264,7 @@ def run(
         inbound_port=inbound_port,
         outbound_port=outbound_port,
         admin=admin or None,
+        access_log=access_log,
         zone=zone,
         label=label,
         protocol=protocol,

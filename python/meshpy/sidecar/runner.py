@@ -65,6 +65,8 @@ class SidecarOptions:
     inbound_port: int = 0
     outbound_port: int = 0
     admin: str | None = "127.0.0.1:0"
+    access_log: str | None = None
+    """Where the proxy writes a JSON line per request: ``-`` (stderr) or a file."""
     zone: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     workers: int = 1
@@ -147,6 +149,8 @@ class Sidecar:
         bootstrap: dict[str, object] = {"workers": options.workers}
         if options.admin:
             bootstrap["admin"] = options.admin
+        if options.access_log:
+            bootstrap["access_log"] = options.access_log
         self.proxy = _core.Proxy(json.dumps(bootstrap))
         # The inbound counters start from zero here: a restart shows as a new started_at.
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -424,7 +424,8 @@ struct Subscriber {
     id: u64,
     filter: TapFilter,
     headers: bool,
-    bucket: Mutex<TokenBucket>,
+    /// The tap's rate; None for the access log, which takes every request.
+    bucket: Option<Mutex<TokenBucket>>,
     queue: mpsc::Sender<TapEvent>,
     /// Events the reader was too slow for.
     dropped: AtomicU64,
@@ -434,11 +435,12 @@ struct Subscriber {
 
 impl Subscriber {
     fn offer(&self, event: &TapEvent, now: Instant) {
-        let allowed = self
-            .bucket
-            .lock()
-            .map(|mut bucket| bucket.take(now))
-            .unwrap_or(false);
+        let allowed = self.bucket.as_ref().is_none_or(|bucket| {
+            bucket
+                .lock()
+                .map(|mut bucket| bucket.take(now))
+                .unwrap_or(false)
+        });
         if !allowed {
             self.limited.fetch_add(1, Ordering::Relaxed);
             return;
@@ -572,12 +574,30 @@ impl TapHub {
 
     /// Opens a tap, unless [`MAX_TAPS`] are open; it closes when dropped.
     pub fn open(self: &Arc<Self>, spec: &TapSpec) -> Result<Tap, TooManyTaps> {
-        let (queue, events) = mpsc::channel(QUEUE);
+        let bucket = TokenBucket::new(spec.max_rps, Instant::now());
+        self.subscribe(&spec.filter, spec.headers, Some(bucket), QUEUE)
+    }
+
+    /// Opens the access log's tap: every request, no headers, no rate, a queue of
+    /// `queue` events; not one of the [`MAX_TAPS`], so never refused.
+    pub fn open_log(self: &Arc<Self>, queue: usize) -> Result<Tap, TooManyTaps> {
+        self.subscribe(&TapFilter::default(), false, None, queue)
+    }
+
+    fn subscribe(
+        self: &Arc<Self>,
+        filter: &TapFilter,
+        headers: bool,
+        bucket: Option<TokenBucket>,
+        queue: usize,
+    ) -> Result<Tap, TooManyTaps> {
+        let (queue, events) = mpsc::channel(queue.max(1));
+        let limited = bucket.is_some();
         let subscriber = Arc::new(Subscriber {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            filter: spec.filter.clone(),
-            headers: spec.headers,
-            bucket: Mutex::new(TokenBucket::new(spec.max_rps, Instant::now())),
+            filter: filter.clone(),
+            headers,
+            bucket: bucket.map(Mutex::new),
             queue,
             dropped: AtomicU64::new(0),
             limited: AtomicU64::new(0),
@@ -585,7 +605,8 @@ impl TapHub {
         {
             let _edit = self.edit.lock().unwrap_or_else(|e| e.into_inner());
             let taps = self.taps.load();
-            if taps.len() >= MAX_TAPS {
+            let rated = taps.iter().filter(|tap| tap.bucket.is_some()).count();
+            if limited && rated >= MAX_TAPS {
                 return Err(TooManyTaps);
             }
             let mut next = Vec::with_capacity(taps.len() + 1);
