@@ -98,6 +98,35 @@ def test_stats_need_the_admin_token_and_a_known_service(api: LiveServer) -> None
     assert api.admin.get(STATS, params={"version": "V2!"}).status_code == 422
 
 
+def _edge(direction: str, responses: dict[str, int]) -> dict[str, Any]:
+    peer = {"namespace": "default", "service": "cart", "version": "unknown"}
+    return {"direction": direction, "peer": peer, "mtls": True, "responses": responses}
+
+
+def test_edges_take_any_three_digit_status_and_reach_the_stats(api: LiveServer) -> None:
+    instance = api.register("payment", version="v2")["id"]
+    edge = _edge("inbound", {"200": 4, "299": 1, "599": 2}) | {
+        "identity": "spiffe://meshpy.local/ns/default/sa/cart",
+        "grpc": {"0": 3, "other": 1},
+        "tcp": {"opened": 2, "closed": 1, "read_bytes": 10, "write_bytes": 20},
+    }
+    assert _renew(api, instance, _stats(7) | {"edges": [edge]}).status_code == 200
+    stats = api.admin.get("/api/v1/stats", params={"service": "payment"}).json()
+    [row] = stats["rows"]
+    assert row["destination"]["version"] == "v2"
+    # A sidecar older than this server counts from its second report: none yet.
+    assert row["requests"] == 0
+    edge["responses"] = {"200": 6, "299": 1, "599": 3}
+    edge["grpc"] = {"0": 4, "other": 1}
+    assert _renew(api, instance, _stats(7) | {"edges": [edge]}).status_code == 200
+    [row] = api.admin.get("/api/v1/stats", params={"service": "payment"}).json()["rows"]
+    assert (row["status_codes"], row["grpc_statuses"]) == (
+        {"200": 2, "599": 1},
+        {"0": 1},
+    )
+    assert (row["requests"], row["failures"]) == (3, 1)
+
+
 def _without(key: str) -> dict[str, Any]:
     stats = _stats(10)
     del stats[key]
@@ -119,6 +148,11 @@ def _without(key: str) -> dict[str, Any]:
         (_stats(10) | {"started_at": "yesterday"}, "stats.started_at"),
         (_without("started_at"), "stats.started_at"),
         (_without("requests"), "stats.requests"),
+        (_stats(10) | {"edges": [_edge("inbound", {"2000": 1})]}, "stats.edges[0].responses"),
+        (_stats(10) | {"edges": [_edge("sideways", {"200": 1})]}, "stats.edges[0].direction"),
+        (_stats(10) | {"edges": [_edge("inbound", {}) | {"grpc": {"17": 1}}]}, "stats.edges[0]"),
+        (_stats(10) | {"edges": [_edge("inbound", {})] * 2}, "stats"),
+        (_stats(10) | {"edges": [_edge("inbound", {})] * 2049}, "stats.edges"),
     ],
 )
 def test_bad_stats_are_refused_and_change_nothing(

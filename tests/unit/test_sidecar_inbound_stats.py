@@ -15,7 +15,7 @@ import pytest
 from meshpy import _core
 from meshpy.sidecar.controlplane import ControlPlaneError, Response
 from meshpy.sidecar.edges import edge_reports
-from meshpy.sidecar.inbound import duration_buckets, inbound_stats
+from meshpy.sidecar.inbound import busiest, duration_buckets, inbound_stats
 from meshpy.sidecar.registration import InstanceSpec, Registrar
 
 METRICS = """\
@@ -217,3 +217,12 @@ def test_a_failing_stats_reader_never_stops_a_renewal() -> None:
     client = _Client()
     _registrar(client, broken).renew()
     assert client.bodies == [{"health": "passing"}]
+
+
+def test_a_report_keeps_the_busiest_edges_past_the_limit() -> None:
+    def edge(requests: int, opened: int = 0) -> dict[str, Any]:
+        return {"responses": {"200": requests}, "tcp": {"opened": opened}, "n": requests + opened}
+
+    edges = [edge(1), edge(9), edge(0, opened=5), edge(3)]
+    assert busiest(edges, limit=4) == edges
+    assert [e["n"] for e in busiest(edges, limit=2)] == [9, 5]

@@ -170,7 +170,8 @@ BucketBound = Annotated[
 MAX_BUCKETS = 64
 
 
-StatusCode = Annotated[str, StringConstraints(pattern=r"^[1-5][0-9]{2}$")]
+StatusCode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{2}$")]
+"""Any three-digit code: an app may answer 299 or 599, and its sidecar counts what it got."""
 PeerIdentity = Annotated[
     str, StringConstraints(pattern=r"^(|unknown|spiffe://[!-~]+)$", max_length=2048)
 ]
@@ -229,7 +230,7 @@ class EdgeReport(_In):
     mtls: bool
     responses: dict[StatusCode, Count] = Field(
         default_factory=dict,
-        max_length=500,
+        max_length=900,
         description='Responses by status code: {"200": 980, "503": 3}.',
     )
     duration_buckets: Histogram = Field(default_factory=dict)

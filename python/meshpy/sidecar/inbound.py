@@ -14,16 +14,22 @@ which ``GET /api/v1/stats`` answers.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from meshpy.sidecar.edges import edge_reports
 
-__all__ = ["INBOUND", "StatsSource", "duration_buckets", "inbound_stats"]
+__all__ = ["INBOUND", "MAX_EDGES", "StatsSource", "busiest", "duration_buckets", "inbound_stats"]
 
 INBOUND = "inbound"
 """The name the snapshot gives a sidecar's inbound listener."""
 
+log = logging.getLogger("meshpy.sidecar.inbound")
+
 _CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+MAX_EDGES = 2048
+"""Edges in one report, as the control plane takes them; the busiest are kept."""
 
 
 class StatsSource(Protocol):
@@ -44,10 +50,23 @@ def duration_buckets(edges: list[dict[str, Any]]) -> dict[str, int]:
     return buckets
 
 
+def busiest(edges: list[dict[str, Any]], limit: int = MAX_EDGES) -> list[dict[str, Any]]:
+    """``edges``, or the ``limit`` with the most requests and connections when there are
+    more: the control plane refuses a longer report, and would then get none."""
+    if len(edges) <= limit:
+        return edges
+    log.debug("%d edges: reporting the %d busiest", len(edges), limit)
+
+    def traffic(edge: dict[str, Any]) -> int:
+        return int(sum(edge["responses"].values())) + int(edge["tcp"].get("opened", 0))
+
+    return sorted(edges, key=traffic, reverse=True)[:limit]
+
+
 def inbound_stats(proxy: StatsSource, started_at: str) -> dict[str, Any] | None:
     """The lease body's ``stats``: None while there is no HTTP inbound listener and no
     edge has had a request."""
-    edges = edge_reports(proxy.metrics())
+    edges = busiest(edge_reports(proxy.metrics()))
     listener = proxy.stats().get("listeners", {}).get(INBOUND)
     requests = listener.get("requests") if isinstance(listener, dict) else None
     if not isinstance(requests, dict):

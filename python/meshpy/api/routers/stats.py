@@ -144,8 +144,8 @@ def _row(row: Row, views: list[repository.ServiceView], by: str) -> StatsRow:
         success_rate=row.success_rate,
         rps=row.rps,
         latency_s=Latency(p50=row.latency(0.5), p95=row.latency(0.95), p99=row.latency(0.99)),
-        status_codes=dict(sorted(row.counts.responses.items())),
-        grpc_statuses=dict(sorted(row.counts.grpc.items())),
+        status_codes={code: n for code, n in sorted(row.counts.responses.items()) if n},
+        grpc_statuses={status: n for status, n in sorted(row.counts.grpc.items()) if n},
         tcp=TcpStats(
             open_connections=row.open_connections,
             read_bytes_per_s=row.bytes_per_s("read_bytes"),
