@@ -136,6 +136,7 @@ class EdgeSeries:
         """Edge increases not kept because ``max_series`` edges already were."""
         self._slots: dict[EdgeKey, deque[tuple[int, Counts]]] = {}
         self._reporters: dict[str, _Reporter] = {}
+        self._expired_at = -math.inf
 
     def record(
         self, reporter: str, started_at: datetime, edges: Mapping[EdgeKey, Counts], now: float
@@ -177,6 +178,11 @@ class EdgeSeries:
             slots.append((slot, delta))
 
     def _expire(self, now: float) -> None:
+        """Drops what is past the retention; at most once a slot, since it reads every
+        series and reports arrive many times a second in a large mesh."""
+        if now - self._expired_at < self.resolution_s:
+            return
+        self._expired_at = now
         oldest = int((now - self.retention_s) // self.resolution_s)
         for key in [k for k, slots in self._slots.items() if slots[-1][0] < oldest]:
             del self._slots[key]
