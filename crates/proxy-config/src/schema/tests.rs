@@ -11,6 +11,7 @@ fn the_schema_describes_the_whole_file_and_refuses_unknown_keys() {
     assert_eq!(
         keys,
         [
+            "access_log",
             "admin",
             "clusters",
             "identity",
