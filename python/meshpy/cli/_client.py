@@ -27,10 +27,12 @@ __all__ = [
     "TOKEN_OPTION",
     "Api",
     "UnreachableError",
+    "check_names",
     "fail",
     "home",
     "narrate",
     "problem_text",
+    "refuse",
     "report",
 ]
 
@@ -81,6 +83,21 @@ def fail(message: str) -> NoReturn:
     """Print ``error: message`` on stderr and exit 1."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def refuse(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit 2: the question itself is wrong."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def check_names(names: dict[str, str | None]) -> None:
+    """Exit 2 naming the first argument that can't be a namespace, service or version."""
+    from meshpy.names import is_name
+
+    for where, value in names.items():
+        if value is not None and not is_name(value):
+            refuse(f"{where}: {value!r} is not a name (lowercase letters, digits and '-', 1-63)")
 
 
 def narrate(message: str) -> None:

@@ -3,11 +3,19 @@ mTLS or not), from the control plane's ``GET /api/v1/stats``."""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from meshpy.cli._client import SERVER_OPTION, TOKEN_OPTION, Api, problem_text, report
+from meshpy.cli._client import (
+    SERVER_OPTION,
+    TOKEN_OPTION,
+    Api,
+    check_names,
+    problem_text,
+    refuse,
+    report,
+)
 from meshpy.cli._output import OUTPUT_OPTION, Format, emit, table
 
 __all__ = ["edges", "stat"]
@@ -27,25 +35,11 @@ def _window(value: str) -> str:
     return value
 
 
-def _bad(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _check_names(names: dict[str, str | None]) -> None:
-    """Exit 2 naming the first argument that can't be a namespace, service or version."""
-    from meshpy.names import is_name
-
-    for where, value in names.items():
-        if value is not None and not is_name(value):
-            _bad(f"{where}: {value!r} is not a name (lowercase letters, digits and '-', 1-63)")
-
-
 def _ask(api: Api, params: dict[str, str]) -> Any:
     """The stats answer; a question the server can't answer exits 2 with its reason."""
     response = api.send("GET", "/api/v1/stats", params=params)
     if response.status_code in (404, 422):
-        _bad(problem_text(response, api.token is not None))
+        refuse(problem_text(response, api.token is not None))
     if response.status_code >= 400:
         report(response, api.token is not None)
     return response.json()
@@ -118,10 +112,10 @@ def stat(
     --to, what SERVICE sent to that service.
     """
     if destination is not None and service is None:
-        _bad("--to needs a SERVICE whose requests to count")
+        refuse("--to needs a SERVICE whose requests to count")
     if version is not None and service is None:
-        _bad("--version needs a SERVICE")
-    _check_names(
+        refuse("--version needs a SERVICE")
+    check_names(
         {
             "SERVICE": service,
             "--version": version,
@@ -181,7 +175,7 @@ def edges(
     Each edge is as the callee's sidecar saw it: a caller without a sidecar (or over
     plaintext) shows as "unknown".
     """
-    _check_names({"SERVICE": service, "--namespace": namespace})
+    check_names({"SERVICE": service, "--namespace": namespace})
     params = {"window": window, "by": "edge"}
     if namespace is not None:
         params["namespace"] = namespace

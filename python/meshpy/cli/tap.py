@@ -8,11 +8,19 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from meshpy.cli._client import SERVER_OPTION, TOKEN_OPTION, Api, problem_text, report
+from meshpy.cli._client import (
+    SERVER_OPTION,
+    TOKEN_OPTION,
+    Api,
+    check_names,
+    problem_text,
+    refuse,
+    report,
+)
 from meshpy.cli._output import OUTPUT_OPTION, Format, table
 
 if TYPE_CHECKING:
@@ -22,14 +30,8 @@ __all__ = ["tap", "top"]
 
 _MAX_RPS = 1000  # meshpy.tap.MAX_RPS, kept here so that --help imports nothing heavy
 _MAX_DURATION_S = 600
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _METHOD = re.compile(r"^[A-Z][A-Z-]{0,31}$")
 _PATH = re.compile(r"^/[\x21-\x7e]*$")
-
-
-def _bad(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _duration_s(value: str, option: str) -> int:
@@ -38,9 +40,9 @@ def _duration_s(value: str, option: str) -> int:
     try:
         seconds = parse_duration(value).total_seconds()
     except ValueError as exc:
-        _bad(f"{option}: {exc}")
+        refuse(f"{option}: {exc}")
     if not 1 <= seconds <= _MAX_DURATION_S:
-        _bad(f"{option}: {value!r} is not 1s to 10m")
+        refuse(f"{option}: {value!r} is not 1s to 10m")
     return int(seconds)
 
 
@@ -55,17 +57,15 @@ def _params(
     duration: str,
 ) -> dict[str, str]:
     """The query of ``/api/v1/tap``; a bad argument exits 2 saying which and why."""
-    for where, name in (("SERVICE", service), ("--namespace", namespace)):
-        if not _NAME.match(name):
-            _bad(f"{where}: {name!r} is not a name (lowercase letters, digits and '-', 1-63)")
+    check_names({"SERVICE": service, "--namespace": namespace})
     if path is not None and (not _PATH.match(path) or len(path) > 1024):
-        _bad(f"--path: {path!r} is not a path prefix (it starts with '/', no spaces)")
+        refuse(f"--path: {path!r} is not a path prefix (it starts with '/', no spaces)")
     if method is not None:
         method = method.upper()
         if not _METHOD.match(method):
-            _bad(f"--method: {method!r} is not an HTTP method")
+            refuse(f"--method: {method!r} is not an HTTP method")
     if direction not in ("inbound", "outbound", "both"):
-        _bad(f"--direction: {direction!r} is not inbound, outbound or both")
+        refuse(f"--direction: {direction!r} is not inbound, outbound or both")
     seconds = _duration_s(duration, "--duration")
     params = {
         "service": service,
@@ -99,7 +99,7 @@ def _events(api: Api, params: dict[str, str], seconds: int) -> Iterator[tuple[st
         ):
             if answer.status_code in (404, 422):
                 answer.read()
-                _bad(problem_text(answer, api.token is not None))
+                refuse(problem_text(answer, api.token is not None))
             if answer.status_code >= 400:
                 answer.read()
                 report(answer, api.token is not None)
@@ -187,7 +187,7 @@ def tap(
     event as one JSON line. The totals (events, and those over the rate) go to stderr.
     """
     if output is Format.YAML:
-        _bad("-o: a tap is a stream: table or json")
+        refuse("-o: a tap is a stream: table or json")
     params = _params(service, namespace, path, method, direction, max_rps, headers, duration)
     seconds = int(params["duration"][:-1])
     for kind, data in _events(Api(server, token), params, seconds):
