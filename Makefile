@@ -106,8 +106,9 @@ $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 	GOBIN=$(abspath $(GO_BIN)) $(GO) -C tools/jaeger install tool
 	@touch $@
 
-build: tools ## cargo build --release, then maturin develop --release into .venv
-	$(CARGO) build --release --locked --workspace --exclude proxy-py
+# maturin builds the extension and the crates it uses; a `cargo build` of the workspace
+# before it would compile them again, with other features, for nothing.
+build: tools ## maturin develop --release into .venv (the extension and the crates it uses)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(TOOLS)/uv/bin):$$PATH \
 		$(BIN)/maturin develop --release --locked --uv
 
