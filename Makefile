@@ -153,9 +153,16 @@ test-db: ## start PostgreSQL 15 (apt-get install if missing), create the test ro
 	@$(call apt_install_missing,$(APT_DB_PACKAGES))
 	@bash scripts/test-postgres.sh $(PG_ROLE) $(PG_PASSWORD) $(PG_DB)
 
-test-python: test-db go-tools ## pytest tests (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
-	@rc=0; $(BIN)/pytest tests $(PYTEST_ARGS) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+# Most tests wait on processes and sockets: they run PYTEST_WORKERS test files at a time.
+# Then those marked `alone` (the attack suites, and tests that judge timing or failed
+# requests under load) run one at a time, with nothing else on the machine.
+PYTEST_WORKERS ?= 3
+test-python: test-db go-tools ## pytest tests, in parallel, then the `alone` ones (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
+	@rc1=0; rc2=0; \
+	$(BIN)/pytest tests -m "not alone" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || rc1=$$?; \
+	$(BIN)/pytest tests -m alone $(PYTEST_ARGS) || rc2=$$?; \
+	if [ $$rc1 -eq 5 ] && [ $$rc2 -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; \
+	for rc in $$rc1 $$rc2; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; done
 
 test-latest: ## not in CI: pip install . with the newest versions the ranges allow, then a smoke test
 	bash scripts/smoke-install.sh latest

@@ -202,6 +202,7 @@ class _Hammer:
                         self.errors.append(detail)
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 def test_sighup_reload_under_load_drops_nothing(http_backend, start_proxy) -> None:
     blue, green = http_backend("blue"), http_backend("green")

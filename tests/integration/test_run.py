@@ -146,6 +146,7 @@ def test_a_killed_app_is_restarted_and_gets_no_traffic_meanwhile(
     assert new_pid in {body["pid"] for at, body in load.answers if at > back}
 
 
+@pytest.mark.alone
 def test_rolling_restart_under_load_fails_no_request(
     server: ServerProcess, start_sidecar: StartSidecar
 ) -> None:
@@ -198,6 +199,7 @@ def test_a_sidecar_restarted_while_the_control_plane_is_down_serves_from_saved_s
     assert answer.json()["path"] == "/after-restart"
 
 
+@pytest.mark.alone
 def test_control_plane_down_for_30s_under_load_fails_no_request(
     start_server: StartServer, server: ServerProcess, start_sidecar: StartSidecar
 ) -> None:

@@ -235,6 +235,7 @@ def _served_certificate(sidecar: ProxyProcess) -> str:
     return serial.strip().removeprefix("serial=").lower().lstrip("0")
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(300)
 def test_certificates_and_the_root_rotate_under_load_without_a_failed_request(
     start_mesh: StartMesh, tmp_path: Path
