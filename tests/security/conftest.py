@@ -32,6 +32,18 @@ def flood_backend() -> Iterator[FloodBackend]:
         stop_process(proc)
 
 
+@pytest.fixture
+def benign_backend() -> Iterator[FloodBackend]:
+    """Another such backend, for the benign client alongside a flood: what the flood
+    costs its own backend (hundreds of handler threads) is then not taken for harm
+    the proxy did."""
+    proc, address = floodbackend.start()
+    try:
+        yield FloodBackend(address)
+    finally:
+        stop_process(proc)
+
+
 @pytest.fixture(scope="module")
 def slow_client_backend() -> Iterator[str]:
     """The slow-client attacks' backend (``slowclients backend``, its own process) for

@@ -393,9 +393,30 @@ def run_attack_process(attack: str, proxy: ProxyProcess) -> FloodResult:
 # --- The floods ---
 
 
+def flood_config(attacked: str, benign: str) -> dict[str, object]:
+    """The proxy under attack: the benign client's path (``/benign``) goes to a backend of
+    its own, every other path to the attacked one."""
+    config = proxy_config([attacked])
+    listener = config["listeners"][0]
+    del listener["cluster"]
+    to_benign = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/benign"}}],
+        "backends": [{"cluster": "benign"}],
+    }
+    listener["routes"] = [
+        {
+            "name": "any",
+            "hosts": ["*"],
+            "rules": [to_benign, {"backends": [{"cluster": "backend"}]}],
+        }
+    ]
+    config["clusters"].append({"name": "benign", "endpoints": [benign]})
+    return config
+
+
 @pytest.mark.parametrize("attack", list(h2flood.ATTACKS))
-def test_flood_is_cut_or_harmless(attack, flood_backend, start_proxy) -> None:
-    proxy = start_proxy(proxy_config([flood_backend.address]))
+def test_flood_is_cut_or_harmless(attack, flood_backend, benign_backend, start_proxy) -> None:
+    proxy = start_proxy(flood_config(flood_backend.address, benign_backend.address))
     client = BenignClient(*proxy.host_port("web"), "/benign")
     with ThreadPoolExecutor(2) as pool:
         for _ in range(WARM_UP_REQUESTS):
