@@ -89,6 +89,12 @@ class Bootstrap(TypedDict):
     """
     Address of the admin listener (`/ready`, `/stats`, `/metrics`); none disables it.
     """
+    istio_metrics: NotRequired[bool]
+    """
+    Also export Istio's standard metrics (`istio_requests_total`,
+    `istio_request_duration_milliseconds`, `istio_tcp_*`), so that Istio's
+    dashboards and Kiali read the mesh. Costs a counter and a histogram per request.
+    """
     max_connections: NotRequired[int]
     """
     Connections open at once on all listeners together; at the limit new ones are
@@ -1020,6 +1026,12 @@ class ProxyConfig(TypedDict):
     """
     Files of the proxy's mTLS identity, loaded at start and on SIGHUP; needed
     when a listener or cluster has `tls`.
+    """
+    istio_metrics: NotRequired[bool]
+    """
+    Also export Istio's standard metrics (`istio_requests_total`,
+    `istio_request_duration_milliseconds`, `istio_tcp_*`), so that Istio's
+    dashboards and Kiali read the mesh. Costs a counter and a histogram per request.
     """
     listeners: NotRequired[list[Listener]]
     """

@@ -1,6 +1,7 @@
 """A real Prometheus finds the sidecars through the control plane's HTTP service discovery
 (with the admin token), scrapes them, and its PromQL answers count exactly the requests
-that crossed each edge, by status, with the workload's labels on every series."""
+that crossed each edge, by status, with the workload's labels on every series; the
+sidecars' opt-in Istio metrics count them again, as Kiali and Istio's dashboards ask."""
 
 from __future__ import annotations
 
@@ -81,9 +82,10 @@ def test_prometheus_counts_each_edge_exactly(
     server: ServerProcess, start_sidecar: StartSidecar, prometheus: PrometheusProcess
 ) -> None:
     app = (*APP, "--fail-rate", str(FAIL_RATE), "--delay", str(DELAY_S))
-    start_sidecar("payment", "--version", "v2", app=app)
-    start_sidecar("cart", app=APP)
-    loadgen = start_sidecar("loadgen", "--version", "v1")
+    # Istio's metrics too: by flag on two sidecars, by environment on the third.
+    start_sidecar("payment", "--version", "v2", "--istio-metrics", app=app)
+    start_sidecar("cart", "--istio-metrics", app=APP)
+    loadgen = start_sidecar("loadgen", "--version", "v1", env={"MESHPY_ISTIO_METRICS": "1"})
 
     # The three sidecars are discovered, with the workload's labels on their series.
     def up() -> Vector:
@@ -184,3 +186,34 @@ def test_prometheus_counts_each_edge_exactly(
                     _edges(prometheus, expr),
                     {("loadgen", "cart"): 1.0, ("cart", "payment"): 1.0},
                 )
+
+    # Istio's standard metrics: the same requests, reported by both ends, under the
+    # labels Kiali's graph groups by.
+    istio = _vector(
+        prometheus,
+        "sum by (reporter, source_workload, destination_service_name, response_code, "
+        "connection_security_policy) (istio_requests_total)",
+        "reporter",
+        "source_workload",
+        "destination_service_name",
+        "response_code",
+        "connection_security_policy",
+    )
+    ok, failed = float(CALLS - FAILED), float(FAILED)
+    assert istio == {
+        ("destination", "loadgen", "cart", "200", "mutual_tls"): ok,
+        ("destination", "loadgen", "cart", "502", "mutual_tls"): failed,
+        ("destination", "cart", "payment", "200", "mutual_tls"): ok,
+        ("destination", "cart", "payment", "500", "mutual_tls"): failed,
+        ("source", "loadgen", "cart", "200", "unknown"): ok,
+        ("source", "loadgen", "cart", "502", "unknown"): failed,
+        ("source", "cart", "payment", "200", "unknown"): ok,
+        ("source", "cart", "payment", "500", "unknown"): failed,
+    }
+    # Istio's dashboards: the p50 in milliseconds, in Istio's (25, 50] bucket.
+    p50 = _vector(
+        prometheus,
+        "histogram_quantile(0.5, sum by (le) (istio_request_duration_milliseconds_bucket"
+        '{reporter="destination", destination_service="payment.default.svc"}))',
+    )[()]
+    assert 25 <= p50 <= 50, p50

@@ -35,6 +35,7 @@ def test_schema_describes_every_field() -> None:
         "workers",
         "max_connections",
         "access_log",
+        "istio_metrics",
         "version",
         "listeners",
         "clusters",
@@ -75,6 +76,7 @@ def test_bootstrap_and_snapshot_are_named_types() -> None:
         "workers",
         "max_connections",
         "access_log",
+        "istio_metrics",
     }
     assert set(proxyconfig.Snapshot.__annotations__) == {
         "version",

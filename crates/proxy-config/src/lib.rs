@@ -102,6 +102,11 @@ pub struct Bootstrap {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
     pub access_log: Option<String>,
+    /// Also export Istio's standard metrics (`istio_requests_total`,
+    /// `istio_request_duration_milliseconds`, `istio_tcp_*`), so that Istio's
+    /// dashboards and Kiali read the mesh. Costs a counter and a histogram per request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub istio_metrics: bool,
 }
 
 impl Default for Bootstrap {
@@ -111,6 +116,7 @@ impl Default for Bootstrap {
             workers: default_workers(),
             max_connections: default_max_connections(),
             access_log: None,
+            istio_metrics: false,
         }
     }
 }

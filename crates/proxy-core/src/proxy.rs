@@ -20,6 +20,7 @@ use crate::server::accept;
 use crate::server::listener::{ListenerRoute, ListenerShared, Shutdown};
 use crate::state::{Served, ServedListener, Shared};
 use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::metrics::Metrics;
 use crate::telemetry::trace::Tracer;
 use crate::upstream::cluster::{self, Cluster};
 
@@ -142,7 +143,7 @@ impl Proxy {
     /// Creates a proxy from a parsed bootstrap.
     pub fn with_bootstrap(bootstrap: Bootstrap) -> Result<Self, Error> {
         let runtime = ProxyRuntime::start(bootstrap.workers).map_err(Error::Runtime)?;
-        let shared = Shared::default();
+        let shared = Shared::new(Metrics::with_istio(bootstrap.istio_metrics));
         shared.connections.set_limit(bootstrap.max_connections);
         Ok(Self {
             bootstrap,

@@ -56,6 +56,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// State around `metrics`, not ready yet.
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            ..Self::default()
+        }
+    }
+
     /// True once started with a snapshot applied, until shutdown begins, and
     /// with an identity if the snapshot uses mTLS.
     pub fn is_ready(&self) -> bool {

@@ -55,6 +55,13 @@ ACCESS_LOG_OPTION: Any = typer.Option(
     help="Write a JSON line per request as it ends (with its trace id; never its headers) "
     "to stderr (-) or FILE, appended to.",
 )
+ISTIO_METRICS_OPTION: Any = typer.Option(
+    False,
+    "--istio-metrics",
+    envvar="MESHPY_ISTIO_METRICS",
+    help="Also export Istio's standard metrics (istio_requests_total, ...) on /metrics, "
+    "for Istio's Grafana dashboards and Kiali.",
+)
 ZONE_OPTION: Any = typer.Option(None, "--zone", help="Locality, for zone-aware balancing.")
 LABEL_OPTION: Any = typer.Option(
     None, "--label", "-l", metavar="KEY=VALUE", help="An instance label (repeatable)."
@@ -220,6 +227,7 @@ def run(
     outbound_port: int = OUTBOUND_OPTION,
     admin: str = ADMIN_OPTION,
     access_log: str | None = ACCESS_LOG_OPTION,
+    istio_metrics: bool = ISTIO_METRICS_OPTION,
     zone: str | None = ZONE_OPTION,
     label: list[str] | None = LABEL_OPTION,
     protocol: str | None = PROTOCOL_OPTION,
@@ -265,6 +273,7 @@ def run(
         outbound_port=outbound_port,
         admin=admin or None,
         access_log=access_log,
+        istio_metrics=istio_metrics,
         zone=zone,
         label=label,
         protocol=protocol,

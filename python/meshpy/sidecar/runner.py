@@ -67,6 +67,8 @@ class SidecarOptions:
     admin: str | None = "127.0.0.1:0"
     access_log: str | None = None
     """Where the proxy writes a JSON line per request: ``-`` (stderr) or a file."""
+    istio_metrics: bool = False
+    """Whether the proxy also exports Istio's standard metrics."""
     zone: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     workers: int = 1
@@ -151,6 +153,8 @@ class Sidecar:
             bootstrap["admin"] = options.admin
         if options.access_log:
             bootstrap["access_log"] = options.access_log
+        if options.istio_metrics:
+            bootstrap["istio_metrics"] = True
         self.proxy = _core.Proxy(json.dumps(bootstrap))
         # The inbound counters start from zero here: a restart shows as a new started_at.
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds")

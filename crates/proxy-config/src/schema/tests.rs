@@ -15,6 +15,7 @@ fn the_schema_describes_the_whole_file_and_refuses_unknown_keys() {
             "admin",
             "clusters",
             "identity",
+            "istio_metrics",
             "listeners",
             "max_connections",
             "metrics",

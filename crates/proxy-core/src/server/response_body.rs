@@ -9,8 +9,27 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::telemetry::metrics::edge::{grpc_status_index, EdgeRequests};
+use crate::telemetry::metrics::istio::IstioRequest;
 use crate::telemetry::trace::OpenSpan;
 use crate::upstream::endpoint::Lease;
+
+/// Where a gRPC response's status is counted when its trailers bring it.
+#[derive(Debug)]
+pub struct GrpcWatch {
+    edge: Arc<EdgeRequests>,
+    /// Its Istio count, made when this is dropped (with the status, if it came).
+    istio: Option<IstioRequest>,
+}
+
+impl GrpcWatch {
+    /// Counts the status at `index` (see [`grpc_status_index`]).
+    fn ended(self, index: usize) {
+        self.edge.grpc_status(index);
+        if let Some(mut istio) = self.istio {
+            istio.grpc_status(index);
+        }
+    }
+}
 
 /// A downstream response body.
 #[derive(Debug)]
@@ -21,8 +40,8 @@ pub enum ProxyBody {
         inner: Incoming,
         /// Hold on the endpoint; completed when the body ends cleanly.
         lease: Option<Lease>,
-        /// Of a gRPC response: the edge its trailers' `grpc-status` is counted on.
-        grpc: Option<Arc<EdgeRequests>>,
+        /// Of a gRPC response: where its trailers' `grpc-status` is counted.
+        grpc: Option<GrpcWatch>,
     },
     /// A body made by the proxy itself (errors, admin pages).
     Local(Option<Bytes>),
@@ -40,11 +59,15 @@ impl ProxyBody {
         body
     }
 
-    /// Counts the `grpc-status` of this body's trailers, when they come, on `edge`.
+    /// Counts the `grpc-status` of this body's trailers, when they come, on `edge`
+    /// and in `istio`'s request (counted when the body ends, with or without them).
     /// A local body has no trailers: nothing to count.
-    pub fn count_grpc_status(&mut self, edge: &Arc<EdgeRequests>) {
+    pub fn count_grpc_status(&mut self, edge: &Arc<EdgeRequests>, istio: Option<IstioRequest>) {
         if let Self::Upstream { grpc, .. } = self {
-            *grpc = Some(Arc::clone(edge));
+            *grpc = Some(GrpcWatch {
+                edge: Arc::clone(edge),
+                istio,
+            });
         }
     }
 
@@ -95,10 +118,10 @@ impl Body for ProxyBody {
                         if let (Some(trailers), Self::Upstream { grpc, .. }) =
                             (frame.trailers_ref(), &mut *self)
                         {
-                            if let (Some(edge), Some(status)) =
+                            if let (Some(watch), Some(status)) =
                                 (grpc.take(), trailers.get(&GRPC_STATUS))
                             {
-                                edge.grpc_status(grpc_status_index(status.as_bytes()));
+                                watch.ended(grpc_status_index(status.as_bytes()));
                             }
                         }
                         self.complete_if_ended();

@@ -72,7 +72,7 @@ pub async fn serve_connection(
         return;
     }
     // Counted on its edge from here until it closes, when this is dropped.
-    let connection = edge.tcp_opened();
+    let connection = edge.tcp_stream_opened();
     let mut client = Metered::new(client, connection.read.clone(), connection.written.clone());
     let pick = Pick {
         client_ip,

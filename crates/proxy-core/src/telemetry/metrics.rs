@@ -3,11 +3,13 @@
 //! [`Metrics`] holds the registry, every family and their label sets; the handles it
 //! resolves are in its children: one listener's (`listener`), mTLS counters (`tls`),
 //! one cluster's (`cluster`), authorization counters (`authz`), the per-edge
-//! request durations (`edge`) and the requests by route and rule (`route`).
+//! request durations (`edge`), the requests by route and rule (`route`), and Istio's
+//! names for the same requests, when asked for (`istio`).
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,6 +19,7 @@ use prometheus_client::registry::Registry;
 mod authz;
 mod cluster;
 pub mod edge;
+pub mod istio;
 mod listener;
 mod route;
 mod tls;
@@ -32,6 +35,30 @@ const LATENCY_BUCKETS: [f64; 17] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
+
+/// gRPC status codes as labels: OK (0) to UNAUTHENTICATED (16), then `other` for
+/// any value outside them (see `edge::grpc_status_index`).
+const GRPC_STATUSES: [&str; 18] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "other",
+];
+
+/// A label set shared by many series (an edge's, by each of its methods and codes):
+/// cloned as one `Arc`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct SharedLabels<L>(Arc<L>);
+
+impl<L> SharedLabels<L> {
+    fn new(labels: L) -> Self {
+        Self(Arc::new(labels))
+    }
+}
+
+impl<L: EncodeLabelSet> EncodeLabelSet for SharedLabels<L> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
@@ -182,11 +209,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric.
+    /// Registers every metric, without Istio's.
     pub fn new() -> Self {
+        Self::with_istio(false)
+    }
+
+    /// Registers every metric, and Istio's standard ones if `istio` (see [`istio`]).
+    pub fn with_istio(istio: bool) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let edges = EdgeFamilies::new();
+        let mut edges = EdgeFamilies::new();
         let connections_open = Family::<ListenerLabel, Gauge>::default();
         let connections_total = Family::<ListenerLabel, Counter>::default();
         let connections_rejected = Family::<ListenerLabel, Counter>::default();
@@ -234,7 +266,7 @@ impl Metrics {
             "HTTP requests served, by listener and status class",
             requests.clone(),
         );
-        edges.register(&mut registry);
+        edges.register(&mut registry, istio);
         let route_requests = Family::<route::RouteRequestLabels, Counter>::default();
         registry.register(
             "meshpy_route_requests",

@@ -25,6 +25,7 @@ use crate::server::listener::{ListenerEdges, ListenerRoute};
 use crate::server::response_body::{ProxyBody, GRPC_STATUS};
 use crate::spiffe::SpiffeId;
 use crate::telemetry::metrics::edge::{self, EdgeEvent, EdgeRequests};
+use crate::telemetry::metrics::istio::IstioRequest;
 use crate::telemetry::tap::{self, Tapping};
 use crate::telemetry::trace::span::Kind;
 use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
@@ -89,7 +90,9 @@ pub(super) async fn handle(
     let status = response.status().as_u16();
     metrics.request(status);
     let edge = edge_of(&route, conn, sent_to);
-    edge.observe(method, status, started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    edge.observe(method, status, seconds);
+    let istio = edge.istio_request(status, seconds, error_reason);
     if let Some(event) = failed {
         edge.count(event);
     }
@@ -100,7 +103,7 @@ pub(super) async fn handle(
         tap_ended(tapping, conn, route.span_kind, status, error_reason);
     }
     let mut response = response;
-    watch_grpc_status(&mut response, edge);
+    watch_grpc_status(&mut response, edge, istio);
     let span = route
         .tracer
         .as_ref()
@@ -114,12 +117,24 @@ pub(super) async fn handle(
 
 /// Counts a gRPC response's status on `edge` when the response ends: now, if its
 /// headers carry it (a trailers-only response), else when its trailers come. Other
-/// responses cost a header lookup.
-fn watch_grpc_status(response: &mut Response<ProxyBody>, edge: &Arc<EdgeRequests>) {
+/// responses cost a header lookup. The request's Istio count (if any) is made then
+/// too, with the status; for any other response, now.
+fn watch_grpc_status(
+    response: &mut Response<ProxyBody>,
+    edge: &Arc<EdgeRequests>,
+    mut istio: Option<IstioRequest>,
+) {
     if let Some(status) = response.headers().get(&GRPC_STATUS) {
-        edge.grpc_status(edge::grpc_status_index(status.as_bytes()));
+        let index = edge::grpc_status_index(status.as_bytes());
+        edge.grpc_status(index);
+        if let Some(istio) = &mut istio {
+            istio.grpc_status(index);
+        }
     } else if is_grpc(response.headers()) {
-        response.body_mut().count_grpc_status(edge);
+        if let Some(istio) = &mut istio {
+            istio.grpc();
+        }
+        response.body_mut().count_grpc_status(edge, istio);
     }
 }
 

@@ -24,14 +24,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use http::Method;
-use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::latency_histogram;
+use super::istio::{IstioEdge, IstioFamilies, IstioRequest, Peer};
+use super::{latency_histogram, SharedLabels, GRPC_STATUSES};
 use crate::config::ServiceRef;
 use crate::error::ErrorKind;
 use crate::spiffe::SpiffeId;
@@ -51,13 +52,6 @@ const METHODS: [&str; 10] = [
 pub(super) const CODES: [u16; 28] = [
     200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 412, 413,
     415, 422, 429, 431, 500, 501, 502, 503, 504,
-];
-
-/// gRPC status codes as labels: OK (0) to UNAUTHENTICATED (16), then `other` for
-/// any value outside them.
-const GRPC_STATUSES: [&str; 18] = [
-    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
-    "other",
 ];
 
 /// The index in [`GRPC_STATUSES`] of a `grpc-status` value: its decimal code if it is
@@ -200,6 +194,16 @@ impl End {
         }
     }
 
+    /// This end as Istio's labels name it, with its verified `identity` (or "").
+    fn peer<'a>(&'a self, identity: &'a str) -> Peer<'a> {
+        Peer {
+            namespace: &self.namespace,
+            service: &self.service,
+            version: &self.version,
+            principal: identity,
+        }
+    }
+
     fn of(service: Option<&ServiceRef>) -> Self {
         service.map_or_else(Self::unknown, |service| Self {
             namespace: Arc::from(service.namespace.as_str()),
@@ -246,14 +250,7 @@ impl EdgeLabels {
 }
 
 /// An edge's labels, shared by every series of the edge.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct Edge(Arc<EdgeLabels>);
-
-impl EncodeLabelSet for Edge {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(encoder)
-    }
-}
+type Edge = SharedLabels<EdgeLabels>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RequestLabels {
@@ -280,6 +277,8 @@ pub struct EdgeFamilies {
     grpc: Family<GrpcLabels, Counter>,
     tcp: Arc<TcpFamilies>,
     events: Arc<[Family<Edge, Counter>; EVENTS.len()]>,
+    /// Istio's families, when the bootstrap asks for them.
+    istio: Option<Arc<IstioFamilies>>,
 }
 
 /// The connection families of every edge.
@@ -301,11 +300,15 @@ impl EdgeFamilies {
             grpc: Family::default(),
             tcp: Arc::default(),
             events: Arc::default(),
+            istio: None,
         }
     }
 
-    /// Registers the families in `registry`.
-    pub(super) fn register(&self, registry: &mut Registry) {
+    /// Registers the families in `registry`, and Istio's too if `istio`.
+    pub(super) fn register(&mut self, registry: &mut Registry, istio: bool) {
+        if istio {
+            self.istio = Some(Arc::new(IstioFamilies::register(registry)));
+        }
         registry.register(
             "http_server_request_duration_seconds",
             "Inbound requests: time from receiving one to sending its response headers, \
@@ -376,14 +379,23 @@ impl EdgeFamilies {
             Direction::Inbound => self.server.clone(),
             Direction::Outbound => self.client.clone(),
         };
+        let istio = self.istio.as_ref().map(|families| {
+            families.edge(
+                direction == Direction::Inbound,
+                source.peer(identity),
+                destination.peer(""),
+                mtls,
+            )
+        });
         let labels = EdgeLabels::new(direction, source, identity, destination, mtls);
         Arc::new(EdgeRequests {
+            istio,
             family,
             grpc: self.grpc.clone(),
             tcp_families: Arc::clone(&self.tcp),
             event_families: Arc::clone(&self.events),
             events: Default::default(),
-            edge: Edge(Arc::new(labels)),
+            edge: Edge::new(labels),
             slots: OnceLock::new(),
             grpc_slots: OnceLock::new(),
             tcp: OnceLock::new(),
@@ -444,6 +456,8 @@ pub struct EdgeRequests {
     event_families: Arc<[Family<Edge, Counter>; EVENTS.len()]>,
     /// A handle per [`EdgeEvent`], resolved on its first count.
     events: [OnceLock<Counter>; EVENTS.len()],
+    /// The edge's Istio series, when the bootstrap asks for them.
+    istio: Option<Arc<IstioEdge>>,
 }
 
 /// One edge's connection handles.
@@ -512,6 +526,19 @@ impl EdgeRequests {
             .inc();
     }
 
+    /// A request to count in Istio's families (when they are on) once it is dropped:
+    /// answered `status` after `seconds`, failed by the proxy for `error` (its reason).
+    pub fn istio_request(
+        &self,
+        status: u16,
+        seconds: f64,
+        error: Option<&str>,
+    ) -> Option<IstioRequest> {
+        let edge = self.istio.as_ref()?;
+        let flags = super::istio::response_flags(error);
+        Some(IstioRequest::new(Arc::clone(edge), status, seconds, flags))
+    }
+
     /// The service the edge goes to, as labelled (`unknown` if the snapshot does not
     /// name it).
     pub fn destination_service(&self) -> &str {
@@ -549,6 +576,16 @@ impl EdgeRequests {
             closed: tcp.closed.clone(),
             open: tcp.open.clone(),
         }
+    }
+
+    /// Counts a TCP listener's connection opened on this edge, as
+    /// [`tcp_opened`](Self::tcp_opened), and in Istio's `istio_tcp_*` when they are on.
+    pub fn tcp_stream_opened(&self) -> TcpConnection {
+        let connection = self.tcp_opened();
+        if let (Some(istio), Some(tcp)) = (&self.istio, self.tcp.get()) {
+            istio.tcp(&tcp.opened, &tcp.closed, &tcp.read, &tcp.written);
+        }
+        connection
     }
 
     fn slots(&self) -> &[OnceLock<Histogram>] {
