@@ -65,6 +65,7 @@ class TapParams:
     direction: str | None = None
     max_rps: int = 10
     headers: bool = False
+    bodies: bool = False
     duration_s: int = 60
 
     def query(self, instances: int) -> dict[str, str]:
@@ -73,6 +74,7 @@ class TapParams:
             "max_rps": str(per_instance_rps(self.max_rps, instances)),
             "duration": str(self.duration_s),
             "headers": "1" if self.headers else "0",
+            "bodies": "1" if self.bodies else "0",
         }
         for key, value in (
             ("path", self.path),

@@ -102,7 +102,10 @@ def test_tap_shows_requests_with_identity_and_never_credentials(
     common = ("tap", "cart", "--direction", "inbound", "--headers", "--duration", "5s")
     as_json = _spawn(server, *common, "-o", "json", "--max-rps", "100")
     as_lines = _spawn(server, *common)
-    early = {"json": _tapping(as_json), "lines": _tapping(as_lines)}
+    bodies = _spawn(
+        server, "tap", "cart", "--path", "/orders", "--bodies", "--duration", "5s", "-o", "json"
+    )
+    early = {"json": _tapping(as_json), "lines": _tapping(as_lines), "bodies": _tapping(bodies)}
     with httpx.Client(timeout=10) as client:
         first = client.get(
             f"{outbound}/items/1?q=1",
@@ -116,10 +119,23 @@ def test_tap_shows_requests_with_identity_and_never_credentials(
             },
         )
         assert first.status_code == 200
-        second = client.post(f"{outbound}/orders", headers={"host": "cart"}, content=b"{}")
+        order = b'{"items": "' + b"x" * 5000 + b'"}'
+        second = client.post(f"{outbound}/orders", headers={"host": "cart"}, content=order)
         assert second.status_code == 200
     out, err = _finish(as_json, early["json"])
     lines_out, lines_err = _finish(as_lines, early["lines"])
+    bodies_out, _ = _finish(bodies, early["bodies"])
+    # --bodies: the first 4 KiB of the request's body and all of the (short) response's.
+    [with_bodies] = [json.loads(line) for line in bodies_out.splitlines()]
+    assert with_bodies["path"] == "/orders"
+    assert with_bodies["request_body"] == {
+        "text": order[:4096].decode(),
+        "bytes": len(order),
+        "truncated": True,
+    }
+    assert with_bodies["response_body"]["truncated"] is False
+    assert with_bodies["response_body"]["bytes"] == len(second.content)
+    assert json.loads(with_bodies["response_body"]["text"]) == second.json()
     for text in (out, err, lines_out, lines_err):
         assert SECRET not in text
     events = [json.loads(line) for line in out.splitlines()]
@@ -129,6 +145,7 @@ def test_tap_shows_requests_with_identity_and_never_credentials(
     ]
     get = events[0]
     for event in events:
+        assert "request_body" not in event, "bodies only for a tap that asks"
         assert event["direction"] == "inbound"
         assert event["source_identity"] == LOADGEN
         assert event["authority"] == "cart"

@@ -52,6 +52,7 @@ def test_params_query_splits_the_rate() -> None:
         "max_rps": "3",
         "duration": "5",
         "headers": "1",
+        "bodies": "0",
         "path": "/api",
         "method": "GET",
     }

@@ -55,6 +55,8 @@ def _params(
     max_rps: int,
     headers: bool,
     duration: str,
+    *,
+    bodies: bool = False,
 ) -> dict[str, str]:
     """The query of ``/api/v1/tap``; a bad argument exits 2 saying which and why."""
     check_names({"SERVICE": service, "--namespace": namespace})
@@ -73,6 +75,7 @@ def _params(
         "direction": direction,
         "max_rps": str(max_rps),
         "headers": "true" if headers else "false",
+        "bodies": "true" if bodies else "false",
         "duration": f"{seconds}s",
     }
     if path is not None:
@@ -124,7 +127,8 @@ def _route(route: Any) -> str:
 
 
 def request_line(event: dict[str, Any]) -> str:
-    """One request on one line, ``key=value`` after the essentials; headers below it."""
+    """One request on one line, ``key=value`` after the essentials; headers and bodies
+    below it."""
     when = time.strftime("%H:%M:%S", time.localtime(float(event.get("time") or 0)))
     fraction = f"{float(event.get('time') or 0) % 1:.3f}"[1:]
     fields = [
@@ -146,6 +150,13 @@ def request_line(event: dict[str, Any]) -> str:
     lines = [" ".join(fields)]
     for name, value in event.get("headers") or []:
         lines.append(f"    {name}: {value}")
+    for side in ("request", "response"):
+        body = event.get(f"{side}_body")
+        if isinstance(body, dict):
+            cut = ", first 4 KiB" if body.get("truncated") else ""
+            lines.append(
+                f"    {side} body ({body.get('bytes', 0)} bytes{cut}): {body.get('text', '')!r}"
+            )
     return "\n".join(lines)
 
 
@@ -174,6 +185,12 @@ def tap(
     headers: bool = typer.Option(
         False, "--headers", help="Show request headers (credentials always [redacted])."
     ),
+    bodies: bool = typer.Option(
+        False,
+        "--bodies",
+        help="Show the first 4 KiB of request and response bodies (not redacted: "
+        "a body is shown as it is).",
+    ),
     duration: str = typer.Option("1m", "--duration", "-d", help="How long: 1s to 10m."),
     output: Format = OUTPUT_OPTION,
     server: str | None = SERVER_OPTION,
@@ -183,12 +200,15 @@ def tap(
 
     One line per request: time, direction, method, authority and path, status, latency,
     the caller's verified identity, the route rule (vhost/rule/match), the cluster and
-    endpoint it went to, and its trace id. Bodies are never shown. -o json prints each
-    event as one JSON line. The totals (events, and those over the rate) go to stderr.
+    endpoint it went to, and its trace id. Bodies are shown only with --bodies (their
+    first 4 KiB). -o json prints each event as one JSON line. The totals (events, and
+    those over the rate) go to stderr.
     """
     if output is Format.YAML:
         refuse("-o: a tap is a stream: table or json")
-    params = _params(service, namespace, path, method, direction, max_rps, headers, duration)
+    params = _params(
+        service, namespace, path, method, direction, max_rps, headers, duration, bodies=bodies
+    )
     seconds = int(params["duration"][:-1])
     for kind, data in _events(Api(server, token), params, seconds):
         if kind == "request":

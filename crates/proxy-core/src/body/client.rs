@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use crate::error::{ErrorKind, ProxyError};
+use crate::telemetry::tap::SharedBodyCopy;
 
 /// A wait that may last at most `limit`: armed when the wait starts, disarmed by
 /// progress. Its sleep is made on the first wait and reused after.
@@ -117,6 +118,8 @@ pub fn client_body_failed(err: BodyError) -> ProxyError {
 pub struct ClientBody {
     inner: Incoming,
     stall: Stall,
+    /// Where its start is copied for a tap that shows bodies.
+    copy: Option<SharedBodyCopy>,
 }
 
 impl ClientBody {
@@ -125,7 +128,14 @@ impl ClientBody {
         Self {
             inner,
             stall: Stall::new(body_progress),
+            copy: None,
         }
+    }
+
+    /// The body, its start copied to `copy` (if any) as it is read.
+    pub fn copied_to(mut self, copy: Option<SharedBodyCopy>) -> Self {
+        self.copy = copy;
+        self
     }
 }
 
@@ -140,6 +150,11 @@ impl Body for ClientBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 self.stall.progressed();
+                if let (Some(copy), Some(Ok(frame))) = (&self.copy, &frame) {
+                    if let Some(data) = frame.data_ref() {
+                        copy.lock().unwrap_or_else(|e| e.into_inner()).keep(data);
+                    }
+                }
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)))
             }
             Poll::Pending => {

@@ -217,8 +217,8 @@ async fn serve_io<I>(
         let conn = Arc::clone(&conn);
         let gate = gate.clone();
         async move {
-            let (response, span) = handle(req, &conn).await;
-            Ok::<_, Infallible>(response.map(|body| GatedBody::new(body.with_span(span), gate)))
+            let (response, end) = handle(req, &conn).await;
+            Ok::<_, Infallible>(response.map(|body| GatedBody::new(body.ending_with(end), gate)))
         }
     });
     match detected {

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 
 use crate::telemetry::metrics::edge::{grpc_status_index, EdgeRequests};
 use crate::telemetry::metrics::istio::IstioRequest;
+use crate::telemetry::tap::PendingTap;
 use crate::telemetry::trace::OpenSpan;
 use crate::upstream::endpoint::Lease;
 
@@ -71,9 +72,9 @@ impl ProxyBody {
         }
     }
 
-    /// This body, carrying `span` (if any) until its last frame is handed over.
-    pub fn with_span(self, span: Option<OpenSpan>) -> SpannedBody {
-        SpannedBody { inner: self, span }
+    /// This body, carrying what ends with it until its last frame is handed over.
+    pub fn ending_with(self, end: BodyEnd) -> SpannedBody {
+        SpannedBody { inner: self, end }
     }
 
     /// A complete body of `bytes`.
@@ -160,12 +161,30 @@ impl Body for ProxyBody {
 /// The header, or trailer, a gRPC response ends with.
 pub static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
-/// A response body and its request's span, which is finished (and exported) when the
-/// body's last frame has been taken, or when the body is dropped before that.
+/// What ends with a response's body: its request's span, finished (and exported)
+/// then, and its tap event, when a tap shows bodies (it copies the body's start).
+#[derive(Debug, Default)]
+pub struct BodyEnd {
+    /// The request's span, if it is kept.
+    pub span: Option<OpenSpan>,
+    /// The request's tap event, waiting for the body.
+    pub tap: Option<PendingTap>,
+}
+
+impl BodyEnd {
+    /// Ends both now: the span is finished, the tap event offered.
+    fn finish(&mut self) {
+        drop(self.span.take());
+        drop(self.tap.take());
+    }
+}
+
+/// A response body and what ends with it ([`BodyEnd`]): when the body's last frame has
+/// been taken, or when the body is dropped before that.
 #[derive(Debug)]
 pub struct SpannedBody {
     inner: ProxyBody,
-    span: Option<OpenSpan>,
+    end: BodyEnd,
 }
 
 impl Body for SpannedBody {
@@ -177,13 +196,18 @@ impl Body for SpannedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Some(tap), Poll::Ready(Some(Ok(frame)))) = (&mut self.end.tap, &polled) {
+            if let Some(data) = frame.data_ref() {
+                tap.keep(data);
+            }
+        }
         let ended = match &polled {
             Poll::Ready(None | Some(Err(_))) => true,
             Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
             Poll::Pending => false,
         };
         if ended {
-            self.span.take();
+            self.end.finish();
         }
         polled
     }

@@ -6,8 +6,11 @@
 //! and a bounded queue that the request path only `try_send`s to: a slow reader
 //! loses events (counted), never slows a request. At most [`MAX_TAPS`] at once.
 //!
-//! Request bodies are never read. Request headers are kept only for a tap that asks,
-//! with the values of credentials (see [`is_sensitive`]) replaced by `[redacted]`.
+//! Request headers are kept only for a tap that asks, with the values of credentials
+//! (see [`is_sensitive`]) replaced by `[redacted]`. Bodies are shown only to a tap
+//! that asks (`bodies`): the first [`MAX_BODY_BYTES`] of the request's and of the
+//! response's, copied as they pass. Such a request's event waits for its response
+//! body to end ([`PendingTap`]); any other is offered when its response starts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,6 +43,11 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 pub const MAX_HEADER_BYTES: usize = 4096;
 /// What a sensitive header's value shows as.
 pub const REDACTED: &str = "[redacted]";
+/// Bytes of a request's body, and of its response's, that a tap asking for bodies sees.
+pub const MAX_BODY_BYTES: usize = 4096;
+/// Requests whose bodies are being copied at once, per proxy (at most 2 MiB of copies);
+/// more are shown without their bodies.
+pub const MAX_BODY_COPIES: usize = 256;
 
 /// Headers whose value is never shown, whatever their name says otherwise.
 const SENSITIVE: &[&str] = &[
@@ -99,6 +107,63 @@ pub fn shown_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         shown.push((name.to_string(), value.into_owned()));
     }
     shown
+}
+
+/// The first [`MAX_BODY_BYTES`] of a body, copied as it passes, and its length so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyCopy {
+    kept: Vec<u8>,
+    seen: u64,
+}
+
+impl BodyCopy {
+    /// Copies what of `data` fits, and counts all of it.
+    pub fn keep(&mut self, data: &[u8]) {
+        let room = MAX_BODY_BYTES.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&data[..data.len().min(room)]);
+        self.seen = self.seen.saturating_add(data.len() as u64);
+    }
+
+    /// As an event shows it: the bytes kept as text (invalid UTF-8 replaced), the body's
+    /// length so far, and whether the text is cut short.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "text": String::from_utf8_lossy(&self.kept),
+            "bytes": self.seen,
+            "truncated": self.seen > self.kept.len() as u64,
+        })
+    }
+}
+
+/// A request body's copy, filled by the client body as it is read.
+pub type SharedBodyCopy = Arc<Mutex<BodyCopy>>;
+
+/// One of the [`MAX_BODY_COPIES`]: a request's body copy, given back when dropped.
+#[derive(Debug)]
+struct BodySlot {
+    copy: SharedBodyCopy,
+    taken: Arc<AtomicUsize>,
+}
+
+impl BodySlot {
+    /// A slot of `taken`, unless all are taken.
+    fn take(taken: &Arc<AtomicUsize>) -> Option<Self> {
+        taken
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_BODY_COPIES).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self {
+            copy: SharedBodyCopy::default(),
+            taken: Arc::clone(taken),
+        })
+    }
+}
+
+impl Drop for BodySlot {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Which way a request goes through the proxy.
@@ -195,6 +260,8 @@ pub struct TapSpec {
     pub max_rps: u32,
     /// Show request headers (redacted).
     pub headers: bool,
+    /// Show the first [`MAX_BODY_BYTES`] of request and response bodies.
+    pub bodies: bool,
     /// When the tap ends.
     pub duration: Duration,
 }
@@ -205,6 +272,7 @@ impl Default for TapSpec {
             filter: TapFilter::default(),
             max_rps: DEFAULT_RPS,
             headers: false,
+            bodies: false,
             duration: DEFAULT_DURATION,
         }
     }
@@ -213,8 +281,8 @@ impl Default for TapSpec {
 impl TapSpec {
     /// A tap from a query string: `path` (a prefix starting with `/`), `method`,
     /// `direction` (`inbound`, `outbound`), `max_rps` (1 to [`MAX_RPS`]), `headers`
-    /// (`1`, `true`, `0`, `false`), `duration` (seconds, 1 to 600). The error says
-    /// which parameter is wrong and why.
+    /// and `bodies` (`1`, `true`, `0`, `false`), `duration` (seconds, 1 to 600). The
+    /// error says which parameter is wrong and why.
     pub fn parse(query: Option<&str>) -> Result<Self, String> {
         let mut spec = Self::default();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -257,13 +325,8 @@ impl TapSpec {
                         .filter(|n| (1..=MAX_RPS).contains(n))
                         .ok_or_else(|| format!("max_rps: {value:?} is not 1 to {MAX_RPS}"))?;
                 }
-                "headers" => {
-                    spec.headers = match value.as_str() {
-                        "1" | "true" => true,
-                        "0" | "false" => false,
-                        _ => return Err(format!("headers: {value:?} is not 1, true, 0 or false")),
-                    };
-                }
+                "headers" => spec.headers = flag(key, &value)?,
+                "bodies" => spec.bodies = flag(key, &value)?,
                 "duration" => {
                     let max = MAX_DURATION.as_secs();
                     let seconds = value
@@ -279,6 +342,15 @@ impl TapSpec {
             }
         }
         Ok(spec)
+    }
+}
+
+/// A yes/no query value: `1`, `true`, `0` or `false`.
+fn flag(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!("{key}: {value:?} is not 1, true, 0 or false")),
     }
 }
 
@@ -344,6 +416,8 @@ pub struct TapEvent {
     pub error: Option<&'static str>,
     /// Request headers, redacted, for a tap that asks.
     pub headers: Option<Arc<[(String, String)]>>,
+    /// The start of the request's and of the response's bodies, for a tap that asks.
+    pub bodies: Option<Arc<(BodyCopy, BodyCopy)>>,
 }
 
 impl TapEvent {
@@ -379,6 +453,10 @@ impl TapEvent {
             let list: Vec<Value> = headers.iter().map(|(n, v)| json!([n, v])).collect();
             object.insert("headers".into(), Value::Array(list));
         }
+        if let (Some(bodies), Some(object)) = (&self.bodies, event.as_object_mut()) {
+            object.insert("request_body".into(), bodies.0.to_json());
+            object.insert("response_body".into(), bodies.1.to_json());
+        }
         event
     }
 }
@@ -394,6 +472,8 @@ pub struct Tapping {
     authority: Option<String>,
     path: String,
     headers: Option<Arc<[(String, String)]>>,
+    /// The request body's copy, for a tap that asks for bodies.
+    request_body: Option<BodySlot>,
     /// The route rule that matched.
     pub route: Option<MatchedAt>,
     /// The cluster planned.
@@ -417,6 +497,43 @@ pub struct Ended {
     pub source_identity: Option<SpiffeId>,
     /// The client's address.
     pub client: IpAddr,
+    /// When its response started.
+    pub responded: Instant,
+}
+
+impl Tapping {
+    /// Where the request body is to be copied as it is read, if a tap wants bodies.
+    pub fn request_body(&self) -> Option<SharedBodyCopy> {
+        self.request_body
+            .as_ref()
+            .map(|slot| Arc::clone(&slot.copy))
+    }
+}
+
+/// A tapped request whose event waits for the end of its response body, because a
+/// tap asked for bodies: the event is offered when this is dropped (the body ended,
+/// or was abandoned).
+#[derive(Debug)]
+pub struct PendingTap {
+    hub: Arc<TapHub>,
+    request: Option<(Box<Tapping>, Ended)>,
+    response_body: BodyCopy,
+}
+
+impl PendingTap {
+    /// Copies what fits of a response body's `data`.
+    pub fn keep(&mut self, data: &[u8]) {
+        self.response_body.keep(data);
+    }
+}
+
+impl Drop for PendingTap {
+    fn drop(&mut self) {
+        if let Some((tapping, ended)) = self.request.take() {
+            let response_body = std::mem::take(&mut self.response_body);
+            self.hub.deliver(tapping, ended, Some(response_body));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -424,6 +541,7 @@ struct Subscriber {
     id: u64,
     filter: TapFilter,
     headers: bool,
+    bodies: bool,
     /// The tap's rate; None for the access log, which takes every request.
     bucket: Option<Mutex<TokenBucket>>,
     queue: mpsc::Sender<TapEvent>,
@@ -449,10 +567,20 @@ impl Subscriber {
         if !self.headers {
             event.headers = None;
         }
+        if !self.bodies {
+            event.bodies = None;
+        }
         if self.queue.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// What a tap shows beyond the request line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shown {
+    headers: bool,
+    bodies: bool,
 }
 
 /// The taps open on one proxy.
@@ -464,6 +592,8 @@ pub struct TapHub {
     /// Serialises opening and closing taps.
     edit: Mutex<()>,
     next_id: AtomicU64,
+    /// Body copies being made (see [`MAX_BODY_COPIES`]).
+    body_copies: Arc<AtomicUsize>,
 }
 
 /// Why a tap cannot be opened.
@@ -494,10 +624,12 @@ impl TapHub {
         let taps = self.taps.load();
         let mut wanted = false;
         let mut headers = false;
+        let mut bodies = false;
         for tap in taps.iter() {
             if tap.filter.matches(req.method(), path, direction) {
                 wanted = true;
                 headers |= tap.headers;
+                bodies |= tap.bodies;
             }
         }
         if !wanted {
@@ -523,6 +655,7 @@ impl TapHub {
             authority,
             path: path.to_string(),
             headers: headers.then(|| shown_headers(req.headers()).into()),
+            request_body: bodies.then(|| BodySlot::take(&self.body_copies)).flatten(),
             route: None,
             cluster: None,
             endpoint: None,
@@ -531,8 +664,21 @@ impl TapHub {
     }
 
     /// Sends a tapped request's event to each open tap that wants it, within its rate;
-    /// never waits.
-    pub fn offer(&self, tapping: Box<Tapping>, ended: Ended) {
+    /// never waits. If a tap wants its bodies, the event waits for the response body:
+    /// the [`PendingTap`] returned is to be fed the body, then dropped.
+    pub fn offer(self: &Arc<Self>, tapping: Box<Tapping>, ended: Ended) -> Option<PendingTap> {
+        if tapping.request_body.is_some() {
+            return Some(PendingTap {
+                hub: Arc::clone(self),
+                request: Some((tapping, ended)),
+                response_body: BodyCopy::default(),
+            });
+        }
+        self.deliver(tapping, ended, None);
+        None
+    }
+
+    fn deliver(&self, tapping: Box<Tapping>, ended: Ended, response_body: Option<BodyCopy>) {
         let now = Instant::now();
         let Tapping {
             started,
@@ -542,11 +688,16 @@ impl TapHub {
             authority,
             path,
             headers,
+            request_body,
             route,
             cluster,
             endpoint,
             trace_id,
         } = *tapping;
+        let bodies = request_body.zip(response_body).map(|(slot, response)| {
+            let request = std::mem::take(&mut *slot.copy.lock().unwrap_or_else(|e| e.into_inner()));
+            Arc::new((request, response))
+        });
         let event = TapEvent {
             at,
             listener: ended.listener,
@@ -555,7 +706,7 @@ impl TapHub {
             authority,
             path,
             status: ended.status,
-            latency: now.saturating_duration_since(started),
+            latency: ended.responded.saturating_duration_since(started),
             source_identity: ended.source_identity,
             client: ended.client,
             route,
@@ -564,6 +715,7 @@ impl TapHub {
             trace_id,
             error: ended.error,
             headers,
+            bodies,
         };
         for tap in self.taps.load().iter() {
             if tap.filter.matches(&event.method, &event.path, direction) {
@@ -575,19 +727,23 @@ impl TapHub {
     /// Opens a tap, unless [`MAX_TAPS`] are open; it closes when dropped.
     pub fn open(self: &Arc<Self>, spec: &TapSpec) -> Result<Tap, TooManyTaps> {
         let bucket = TokenBucket::new(spec.max_rps, Instant::now());
-        self.subscribe(&spec.filter, spec.headers, Some(bucket), QUEUE)
+        let shown = Shown {
+            headers: spec.headers,
+            bodies: spec.bodies,
+        };
+        self.subscribe(&spec.filter, shown, Some(bucket), QUEUE)
     }
 
     /// Opens the access log's tap: every request, no headers, no rate, a queue of
     /// `queue` events; not one of the [`MAX_TAPS`], so never refused.
     pub fn open_log(self: &Arc<Self>, queue: usize) -> Result<Tap, TooManyTaps> {
-        self.subscribe(&TapFilter::default(), false, None, queue)
+        self.subscribe(&TapFilter::default(), Shown::default(), None, queue)
     }
 
     fn subscribe(
         self: &Arc<Self>,
         filter: &TapFilter,
-        headers: bool,
+        shown: Shown,
         bucket: Option<TokenBucket>,
         queue: usize,
     ) -> Result<Tap, TooManyTaps> {
@@ -596,7 +752,8 @@ impl TapHub {
         let subscriber = Arc::new(Subscriber {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             filter: filter.clone(),
-            headers,
+            headers: shown.headers,
+            bodies: shown.bodies,
             bucket: bucket.map(Mutex::new),
             queue,
             dropped: AtomicU64::new(0),

@@ -29,8 +29,9 @@ _EVENTS = """Server-Sent Events: `start` (the instances tapped), `instance` (a s
 tap is open) or `error` (it could not be opened: `instance`, `reason`), `request` (one
 request: `method`, `authority`, `path`, `status`, `latency_ms`, `source_identity`,
 `route`, `cluster`, `endpoint`, `direction`, `trace_id`, `instance`, and `headers` if
-asked, credentials redacted), and a last `end` (`events`, and those `limited` by the
-rate, `dropped` by a slow reader, `failed` instances)."""
+asked, credentials redacted, and `request_body` and `response_body` if asked: `text`,
+their first 4 KiB, `bytes`, their length, and `truncated`), and a last `end` (`events`,
+and those `limited` by the rate, `dropped` by a slow reader, `failed` instances)."""
 
 
 @router.get(
@@ -56,6 +57,13 @@ async def get_tap(
     ] = 10,
     headers: Annotated[
         bool, Query(description="Show request headers (credentials always redacted).")
+    ] = False,
+    bodies: Annotated[
+        bool,
+        Query(
+            description="Show the first 4 KiB of request and response bodies (as they are: "
+            "a body's credentials are not redacted)."
+        ),
     ] = False,
     duration: Annotated[
         str, Query(pattern=DURATION_PATTERN, max_length=32, description="1s to 10m.")
@@ -85,6 +93,7 @@ async def get_tap(
         direction=None if direction == "both" else direction,
         max_rps=max_rps,
         headers=headers,
+        bodies=bodies,
         duration_s=max(1, int(seconds)),
     )
     return StreamingResponse(

@@ -22,13 +22,13 @@ use crate::policy::route::{MatchedAt, RequestView};
 use crate::rng;
 use crate::server::inbound::PeerIdentity;
 use crate::server::listener::{ListenerEdges, ListenerRoute};
-use crate::server::response_body::{ProxyBody, GRPC_STATUS};
+use crate::server::response_body::{BodyEnd, ProxyBody, GRPC_STATUS};
 use crate::spiffe::SpiffeId;
 use crate::telemetry::metrics::edge::{self, EdgeEvent, EdgeRequests};
 use crate::telemetry::metrics::istio::IstioRequest;
-use crate::telemetry::tap::{self, Tapping};
+use crate::telemetry::tap::{self, PendingTap, Tapping};
 use crate::telemetry::trace::span::Kind;
-use crate::telemetry::trace::{context, Facts, OpenSpan, Tracer};
+use crate::telemetry::trace::{context, Facts, Tracer};
 use crate::upstream::cluster::Cluster;
 use crate::upstream::mirror;
 use crate::upstream::tries::{Sent, Tries};
@@ -36,12 +36,13 @@ use crate::upstream::tries::{Sent, Tries};
 /// `x-meshpy-fault: abort`, on responses of an injected abort.
 static X_MESHPY_FAULT: http::HeaderName = http::HeaderName::from_static("x-meshpy-fault");
 
-/// Proxies one request and records its outcome; with tracing, also returns its span
-/// if it is kept, to be finished when the response's body is done with.
+/// Proxies one request and records its outcome; also returns what ends with the
+/// response's body: its span (with tracing, if it is kept) and its tap event (when a
+/// tap shows bodies).
 pub(super) async fn handle(
     mut req: Request<Incoming>,
     conn: &Connection,
-) -> (Response<ProxyBody>, Option<OpenSpan>) {
+) -> (Response<ProxyBody>, BodyEnd) {
     let started = Instant::now();
     let _active = ActiveRequest::new(conn);
     let route = conn.shared.route.load_full();
@@ -99,9 +100,8 @@ pub(super) async fn handle(
     if let Some(routes) = &route.route_requests {
         routes.count(matched, edge.destination_service(), status);
     }
-    if let Some(tapping) = tapping {
-        tap_ended(tapping, conn, route.span_kind, status, error_reason);
-    }
+    let tap =
+        tapping.and_then(|tapping| tap_ended(tapping, conn, route.span_kind, status, error_reason));
     let mut response = response;
     watch_grpc_status(&mut response, edge, istio);
     let span = route
@@ -112,7 +112,7 @@ pub(super) async fn handle(
             facts.status = response.status().as_u16();
             tracer.open(facts)
         });
-    (response, span)
+    (response, BodyEnd { span, tap })
 }
 
 /// Counts a gRPC response's status on `edge` when the response ends: now, if its
@@ -170,7 +170,8 @@ fn tap_direction(kind: Kind) -> tap::Direction {
 }
 
 /// Offers a tapped request's event to the taps: its source is the verified client
-/// inbound, and the proxy's own identity (once it has one) outbound.
+/// inbound, and the proxy's own identity (once it has one) outbound. A tap that
+/// shows bodies gets it once the response body ends: then it is returned pending.
 #[cold]
 fn tap_ended(
     tapping: Box<Tapping>,
@@ -178,7 +179,7 @@ fn tap_ended(
     kind: Kind,
     status: u16,
     error: Option<&'static str>,
-) {
+) -> Option<PendingTap> {
     let source_identity = match kind {
         Kind::Server => conn.peer.as_ref().map(|PeerIdentity(id)| id.clone()),
         Kind::Client => own_identity(conn),
@@ -189,8 +190,9 @@ fn tap_ended(
         error,
         source_identity,
         client: conn.client.ip,
+        responded: Instant::now(),
     };
-    conn.shared.tap.offer(tapping, ended);
+    conn.shared.tap.offer(tapping, ended)
 }
 
 /// What a span needs to know of a request as it arrives: this hop in its trace,
@@ -337,7 +339,8 @@ async fn forward<'r>(
     // Mirrors are rolled first: a copy needs the body read ahead.
     let mirrored = mirror::roll(plan.mirrors);
     let (parts, incoming) = req.into_parts();
-    let incoming = ClientBody::new(incoming, route.timeouts.body_progress);
+    let copy = tapping.as_deref().and_then(Tapping::request_body);
+    let incoming = ClientBody::new(incoming, route.timeouts.body_progress).copied_to(copy);
     let sent = if plan.retry.is_none() && mirrored == 0 {
         // The common case: one try, the body streamed as it comes.
         let req = Request::from_parts(parts, RequestBody::Streaming(incoming));

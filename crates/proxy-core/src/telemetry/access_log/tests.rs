@@ -22,7 +22,7 @@ fn request(path: &str) -> Request<()> {
         .unwrap()
 }
 
-fn end(hub: &TapHub, path: &str, status: u16, error: Option<&'static str>) {
+fn end(hub: &Arc<TapHub>, path: &str, status: u16, error: Option<&'static str>) {
     let tapping = hub
         .arrival(&request(path), Direction::Outbound)
         .expect("the log wants every request");
@@ -32,8 +32,12 @@ fn end(hub: &TapHub, path: &str, status: u16, error: Option<&'static str>) {
         error,
         source_identity: None,
         client: IpAddr::from([127, 0, 0, 1]),
+        responded: std::time::Instant::now(),
     };
-    hub.offer(tapping, ended);
+    assert!(
+        hub.offer(tapping, ended).is_none(),
+        "the log shows no bodies"
+    );
 }
 
 fn lines(text: &str) -> Vec<Value> {

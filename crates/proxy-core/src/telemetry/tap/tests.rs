@@ -199,7 +199,7 @@ fn token_bucket_allows_a_burst_then_the_rate() {
 #[test]
 fn specs_parse_from_queries() {
     let spec = TapSpec::parse(Some(
-        "path=%2Fapi%2Fv1&method=POST&max_rps=5&headers=1&duration=30s&direction=inbound",
+        "path=%2Fapi%2Fv1&method=POST&max_rps=5&headers=1&bodies=true&duration=30s&direction=inbound",
     ))
     .unwrap();
     assert_eq!(
@@ -212,6 +212,7 @@ fn specs_parse_from_queries() {
             },
             max_rps: 5,
             headers: true,
+            bodies: true,
             duration: Duration::from_secs(30),
         }
     );
@@ -229,6 +230,7 @@ fn specs_parse_from_queries() {
         ("max_rps=1001", "max_rps"),
         ("max_rps=x", "max_rps"),
         ("headers=yes", "headers"),
+        ("bodies=2", "bodies"),
         ("duration=0", "duration"),
         ("duration=601", "duration"),
         ("direction=sideways", "direction"),
@@ -281,6 +283,7 @@ fn ended(status: u16) -> Ended {
         error: None,
         source_identity: None,
         client: IpAddr::from([127, 0, 0, 1]),
+        responded: Instant::now(),
     }
 }
 
@@ -322,7 +325,7 @@ fn events_are_filtered_rate_limited_and_headers_only_when_asked() {
     for _ in 0..10 {
         let req = request(Method::GET, "/api/items");
         let tapping = hub.arrival(&req, Direction::Inbound).unwrap();
-        hub.offer(tapping, ended(200));
+        assert!(hub.offer(tapping, ended(200)).is_none());
     }
     let mut seen = 0;
     while let Some(event) = plain.try_event() {
@@ -355,7 +358,7 @@ fn a_full_queue_drops_and_counts_and_taps_are_bounded() {
         let tapping = hub
             .arrival(&request(Method::GET, "/"), Direction::Outbound)
             .unwrap();
-        hub.offer(tapping, ended(503));
+        assert!(hub.offer(tapping, ended(503)).is_none());
     }
     assert_eq!(tap.lost(), (0, 10));
     let mut more: Vec<Tap> = (1..MAX_TAPS)
@@ -364,4 +367,87 @@ fn a_full_queue_drops_and_counts_and_taps_are_bounded() {
     assert_eq!(hub.open(&TapSpec::default()).unwrap_err(), TooManyTaps);
     more.pop();
     assert!(hub.open(&TapSpec::default()).is_ok());
+}
+
+#[test]
+fn a_body_copy_keeps_its_start_and_counts_the_rest() {
+    let mut copy = BodyCopy::default();
+    copy.keep(b"hello ");
+    assert_eq!(
+        copy.to_json(),
+        serde_json::json!({"text": "hello ", "bytes": 6, "truncated": false})
+    );
+    copy.keep(&vec![b'x'; MAX_BODY_BYTES]);
+    copy.keep(b"more");
+    let shown = copy.to_json();
+    assert_eq!(shown["text"].as_str().unwrap().len(), MAX_BODY_BYTES);
+    assert!(shown["text"].as_str().unwrap().starts_with("hello xx"));
+    assert_eq!(shown["bytes"], 6 + MAX_BODY_BYTES as u64 + 4);
+    assert_eq!(shown["truncated"], true);
+    let mut binary = BodyCopy::default();
+    binary.keep(&[0xff, b'a']);
+    assert_eq!(binary.to_json()["text"], "\u{fffd}a");
+}
+
+#[test]
+fn bodies_wait_for_the_response_and_only_their_taps_see_them() {
+    let hub = Arc::new(TapHub::default());
+    let mut plain = hub.open(&TapSpec::default()).unwrap();
+    let mut with_bodies = hub
+        .open(&TapSpec {
+            bodies: true,
+            ..TapSpec::default()
+        })
+        .unwrap();
+    let req = request(Method::POST, "/charge");
+    let tapping = hub.arrival(&req, Direction::Inbound).unwrap();
+    let request_body = tapping.request_body().expect("a tap shows bodies");
+    request_body.lock().unwrap().keep(b"{\"amount\": 5}");
+    let mut pending = hub
+        .offer(tapping, ended(200))
+        .expect("the event waits for the response body");
+    assert!(
+        with_bodies.try_event().is_none(),
+        "offered before the body ended"
+    );
+    pending.keep(b"{\"ok\": ");
+    pending.keep(b"true}");
+    drop(pending);
+    let event = with_bodies.try_event().unwrap().to_json();
+    assert_eq!(event["request_body"]["text"], "{\"amount\": 5}");
+    assert_eq!(event["response_body"]["text"], "{\"ok\": true}");
+    assert_eq!(event["response_body"]["bytes"], 12);
+    let event = plain.try_event().unwrap().to_json();
+    assert!(event.get("request_body").is_none(), "{event}");
+    assert!(event.get("response_body").is_none(), "{event}");
+}
+
+#[test]
+fn body_copies_are_bounded_and_given_back() {
+    let hub = Arc::new(TapHub::default());
+    let _tap = hub
+        .open(&TapSpec {
+            bodies: true,
+            ..TapSpec::default()
+        })
+        .unwrap();
+    let req = request(Method::GET, "/x");
+    let mut copying: Vec<_> = (0..MAX_BODY_COPIES)
+        .map(|_| hub.arrival(&req, Direction::Inbound).unwrap())
+        .collect();
+    assert!(copying.iter().all(|t| t.request_body().is_some()));
+    let over = hub.arrival(&req, Direction::Inbound).unwrap();
+    assert!(over.request_body().is_none(), "shown without its bodies");
+    assert!(hub.offer(over, ended(200)).is_none(), "offered at once");
+    // A request that ends (here, is abandoned) gives its copy back.
+    copying.pop();
+    let next = hub.arrival(&req, Direction::Inbound).unwrap();
+    assert!(next.request_body().is_some());
+    let pending = hub.offer(next, ended(200)).unwrap();
+    drop(pending);
+    assert!(hub
+        .arrival(&req, Direction::Inbound)
+        .unwrap()
+        .request_body()
+        .is_some());
 }
