@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness.baseline import BASELINE, baseline_checks
 from harness.cli import exit_on_sigterm, load_parser, parse_load_args, settings_from
 from harness.common import Json, log
 from harness.envoy_conf import (
@@ -172,10 +173,10 @@ class Sidecar:
 
 
 def make_sidecars(tools: dict[str, str]) -> dict[str, Sidecar]:
-    def meshpy(make: Callable[[Path, Pki, int, int, int], Path]) -> Launcher:
+    def meshpy(make: Callable[[Path, Pki, int, int, int], Path], tool: str = "meshpy") -> Launcher:
         def launch(tmp: Path, pki: Pki, port: int, upstream: int) -> Launch:
             admin = free_port()
-            return meshpy_launch(tools["meshpy"], make(tmp, pki, port, upstream, admin), admin)
+            return meshpy_launch(tools[tool], make(tmp, pki, port, upstream, admin), admin)
 
         return launch
 
@@ -192,6 +193,13 @@ def make_sidecars(tools: dict[str, str]) -> dict[str, Sidecar]:
             meshpy(meshpy_inbound),
             meshpy(meshpy_outbound),
             lambda: meshpy_version(tools["meshpy"]),
+        )
+    if BASELINE in tools:
+        sidecars[BASELINE] = Sidecar(
+            BASELINE,
+            meshpy(meshpy_inbound, BASELINE),
+            meshpy(meshpy_outbound, BASELINE),
+            lambda: meshpy_version(tools[BASELINE]),
         )
     if "envoy" in tools:
         sidecars["envoy"] = Sidecar(
@@ -452,7 +460,7 @@ def report(results: dict[str, Json], meta: Json) -> str:
         "",
         path_table(results, s["rate"]),
     ]
-    parts += goal_section(goal_checks(results))
+    parts += goal_section(goal_checks(results) + baseline_checks(ok_pairs(results)))
     parts += notes_section(mtls_notes(results), "path", meta)
     return "\n".join(parts)
 
@@ -484,7 +492,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
-    tools = install_tools([n for n in args.proxies if n in SIDECARS])
+    tools = install_tools([n for n in args.proxies if n in SIDECARS], args.baseline)
     tools["tlsload"] = ensure_tlsload()
     sidecars = make_sidecars(tools)
     settings = settings_from(args)

@@ -42,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness package
 
+from harness.baseline import BASELINE, baseline_checks
 from harness.cli import exit_on_sigterm, load_parser, parse_load_args, settings_from
 from harness.common import Json, log
 from harness.envoy_conf import envoy_argv, envoy_bootstrap
@@ -144,9 +145,12 @@ class Proxy:
 
 
 def make_proxies(tools: dict[str, str]) -> dict[str, Proxy]:
-    def meshpy(tmp: Path, port: int, backend: int) -> Launch:
-        admin = free_port()
-        return meshpy_launch(tools["meshpy"], meshpy_config(tmp, port, backend, admin), admin)
+    def meshpy_build(tool: str) -> Callable[[Path, int, int], Launch]:
+        def launch(tmp: Path, port: int, backend: int) -> Launch:
+            admin = free_port()
+            return meshpy_launch(tools[tool], meshpy_config(tmp, port, backend, admin), admin)
+
+        return launch
 
     def envoy(tmp: Path, port: int, backend: int) -> Launch:
         return Launch(envoy_argv(tools["envoy"], envoy_bootstrap(tmp, port, backend)))
@@ -162,13 +166,17 @@ def make_proxies(tools: dict[str, str]) -> dict[str, Proxy]:
     def version(name: str) -> Callable[[], str]:
         return lambda: program_version(name, tools[name])
 
-    return {
-        "meshpy": Proxy("meshpy", meshpy, lambda: meshpy_version(tools["meshpy"])),
+    proxies = {
+        "meshpy": Proxy("meshpy", meshpy_build("meshpy"), lambda: meshpy_version(tools["meshpy"])),
         "envoy": Proxy("envoy", envoy, version("envoy")),
         "nginx": Proxy("nginx", nginx, version("nginx")),
         "haproxy": Proxy("haproxy", haproxy, version("haproxy")),
         "direct": Proxy("direct", None, lambda: "-"),
     }
+    if BASELINE in tools:
+        baseline = meshpy_build(BASELINE)
+        proxies[BASELINE] = Proxy(BASELINE, baseline, lambda: meshpy_version(tools[BASELINE]))
+    return proxies
 
 
 # ---------------------------------------------------------------------------
@@ -308,7 +316,7 @@ def report(results: dict[str, Json], meta: Json) -> str:
         "",
         ratios_table(results),
     ]
-    parts += goal_section(goal_checks(results))
+    parts += goal_section(goal_checks(results) + baseline_checks(ok_runs(results)))
     parts += notes_section(notes(results), "proxy")
     return "\n".join(parts)
 
@@ -333,7 +341,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
-    tools = install_tools(args.proxies)
+    tools = install_tools(args.proxies, args.baseline)
     proxies = make_proxies(tools)
     settings = settings_from(args)
     versions = {n: proxies[n].version() for n in args.proxies if n != "direct"}

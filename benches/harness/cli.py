@@ -7,6 +7,7 @@ import signal
 from collections.abc import Sequence
 from types import FrameType
 
+from harness.baseline import BASELINE
 from harness.measure import Settings
 
 
@@ -28,6 +29,12 @@ def load_parser(
     add("--proxy-cpu", type=int, default=0, help=cpu)
     add("--load-cpu", type=int, default=1, help="core for backend and load")
     add_max_wait_idle(p, "measurement")
+    add(
+        "--baseline",
+        metavar="MESHPY",
+        help="another build's meshpy executable, run beside this one (same configs) as "
+        f"the target {BASELINE!r}, to measure what a change costs",
+    )
     add("--quick", action="store_true", help="smoke test: 1 round, short runs")
     add("--write-readme", action="store_true", help=readme)
     add("--keep-tmp", action="store_true", help=keep)
@@ -60,7 +67,10 @@ def parse_load_args(
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.latency_duration = 1, 5.0, 1.0, 5.0
-    args.proxies = names(args.proxies, targets, p, "proxies")
+    known = [*targets, BASELINE] if args.baseline else list(targets)
+    args.proxies = names(args.proxies, known, p, "proxies")
+    if args.baseline and BASELINE not in args.proxies:
+        args.proxies.append(BASELINE)
     return args
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from harness.baseline import BASELINE
 from harness.common import run_quiet
 from harness.paths import GO_TOOLS_BIN, REPO
 
@@ -66,8 +67,9 @@ def find_meshpy() -> str | None:
     return str(venv_exe) if venv_exe.exists() else shutil.which("meshpy")
 
 
-def install_tools(names: list[str]) -> dict[str, str]:
-    """The load side's tools, and Envoy and meshpy if `names` has them; exits if one is missing."""
+def install_tools(names: list[str], baseline: str | None = None) -> dict[str, str]:
+    """The load side's tools, and Envoy and meshpy if `names` has them (and the `baseline`
+    build's meshpy); exits if one is missing."""
     tools = find_apt_tools()
     tools["fortio"] = find_fortio()
     if "envoy" in names:
@@ -80,4 +82,8 @@ def install_tools(names: list[str]) -> dict[str, str]:
                 "or leave it out with --proxies envoy,nginx,haproxy,direct"
             )
         tools["meshpy"] = exe
+    if baseline is not None:
+        if not os.access(baseline, os.X_OK):
+            sys.exit(f"--baseline {baseline}: not an executable (another build's .venv/bin/meshpy)")
+        tools[BASELINE] = baseline
     return tools

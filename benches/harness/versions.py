@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.common import Json, first_match, run_quiet
-from harness.paths import REPO
 
 # Per program: the flag that prints its version, and the pattern that finds it there.
 VERSION_FLAGS = {
@@ -51,10 +50,12 @@ def load_versions(tools: dict[str, str]) -> dict[str, str]:
 
 
 def meshpy_version(exe: str) -> str:
+    """Its version, and the commit of the checkout it runs from (a `.venv` in it)."""
     ver = version_of([exe, "--version"], r"(\d+\.\d+\.\d+\S*)")
-    rev = run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    checkout = str(Path(exe).parent)
+    rev = run_quiet(["git", "-C", checkout, "rev-parse", "--short", "HEAD"])
     if rev.returncode == 0:
-        status = ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]
+        status = ["git", "-C", checkout, "status", "--porcelain", "--untracked-files=no"]
         dirty = "+dirty" if run_quiet(status).stdout.strip() else ""
         ver += f" (git {rev.stdout.strip()}{dirty})"
     return ver
