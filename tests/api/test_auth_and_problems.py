@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -114,3 +115,25 @@ def test_health_and_metrics(api: LiveServer) -> None:
         'meshpy_api_requests_total{method="GET",route="/api/v1/services",status="401"} 1.0' in text
     )
     assert "http_server_request_duration_seconds_bucket" in text
+
+
+def _sample(template: str) -> str:
+    """A path an OpenAPI path template takes: each parameter ``sample-1``."""
+    return re.sub(r"\{[^}]+\}", "sample-1", template)
+
+
+def test_405_names_every_method_the_path_takes(api: LiveServer) -> None:
+    """A method no route takes gets 405 with an ``Allow`` of every method that the
+    published schema gives the path."""
+    paths: dict[str, dict[str, object]] = api.admin.get("/openapi.json").json()["paths"]
+    for template in paths:
+        path = _sample(template)
+        expected = sorted(
+            method.upper() for other in paths if _sample(other) == path for method in paths[other]
+        )
+        answer = api.admin.request("OPTIONS", path)
+        assert answer.status_code == 405, (path, answer.text)
+        assert answer.headers["allow"] == ", ".join(expected), path
+    # The case that named one method of three.
+    route = api.admin.request("OPTIONS", "/api/v1/namespaces/default/httproutes/x")
+    assert route.headers["allow"] == "DELETE, GET, PUT"

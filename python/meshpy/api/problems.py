@@ -15,7 +15,9 @@ tells nothing internal) to that shape, all in this one module.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -147,6 +149,26 @@ def response(request: Request, problem: ProblemError) -> JSONResponse:
     )
 
 
+@functools.cache
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """An OpenAPI path template (``/a/{b}``) as a regex of the paths it takes."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method that the published schema of ``app`` gives ``path``, sorted."""
+    paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
+    return sorted(
+        {
+            method.upper()
+            for template, operations in paths.items()
+            if _template_pattern(template).fullmatch(path)
+            for method in operations
+        }
+    )
+
+
 def install(app: FastAPI) -> None:
     """Make every error of ``app`` a problem document."""
 
@@ -160,7 +182,11 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if exc.detail and exc.detail != phrase else None
         if exc.status_code == 404 and detail is None:
             detail = f"no such path: {request.url.path}"
-        problem = ProblemError(exc.status_code, detail, headers=dict(exc.headers or {}) or None)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := _allowed_methods(app, request.scope["path"])):
+            # Starlette names the methods of the first route of the path only.
+            headers["Allow"] = ", ".join(allowed)
+        problem = ProblemError(exc.status_code, detail, headers=headers or None)
         return response(request, problem)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
