@@ -356,5 +356,11 @@ def test_demo_rolls_the_failing_canary_back_and_shows_mtls_on_every_hop(
     traces = re.findall(r"^    ([0-9a-f]{32}) +[\d.]+ms +(\d+) spans across (.*)$", summary, re.M)
     assert len(traces) == 3, summary
     for _, spans, services in traces:
-        assert int(spans) >= 6, summary  # a client and a server span per hop
-        assert services.startswith("cart, loadgen, payment, recommendation"), summary
+        if services.endswith(", failed"):
+            # A checkout that payment v2 failed may end there (loadgen -> cart -> payment),
+            # and may be among the slowest.
+            assert int(spans) >= 4, summary
+            assert services.startswith("cart, loadgen, payment"), summary
+        else:
+            assert int(spans) >= 6, summary  # a client and a server span per hop
+            assert services.startswith("cart, loadgen, payment, recommendation"), summary
