@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import socket
 import socketserver
@@ -235,9 +236,15 @@ def start_h2c_backend(name: str) -> HttpBackend:
     return backend
 
 
+_HELD_PORTS: list[socket.socket] = []
+atexit.register(lambda: [sock.close() for sock in _HELD_PORTS])
+
+
 def closed_port() -> str:
-    """Return ``127.0.0.1:port`` where nothing listens (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"127.0.0.1:{port}"
+    """Return ``127.0.0.1:port`` where nothing listens, and nothing will while the tests
+    run: this process keeps the port bound without listening (so connections to it are
+    refused), and no other process (a test run alongside) can bind it meanwhile."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(sock)
+    return f"127.0.0.1:{sock.getsockname()[1]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from meshpy.sidecar.health import HealthCheck, probe
+from tests.integration.backends import closed_port
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -31,17 +31,11 @@ def app_port() -> Iterator[int]:
     server.server_close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_probes(app_port: int) -> None:
     assert probe(app_port, None, 1.0)
     assert probe(app_port, "/healthz", 1.0)
     assert not probe(app_port, "/broken", 1.0)  # 503
-    assert not probe(_closed_port(), None, 1.0)
+    assert not probe(int(closed_port().rsplit(":", 1)[1]), None, 1.0)
 
 
 def test_verdicts_flip_and_are_reported_at_once(app_port: int) -> None:
