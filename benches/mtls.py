@@ -478,6 +478,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         cpu="core for both sidecars",
         readme="rewrite the README's mTLS results",
         keep="keep the certificates, configs and logs",
+        baseline=True,
     )
     add = p.add_argument
     add("--handshake-duration", type=float, default=10.0, help="seconds per handshake round")

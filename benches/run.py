@@ -334,6 +334,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         cpu="core for the proxy",
         readme="rewrite the README results",
         keep="keep the configs and logs",
+        baseline=True,
     )
     return parse_load_args(p, argv, ALL_PROXIES)
 

@@ -12,10 +12,18 @@ from harness.measure import Settings
 
 
 def load_parser(
-    description: str, targets: Sequence[str], *, rounds: str, cpu: str, readme: str, keep: str
+    description: str,
+    targets: Sequence[str],
+    *,
+    rounds: str,
+    cpu: str,
+    readme: str,
+    keep: str,
+    baseline: bool = False,
 ) -> argparse.ArgumentParser:
     """The options every proxy benchmark takes (targets, wrk and fortio settings, cores,
-    quick runs, README and temporary files); a script adds its own after these."""
+    quick runs, README and temporary files, and ``--baseline`` for a script that runs
+    another build); a script adds its own after these."""
     p = argparse.ArgumentParser(description=description)
     add = p.add_argument
     add("--proxies", default=",".join(targets), help="comma-separated subset of %(default)s")
@@ -29,12 +37,13 @@ def load_parser(
     add("--proxy-cpu", type=int, default=0, help=cpu)
     add("--load-cpu", type=int, default=1, help="core for backend and load")
     add_max_wait_idle(p, "measurement")
-    add(
-        "--baseline",
-        metavar="MESHPY",
-        help="another build's meshpy executable, run beside this one (same configs) as "
-        f"the target {BASELINE!r}, to measure what a change costs",
-    )
+    if baseline:
+        add(
+            "--baseline",
+            metavar="MESHPY",
+            help="another build's meshpy executable, run beside this one (same configs) as "
+            f"the target {BASELINE!r}, to measure what a change costs",
+        )
     add("--quick", action="store_true", help="smoke test: 1 round, short runs")
     add("--write-readme", action="store_true", help=readme)
     add("--keep-tmp", action="store_true", help=keep)
@@ -67,9 +76,10 @@ def parse_load_args(
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.latency_duration = 1, 5.0, 1.0, 5.0
-    known = [*targets, BASELINE] if args.baseline else list(targets)
+    baseline = getattr(args, "baseline", None)
+    known = [*targets, BASELINE] if baseline else list(targets)
     args.proxies = names(args.proxies, known, p, "proxies")
-    if args.baseline and BASELINE not in args.proxies:
+    if baseline and BASELINE not in args.proxies:
         args.proxies.append(BASELINE)
     return args
 
