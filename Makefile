@@ -154,8 +154,9 @@ test-db: ## start PostgreSQL 15 (apt-get install if missing), create the test ro
 	@bash scripts/test-postgres.sh $(PG_ROLE) $(PG_PASSWORD) $(PG_DB)
 
 # Most tests wait on processes and sockets: they run PYTEST_WORKERS test files at a time.
-# Then those marked `alone` (the attack suites, and tests that judge timing or failed
-# requests under load) run one at a time, with nothing else on the machine.
+# Then those marked `alone` (the attack suites, tests that judge timing or failed requests
+# under load, and tests that restart a process on its old port) run one at a time, with
+# nothing else on the machine.
 PYTEST_WORKERS ?= 3
 test-python: test-db go-tools ## pytest tests, in parallel, then the `alone` ones (PYTEST_ARGS="-k reload -x" to narrow); no tests run is a failure
 	@rc1=0; rc2=0; \

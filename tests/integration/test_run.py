@@ -179,6 +179,7 @@ def test_sigterm_stops_the_app_and_leaves_nothing(start_sidecar: StartSidecar) -
     assert order == ["meshpy sidecar: draining for up to 10s", "meshpy sidecar: stopped"]
 
 
+@pytest.mark.alone
 def test_a_sidecar_restarted_while_the_control_plane_is_down_serves_from_saved_state(
     tmp_path: Path, server: ServerProcess, start_sidecar: StartSidecar
 ) -> None:

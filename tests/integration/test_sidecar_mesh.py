@@ -271,6 +271,7 @@ def test_certificates_and_the_root_rotate_under_load_without_a_failed_request(
     assert bundle["roots"][0]["fingerprint_sha256"] != first["roots"][0]["fingerprint_sha256"]
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(180)
 def test_sidecars_keep_serving_while_the_ca_is_down_and_recover(
     start_mesh: StartMesh, start_server: StartServer
